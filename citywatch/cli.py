@@ -1,0 +1,30 @@
+"""The ``citywatch`` command: wiring only; each sub-command lives in its own module."""
+
+import logging
+
+import typer
+from rich.logging import RichHandler
+
+app = typer.Typer(
+    name="citywatch",
+    help="Telemetry and outage alerts for Hanoi's telecom street cabinets and cable routes.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _setup(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,216 @@
+"""Private Mosquitto and InfluxDB servers on free loopback ports.
+
+Used by the test suite (each test session gets its own isolated servers) and by
+``citywatch run``/``demo`` when no broker or database is configured. Each server lives in
+a temporary directory that holds its config and data, and can be stopped and started
+again on the same port and data (for fault tests: a database that goes away and comes back).
+"""
+
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A local server could not be found, started or reached."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_binary(binary: str, package: str, fallback: str) -> str:
+    """The path of a server binary (``/usr/sbin`` is often not on a user's PATH)."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    if Path(fallback).exists():
+        return fallback
+    raise ServiceError(
+        f"{binary} not found; install it with `apt-get install -y {package}` "
+        "(`make setup` does this)"
+    )
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _LocalServer:
+    """A child process with a temporary home; subclasses say how to configure and probe it."""
+
+    name = "server"
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._own_root = root is None
+        self.root = root or Path(tempfile.mkdtemp(prefix=f"citywatch-{self.name}-"))
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path = self.root / f"{self.name}.log"
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server (again) on its port and data; return once it answers."""
+        if self.running:
+            return
+        with self._log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                self._command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.root
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with {self._proc.returncode}: {self.log_tail()}"
+                )
+            if self._ready():
+                log.info("%s listening on 127.0.0.1:%d (%s)", self.name, self.port, self.root)
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"{self.name} did not answer within {timeout} s: {self.log_tail()}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (SIGTERM, or SIGKILL with ``kill``); its data stays."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            if kill:
+                self._proc.kill()
+            else:
+                self._proc.terminate()
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def close(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalMosquitto(_LocalServer):
+    """A private Mosquitto 2 broker: anonymous, loopback only, persistent sessions on disk."""
+
+    name = "mosquitto"
+
+    def __init__(self, root: Path | None = None, *, extra_config: str = "") -> None:
+        super().__init__(root)
+        self.extra_config = extra_config
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        conf = self.root / "mosquitto.conf"
+        data = self.root / "data"
+        data.mkdir(exist_ok=True)
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {data}/\n"
+            "autosave_interval 1\n"
+            # Room for a large backlog of a stopped persistent subscriber (benchmarks).
+            "max_queued_messages 2000000\n"
+            "max_queued_bytes 0\n"
+            "max_inflight_messages 0\n"
+            "log_type error\nlog_type warning\n"
+            f"{self.extra_config}\n"
+        )
+        return [find_binary("mosquitto", "mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)]
+
+    def _ready(self) -> bool:
+        return _port_open(self.port)
+
+
+class LocalInfluxd(_LocalServer):
+    """A private InfluxDB 1.x server serving the v1 HTTP API (``/write``, ``/query``, ``/ping``)."""
+
+    name = "influxd"
+
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__(root)
+        self.rpc_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        conf = self.root / "influxdb.conf"
+        conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            "[meta]\n"
+            f'  dir = "{self.root}/meta"\n'
+            "  logging-enabled = false\n"
+            "[data]\n"
+            f'  dir = "{self.root}/data"\n'
+            f'  wal-dir = "{self.root}/wal"\n'
+            "  query-log-enabled = false\n"
+            '  index-version = "inmem"\n'
+            "[monitor]\n"
+            "  store-enabled = false\n"
+            "[http]\n"
+            f'  bind-address = "127.0.0.1:{self.port}"\n'
+            "  log-enabled = false\n"
+            "  max-body-size = 0\n"
+            "[continuous_queries]\n"
+            "  enabled = false\n"
+        )
+        return [find_binary("influxd", "influxdb", "/usr/bin/influxd"), "run", "-config", str(conf)]
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False

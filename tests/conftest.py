@@ -1,0 +1,78 @@
+"""Shared fixtures: real Mosquitto and influxd servers, private to the test session.
+
+Every test under ``tests/integration`` is marked ``integration``, every other test
+``unit``. Set ``CITYWATCH_TEST_BROKER=mqtt://HOST:PORT`` or
+``CITYWATCH_TEST_INFLUX=http://HOST:PORT`` to use an already-running server instead of a
+private one (tests that stop and start servers then skip).
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from citywatch.local_services import LocalInfluxd, LocalMosquitto
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    integration_dir = Path(__file__).parent / "integration"
+    for item in items:
+        if integration_dir in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server listens, and the server itself when the tests own it."""
+
+    url: str
+    server: LocalMosquitto | LocalInfluxd | None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        port = urlsplit(self.url).port
+        assert port is not None
+        return port
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Endpoint]:
+    """A Mosquitto broker shared by the session (or ``CITYWATCH_TEST_BROKER``)."""
+    if url := os.environ.get("CITYWATCH_TEST_BROKER"):
+        yield Endpoint(url, None)
+        return
+    with LocalMosquitto() as server:
+        yield Endpoint(server.url, server)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[LocalMosquitto]:
+    """A broker only this test uses; it may stop and restart it."""
+    with LocalMosquitto() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def influx() -> Iterator[Endpoint]:
+    """An influxd shared by the session (or ``CITYWATCH_TEST_INFLUX``)."""
+    if url := os.environ.get("CITYWATCH_TEST_INFLUX"):
+        yield Endpoint(url, None)
+        return
+    with LocalInfluxd() as server:
+        yield Endpoint(server.url, server)
+
+
+@pytest.fixture
+def own_influx() -> Iterator[LocalInfluxd]:
+    """An influxd only this test uses; it may stop and restart it."""
+    with LocalInfluxd() as server:
+        yield server
