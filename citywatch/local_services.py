@@ -7,6 +7,7 @@ again on the same port and data (for fault tests: a database that goes away and 
 """
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -164,6 +165,9 @@ class LocalMosquitto(_LocalServer):
             "max_queued_bytes 0\n"
             "max_inflight_messages 0\n"
             "log_type error\nlog_type warning\n"
+            # Started as root, Mosquitto drops to the `mosquitto` user, which cannot read
+            # our private temporary directory; keep the invoking user instead.
+            f"{'user root' if os.geteuid() == 0 else ''}\n"
             f"{self.extra_config}\n"
         )
         return [find_binary("mosquitto", "mosquitto", "/usr/sbin/mosquitto"), "-c", str(conf)]
