@@ -1,1 +1,50 @@
-"""citywatch: alerts."""
+"""citywatch alerts: detections become alerts with a lifecycle, a store, and notifiers.
+
+Layers (import only what you need; this package imports ``telemetry`` and
+``anomaly.events`` only):
+
+- :mod:`alerts.model` — value types. ``Alert`` (what the API serves: id, type, ward,
+  device, metric, severity, state ``pending|active|cleared``, acknowledged(_by/_at),
+  assignee, opened_at, raised_at, last_seen, cleared_at, started_at, count, peak_score,
+  last_score, value, explanation, incident, incident_root, silenced, flapping,
+  escalated_at), ``AlertChange`` (one timeline entry / change-feed event: id, alert_id,
+  kind, at_ms, detail, actor, notify, ward, alert), ``AlertDetail`` (alert + timeline +
+  comments), ``Incident`` (+ children ids), ``Silence``, ``ApiKey`` (id, name, role
+  ``noc|crew|admin``, wards), ``Delivery``. All times are epoch milliseconds.
+- :mod:`alerts.lifecycle` — the pure state machine (no I/O, time passed in);
+  :mod:`alerts.policy` — its settings (pending, keep-firing, raise/clear scores per type,
+  flapping window, escalation, reminders); :mod:`alerts.correlation` — incident scopes
+  and the ``DeviceDirectory`` callable (device id → ``DeviceLocation(ward, route,
+  position)`` or ``None``).
+- :mod:`alerts.store` — ``AlertStore`` (SQLAlchemy async; SQLite WAL or PostgreSQL)::
+
+      store = await AlertStore.open("sqlite+aiosqlite:///var/citywatch/alerts.db",
+                                    policy=Policy(), directory=lookup)  # migrates to head
+      changes = await store.apply_detections(detections)   # -> list[AlertChange]
+      changes = await store.tick()                         # call every few seconds
+      await store.acknowledge(alert_id, actor) / unacknowledge / assign(id, crew|None,
+            actor) / comment(id, text, actor) / resolve(id, actor, note)
+      page = await store.list_alerts(AlertFilter(state=..., severity=..., ward=...,
+            wards=[...], device=..., type=..., since=..., until=...), skip, limit)
+      # page.data: list[Alert], page.count: total matches
+      detail = await store.get_alert(alert_id)             # NotFoundError if absent
+      await store.list_incidents(open_only=, ward=, wards=, skip=, limit=)
+      await store.get_incident(id)
+      await store.create_silence(starts_at=, ends_at=, ward=, device=, type=, comment=,
+            created_by=) / get_silence / list_silences(active_at=) / delete_silence
+      api_key, secret = await store.create_api_key(role, wards, name)
+      await store.verify_api_key(secret) -> ApiKey | None ; list_api_keys ; revoke_api_key
+      await store.changes_since(last_event_id, wards=None, limit=500)  # SSE resume
+      await store.last_change_id()
+      await store.record_delivery(...) / list_deliveries(alert_id=, skip=, limit=)
+      await store.ping() ; await store.close()
+
+  Errors: ``NotFoundError`` (404), ``lifecycle.TransitionError`` (409: e.g. already
+  acknowledged), ``ValueError`` (422: bad paging, silence or key arguments).
+  Every write returns the ``AlertChange`` list it caused, with ids and the alert after
+  the change; pass it to :class:`alerts.notify.Dispatcher` (broadcast + notifiers).
+- :mod:`alerts.notify` — ``Broadcaster`` (in-process, per-subscriber bounded queues, ward
+  filter; for SSE), ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``),
+  ``MqttNotifier`` (``cw/v1/_alerts/{ward}``, QoS 1), ``Dispatcher`` (delivery log).
+- :mod:`alerts.influx` — line protocol for measurement ``citywatch_alert``.
+"""

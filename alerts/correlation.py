@@ -1,0 +1,90 @@
+"""Which alerts share one cause: incident scopes for area outages and cable cuts.
+
+Pure: the store asks these functions, with a device directory it was given, whether a new
+root alert opens an incident and which open alerts belong to it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from alerts.model import AlertKey, IncidentKind
+from anomaly.events import DetectionKind
+
+
+class DeviceLocation(NamedTuple):
+    """Where a device sits (from its ``DeviceInfo``)."""
+
+    ward: str
+    route: str | None = None
+    position: int | None = None
+
+
+DeviceDirectory = Callable[[str], DeviceLocation | None]
+"""Device id → location, or ``None`` when the device is unknown."""
+
+
+def no_directory(_device: str) -> DeviceLocation | None:
+    """A directory that knows no device (cable-cut grouping then finds no children)."""
+    return None
+
+
+AREA_CHILD_TYPES = frozenset(
+    {DetectionKind.POWER_LOSS, DetectionKind.OFFLINE, DetectionKind.DROPOUT}
+)
+POWER_METRICS = frozenset({"mains_voltage", "on_battery", "battery_soc", "battery_voltage"})
+CUT_CHILD_TYPES = frozenset({DetectionKind.OFFLINE, DetectionKind.DROPOUT, DetectionKind.CABLE_CUT})
+SIGNAL_METRICS = frozenset({"signal", "optical_loss"})
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentScope:
+    kind: IncidentKind
+    ward: str
+    route: str | None = None
+    position: int | None = None
+    root_device: str = ""
+
+    @property
+    def title(self) -> str:
+        if self.kind is IncidentKind.AREA_OUTAGE:
+            return f"Mains outage in {self.ward}"
+        return f"Cable cut on route {self.route} at segment {self.position} ({self.root_device})"
+
+
+def scope_of(key: AlertKey, directory: DeviceDirectory) -> IncidentScope | None:
+    """The incident a root alert opens, or ``None`` when its type is not a root type (or
+    a cut segment's route is unknown)."""
+    if key.type is DetectionKind.AREA_OUTAGE:
+        return IncidentScope(IncidentKind.AREA_OUTAGE, key.ward)
+    if key.type is DetectionKind.CABLE_CUT:
+        where = directory(key.device)
+        if where is None or where.route is None or where.position is None:
+            return None
+        return IncidentScope(
+            IncidentKind.CABLE_CUT, key.ward, where.route, where.position, key.device
+        )
+    return None
+
+
+def in_scope(scope: IncidentScope, key: AlertKey, directory: DeviceDirectory) -> bool:
+    """Whether an alert is a consequence of the incident's cause (never the root itself)."""
+    if scope.kind is IncidentKind.AREA_OUTAGE:
+        return (
+            key.type is not DetectionKind.AREA_OUTAGE
+            and bool(key.device)
+            and key.ward == scope.ward
+            and (key.type in AREA_CHILD_TYPES or key.metric in POWER_METRICS)
+        )
+    if key.device == scope.root_device and key.type is DetectionKind.CABLE_CUT:
+        return False
+    if not (key.type in CUT_CHILD_TYPES or key.metric in SIGNAL_METRICS):
+        return False
+    where = directory(key.device)
+    return (
+        where is not None
+        and where.route == scope.route
+        and where.position is not None
+        and scope.position is not None
+        and where.position >= scope.position
+    )

@@ -1,0 +1,62 @@
+"""Async engines for the store: SQLite (WAL) embedded, PostgreSQL shared.
+
+``sqlite+aiosqlite:///path/alerts.db`` or ``postgresql+asyncpg://user@host/db``. SQLite
+transactions start with ``BEGIN IMMEDIATE`` so that a read-then-write transaction takes
+the write lock up front: two writers then queue (busy timeout) instead of one failing
+half-way with "database is locked".
+"""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg")
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class StoreUrlError(ValueError):
+    """A store URL this layer cannot use."""
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An engine for ``url`` (see the module doc for the accepted schemes)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreUrlError(f"not a database URL: {url!r}") from exc
+    if parsed.drivername not in SUPPORTED:
+        raise StoreUrlError(
+            f"unsupported store URL scheme {parsed.drivername!r}; use one of "
+            + ", ".join(f"{s}://" for s in SUPPORTED)
+        )
+    if parsed.drivername.startswith("sqlite"):
+        if not parsed.database or parsed.database == ":memory:":
+            raise StoreUrlError(
+                "the SQLite store needs a file path (sqlite+aiosqlite:///path/alerts.db): "
+                "an in-memory database is private to one connection"
+            )
+        engine = create_async_engine(
+            parsed, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+        )
+        _sqlite_pragmas(engine)
+        return engine
+    return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

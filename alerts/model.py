@@ -1,0 +1,324 @@
+"""The alert layer's value types: keys, states, changes, silences, incidents.
+
+Times are epoch milliseconds (``int``) everywhere: the pure core never reads a clock, the
+store is handed one. Records are frozen dataclasses so that the API layer can build its
+response schemas from them (``from_attributes``) and tests can compare them whole.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from anomaly.events import DetectionKind, Severity
+
+SEVERITY_RANK: dict[Severity, int] = {
+    Severity.WARNING: 0,
+    Severity.MINOR: 1,
+    Severity.MAJOR: 2,
+    Severity.CRITICAL: 3,
+}
+"""Higher is more urgent."""
+
+AREA_TYPES: frozenset[DetectionKind] = frozenset({DetectionKind.AREA_OUTAGE})
+"""Alert types keyed by ward (no device)."""
+
+DEVICE_LEVEL_TYPES: frozenset[DetectionKind] = frozenset(
+    {
+        DetectionKind.OVERHEATING,
+        DetectionKind.POWER_LOSS,
+        DetectionKind.FLOODING,
+        DetectionKind.INTRUSION,
+        DetectionKind.CABLE_CUT,
+        DetectionKind.FIBRE_DEGRADATION,
+        DetectionKind.OFFLINE,
+    }
+)
+"""Alert types about a whole device: the metric is not part of their key."""
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its life. ``pending`` alerts wait out their pending period."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    CLEARED = "cleared"
+
+
+class ChangeKind(StrEnum):
+    """One entry of an alert's timeline."""
+
+    PENDING = "pending"
+    """Detected; waiting for the type's pending period before raising."""
+    RAISED = "raised"
+    DISCARDED = "discarded"
+    """Ended while still pending: never raised, never notified."""
+    SEVERITY_RAISED = "severity_raised"
+    CLEAR_PENDING = "clear_pending"
+    """The condition ended; the alert keeps firing for the type's keep-firing period."""
+    CLEAR_CANCELLED = "clear_cancelled"
+    CLEARED = "cleared"
+    RESOLVED = "resolved"
+    """Cleared by hand."""
+    ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    COMMENTED = "commented"
+    ESCALATED = "escalated"
+    REMINDER = "reminder"
+    FLAPPING_STARTED = "flapping_started"
+    FLAPPING_STOPPED = "flapping_stopped"
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
+    GROUPED = "grouped"
+    """Became a child of an incident (its root alert speaks for it)."""
+    UNGROUPED = "ungrouped"
+    """Its incident closed while it is still active: it speaks for itself again."""
+
+
+NOTIFIABLE: frozenset[ChangeKind] = frozenset(
+    {
+        ChangeKind.RAISED,
+        ChangeKind.SEVERITY_RAISED,
+        ChangeKind.CLEARED,
+        ChangeKind.RESOLVED,
+        ChangeKind.ACKNOWLEDGED,
+        ChangeKind.ASSIGNED,
+        ChangeKind.ESCALATED,
+        ChangeKind.REMINDER,
+        ChangeKind.FLAPPING_STOPPED,
+        ChangeKind.UNSILENCED,
+        ChangeKind.UNGROUPED,
+    }
+)
+"""Changes pushed to crews (webhook, MQTT) unless the alert is silenced, flapping or grouped."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertKey:
+    """What makes an alert unique while it is open.
+
+    Device alerts: (device, type, metric) where metric is empty for device-level rules
+    (two different metrics crossing their limits are two problems, cleared separately).
+    Area alerts: (ward, type).
+    """
+
+    type: DetectionKind
+    ward: str
+    device: str = ""
+    metric: str = ""
+
+    @property
+    def open_key(self) -> str:
+        """The string the store's unique ``open_key`` column holds while the alert is open."""
+        if self.type in AREA_TYPES or not self.device:
+            return f"ward:{self.ward}|{self.type.value}"
+        return f"dev:{self.device}|{self.type.value}|{self.metric}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One transition produced by the pure core, before the store gives it an id."""
+
+    kind: ChangeKind
+    at_ms: int
+    detail: str = ""
+    actor: str | None = None
+    notify: bool = False
+    """Decided by :func:`alerts.lifecycle.finalize`: push it to crews or not."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """The whole state of one alert, as the pure core sees and returns it."""
+
+    key: AlertKey
+    status: AlertStatus
+    severity: Severity
+    opened_at: int
+    """When the alert was first detected (server time)."""
+    last_seen: int
+    started_at: int
+    """Device time the condition began (the detection's ``start_ms``)."""
+    raised_at: int | None = None
+    cleared_at: int | None = None
+    clear_pending_since: int | None = None
+    acknowledged: bool = False
+    acknowledged_by: str | None = None
+    acknowledged_at: int | None = None
+    assignee: str | None = None
+    count: int = 1
+    peak_score: float = 0.0
+    last_score: float = 0.0
+    value: float | None = None
+    explanation: str = ""
+    silenced: bool = False
+    flapping: bool = False
+    flap_changes: tuple[int, ...] = ()
+    """Times of raise/clear changes within the flapping window (carried to the next alert
+    of the same key)."""
+    escalated_at: int | None = None
+    last_notified_at: int | None = None
+    """Last raise, escalation or reminder: reminders count from here."""
+    incident_id: int | None = None
+    incident_root: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not AlertStatus.CLEARED
+
+    @property
+    def grouped(self) -> bool:
+        """A child of an incident (not its root)."""
+        return self.incident_id is not None and not self.incident_root
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert as stored and served (the API's alert schema reads these attributes)."""
+
+    id: int
+    type: DetectionKind
+    ward: str
+    device: str
+    metric: str
+    severity: Severity
+    state: AlertStatus
+    acknowledged: bool
+    acknowledged_by: str | None
+    acknowledged_at: int | None
+    assignee: str | None
+    opened_at: int
+    raised_at: int | None
+    last_seen: int
+    cleared_at: int | None
+    started_at: int
+    count: int
+    peak_score: float
+    last_score: float
+    value: float | None
+    explanation: str
+    incident: int | None
+    incident_root: bool
+    silenced: bool
+    flapping: bool
+    escalated_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """One stored transition: an entry of the timeline and of the change feed.
+
+    ``id`` is monotonic across all alerts (commit order); SSE uses it as the event id and
+    resumes with :meth:`alerts.store.AlertStore.changes_since`.
+    """
+
+    id: int
+    alert_id: int
+    kind: ChangeKind
+    at_ms: int
+    detail: str
+    actor: str | None
+    notify: bool
+    ward: str
+    alert: Alert | None = None
+    """The alert after this change (filled in by the feed and by ``apply_*``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDetail:
+    """One alert with its timeline (oldest first) and comments."""
+
+    alert: Alert
+    timeline: list[AlertChange]
+    comments: list["Comment"]
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: int
+    alert_id: int
+    author: str
+    text: str
+    at_ms: int
+
+
+class IncidentKind(StrEnum):
+    AREA_OUTAGE = "area_outage"
+    """A ward's mains outage: groups the ward's power-loss and offline alerts."""
+    CABLE_CUT = "cable_cut"
+    """A cut on a cable route: groups the downstream segments' offline/signal alerts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    kind: IncidentKind
+    ward: str
+    route: str | None
+    position: int | None
+    root_alert: int
+    opened_at: int
+    closed_at: int | None
+    title: str
+    children: list[int] = field(default_factory=list)
+    """Ids of the child alerts (not the root)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A maintenance window: matching alerts are recorded but not notified.
+
+    Empty matchers match everything; ``ends_at`` is exclusive.
+    """
+
+    id: int
+    starts_at: int
+    ends_at: int
+    ward: str | None = None
+    device: str | None = None
+    type: DetectionKind | None = None
+    comment: str = ""
+    created_by: str = ""
+
+    def matches(self, key: AlertKey, at_ms: int) -> bool:
+        return (
+            self.starts_at <= at_ms < self.ends_at
+            and (self.ward is None or self.ward == key.ward)
+            and (self.device is None or self.device == key.device)
+            and (self.type is None or self.type is key.type)
+        )
+
+
+class Role(StrEnum):
+    NOC = "noc"
+    CREW = "crew"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key (never the secret). ``wards`` limits a crew key; empty for others."""
+
+    id: str
+    """The public prefix id, also the first part of the key string."""
+    name: str
+    role: Role
+    wards: tuple[str, ...]
+    created_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification attempt series, as logged."""
+
+    id: int
+    change_id: int
+    alert_id: int
+    channel: str
+    target: str
+    status: str
+    """``delivered`` or ``failed``."""
+    attempts: int
+    error: str
+    at_ms: int
