@@ -10,6 +10,11 @@ from enum import StrEnum
 
 from anomaly.events import DetectionKind, Severity
 
+AlertType = DetectionKind
+"""Alert types are the detection kinds (aliased here so the API need not import anomaly)."""
+AlertSeverity = Severity
+"""Alert severities are the detection severities (same reason)."""
+
 SEVERITY_RANK: dict[Severity, int] = {
     Severity.WARNING: 0,
     Severity.MINOR: 1,
