@@ -25,6 +25,11 @@ def _setup(
     )
 
 
+from citywatch.cmd_ingest import ingest  # noqa: E402
+
+app.command("ingest")(ingest)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

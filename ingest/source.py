@@ -1,0 +1,194 @@
+"""The MQTT side: one paho-mqtt 2.x client, MQTT v5, QoS 1, persistent session, manual acks.
+
+Why paho-mqtt 2.x: "acknowledge only after the durable write" needs a client that lets the
+application send each PUBACK itself. paho 2.x has ``manual_ack=True`` + ``Client.ack``;
+aiomqtt (built on paho) and gmqtt acknowledge on delivery to the callback, which would
+lose every message acknowledged but not yet written when ingest dies. The session is
+persistent (fixed client id, Clean Start off, a Session Expiry) so the broker queues
+messages while ingest is down, and MQTT v5 Receive Maximum bounds how many
+unacknowledged messages the broker sends us: that is the backpressure when the writer
+falls behind or the spool is full.
+
+Acks are tagged with a connection generation, bumped on every disconnect: after a
+reconnect the broker resends unacknowledged messages (and may reuse their packet ids for
+new ones), so a PUBACK of an earlier connection is dropped instead of risking to
+acknowledge a different message; the redelivered copy is recognised as a duplicate and
+acknowledged once the original is durable.
+"""
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from ingest.batch import AckToken, Confirmation
+from telemetry import SUBSCRIPTION
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, AckToken | None], None]
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
+    """(host, port, tls, username, password) of ``mqtt://`` / ``mqtts://`` URLs."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r} has no host")
+    tls = parts.scheme in ("mqtts", "ssl")
+    port = parts.port or (8883 if tls else 1883)
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return parts.hostname, port, tls, user, password
+
+
+class MqttSource:
+    """Connects, subscribes to every device topic, delivers messages, sends acks."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str,
+        on_message: MessageHandler,
+        session_expiry_s: int = 86400,
+        receive_maximum: int = 20000,
+        keepalive_s: int = 30,
+        subscription: str = SUBSCRIPTION,
+    ) -> None:
+        self.host, self.port, tls, user, password = parse_broker_url(url)
+        self.subscription = subscription
+        self.handler = on_message
+        self.generation = 0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._ack_lock = threading.Lock()
+        self._keepalive_s = keepalive_s
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        if user is not None:
+            client.username_pw_set(user, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        self._props.SessionExpiryInterval = session_expiry_s
+        self._props.ReceiveMaximum = receive_maximum
+        self.client = client
+
+    def start(self) -> None:
+        """Connect in the background (retrying until the broker answers)."""
+        self.client.connect_async(
+            self.host,
+            self.port,
+            keepalive=self._keepalive_s,
+            clean_start=False,
+            properties=self._props,
+        )
+        self.client.loop_start()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,  # noqa: ARG002
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,  # noqa: ARG002
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.host, self.port, reason)
+            return
+        log.info(
+            "connected to %s:%d (session %s)",
+            self.host,
+            self.port,
+            "resumed" if flags.session_present else "new",
+        )
+        self.connected.set()
+        client.subscribe(self.subscription, qos=1)
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,  # noqa: ARG002
+        userdata: Any,  # noqa: ARG002
+        flags: mqtt.DisconnectFlags,  # noqa: ARG002
+        reason: ReasonCode,
+        properties: Properties | None,  # noqa: ARG002
+    ) -> None:
+        with self._ack_lock:
+            self.generation += 1
+        self.connected.clear()
+        self.subscribed.clear()
+        log.warning("disconnected from %s:%d: %s; reconnecting", self.host, self.port, reason)
+
+    def _on_message(
+        self,
+        client: mqtt.Client,  # noqa: ARG002
+        userdata: Any,  # noqa: ARG002
+        message: mqtt.MQTTMessage,
+    ) -> None:
+        token = (self.generation, message.mid) if message.qos else None
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = repr(message._topic)  # not UTF-8: dead-lettered as a bad topic
+        try:
+            self.handler(topic, bytes(message.payload), token)
+        except Exception:  # never kill the network thread; the message stays unacked
+            log.exception("handling a message on %r failed", topic)
+
+    def ack(self, tokens: list[AckToken]) -> None:
+        """Acknowledge messages of the current connection; older ones are redelivered."""
+        with self._ack_lock:
+            generation = self.generation
+            for token_generation, mid in tokens:
+                if token_generation == generation:
+                    self.client.ack(mid, 1)
+
+    def publish(self, topic: str, payload: bytes) -> Confirmation:
+        """Publish at QoS 1; the returned callable waits for the broker's PUBACK."""
+        info = self.client.publish(topic, payload, qos=1)
+
+        def confirmed(timeout_s: float) -> bool:
+            deadline = time.monotonic() + timeout_s
+            while not info.is_published():
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+            return True
+
+        return confirmed
+
+    def flush_outgoing(self, timeout_s: float = 5.0) -> bool:
+        """Wait until queued packets (acks) have been written to the socket."""
+        deadline = time.monotonic() + timeout_s
+        while self.client._out_packet and time.monotonic() < deadline:  # no public API
+            time.sleep(0.01)
+        return not self.client._out_packet
+
+    def stop(self) -> None:
+        """Send pending acks, disconnect (the session stays on the broker), end the thread."""
+        self.flush_outgoing()
+        self.client.disconnect()
+        self.client.loop_stop()

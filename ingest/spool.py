@@ -1,0 +1,274 @@
+"""The on-disk spool: batches that could not reach InfluxDB wait here, in order.
+
+Layout: a directory of append-only segment files ``000000000001.seg``, ... Each record
+is ``<u32 length><u32 crc32><payload>`` (little endian); the payload is one gzipped
+request body. A ``cursor`` file remembers how far replay got.
+
+Durability and fsync policy: ``append`` flushes and ``fsync``s the segment before it
+returns (and the directory when it creates a segment), so a record whose MQTT messages
+were acknowledged survives a kill -9 or a power cut. The cursor is written without
+fsync: after a crash replay may resend a few records, which is harmless because an
+InfluxDB point is keyed by (measurement, tags, timestamp) and rewriting it is a no-op.
+
+Recovery: on open every segment is scanned; the first record whose header is short,
+whose length is implausible or whose CRC does not match ends the valid data, and the
+file is truncated there. A torn tail (the record being written when the process died)
+was never acknowledged, so nothing acknowledged is lost. A bad record *inside* a sealed
+segment means the disk damaged it: the rest of that segment is cut off too, loudly.
+"""
+
+import logging
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Final
+
+log = logging.getLogger(__name__)
+
+_HEADER: Final = struct.Struct("<II")
+MAX_RECORD_BYTES: Final = 256 * 1024 * 1024
+_SUFFIX: Final = ".seg"
+
+
+class SpoolFullError(RuntimeError):
+    """The spool has no room for a record; the caller must wait (backpressure)."""
+
+
+def _segment_name(number: int) -> str:
+    return f"{number:012d}{_SUFFIX}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def scan_valid_length(path: Path) -> tuple[int, int]:
+    """(bytes of whole, CRC-valid records at the start of ``path``, number of them)."""
+    valid = 0
+    count = 0
+    with path.open("rb") as f:
+        while True:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return valid, count
+            length, crc = _HEADER.unpack(header)
+            if length > MAX_RECORD_BYTES:
+                return valid, count
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return valid, count
+            valid += _HEADER.size + length
+            count += 1
+
+
+class Spool:
+    """A bounded FIFO of byte records on disk; single-threaded use (ingest's writer)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 16 << 20,
+        fsync: bool = True,
+    ) -> None:
+        if max_bytes <= 0 or segment_bytes <= 0:
+            raise ValueError("spool max_bytes and segment_bytes must be positive")
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.truncated_bytes = 0
+        """Bytes cut off at open (torn tails, damaged records)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self._cursor_path = directory / "cursor"
+        self._segments: list[int] = []
+        self._sizes: dict[int, int] = {}
+        self._read_segment = 0
+        self._read_offset = 0
+        self._writer: BinaryIO | None = None
+        self._reader: BinaryIO | None = None
+        self._reader_segment = -1
+        self._peeked: tuple[int, bytes] | None = None
+        self.records = 0
+        """Records waiting for replay."""
+        self._recover()
+
+    # -- opening -------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        paths = self.directory.glob(f"*{_SUFFIX}")
+        numbers = sorted(int(p.stem) for p in paths if p.stem.isdigit())
+        cursor_segment, cursor_offset = self._read_cursor()
+        for number in numbers:
+            path = self.directory / _segment_name(number)
+            if number < cursor_segment:
+                path.unlink()
+                continue
+            size = path.stat().st_size
+            valid, count = scan_valid_length(path)
+            if valid < size:
+                self.truncated_bytes += size - valid
+                log.warning(
+                    "spool %s: cut %d bytes after the last intact record at offset %d",
+                    path,
+                    size - valid,
+                    valid,
+                )
+                with path.open("r+b") as f:
+                    f.truncate(valid)
+                    os.fsync(f.fileno())
+            self._segments.append(number)
+            self._sizes[number] = valid
+            self.records += count
+        if self._segments and cursor_segment == self._segments[0]:
+            offset = min(cursor_offset, self._sizes[cursor_segment])
+            self.records -= self._count_records(cursor_segment, offset)
+            self._read_offset = offset
+        self._read_segment = self._segments[0] if self._segments else 0
+        if self.records:
+            log.info("spool %s: %d records waiting for replay", self.directory, self.records)
+
+    def _count_records(self, number: int, upto: int) -> int:
+        count = 0
+        offset = 0
+        with (self.directory / _segment_name(number)).open("rb") as f:
+            while offset < upto:
+                length, _ = _HEADER.unpack(f.read(_HEADER.size))
+                f.seek(length, os.SEEK_CUR)
+                offset += _HEADER.size + length
+                count += 1
+        return count
+
+    def _read_cursor(self) -> tuple[int, int]:
+        try:
+            segment, offset = self._cursor_path.read_text().split()
+            return int(segment), int(offset)
+        except (OSError, ValueError):
+            return 0, 0
+
+    def _write_cursor(self) -> None:
+        tmp = self._cursor_path.with_suffix(".tmp")
+        tmp.write_text(f"{self._read_segment} {self._read_offset}\n")
+        tmp.replace(self._cursor_path)
+
+    # -- size ----------------------------------------------------------------------
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes on disk not yet replayed."""
+        return sum(self._sizes.values()) - (self._read_offset if self._segments else 0)
+
+    def __len__(self) -> int:
+        return self.records
+
+    def has_room(self, payload_bytes: int) -> bool:
+        return self.pending_bytes + _HEADER.size + payload_bytes <= self.max_bytes
+
+    # -- writing -------------------------------------------------------------------
+
+    def append(self, payload: bytes) -> None:
+        """Add a record durably (see the fsync policy above); ``SpoolFullError`` if no room."""
+        if not self.has_room(len(payload)):
+            raise SpoolFullError(
+                f"spool {self.directory} holds {self.pending_bytes} bytes, "
+                f"the limit is {self.max_bytes}"
+            )
+        if len(payload) > MAX_RECORD_BYTES:
+            raise ValueError(f"a spool record is at most {MAX_RECORD_BYTES} bytes")
+        number = self._active_segment_for(len(payload))
+        writer = self._writer
+        assert writer is not None
+        writer.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        writer.flush()
+        if self.fsync:
+            os.fsync(writer.fileno())
+        self._sizes[number] += _HEADER.size + len(payload)
+        self.records += 1
+
+    def _active_segment_for(self, payload_bytes: int) -> int:
+        if self._segments:
+            number = self._segments[-1]
+            if self._sizes[number] + payload_bytes <= self.segment_bytes or not self._sizes[number]:
+                if self._writer is None:
+                    self._writer = (self.directory / _segment_name(number)).open("ab")
+                return number
+        number = self._segments[-1] + 1 if self._segments else self._read_segment + 1
+        self._close_writer()
+        self._writer = (self.directory / _segment_name(number)).open("ab")
+        if self.fsync:
+            _fsync_dir(self.directory)
+        if not self._segments:
+            self._read_segment, self._read_offset = number, 0
+        self._segments.append(number)
+        self._sizes[number] = 0
+        return number
+
+    # -- replay --------------------------------------------------------------------
+
+    def peek(self) -> bytes | None:
+        """The oldest record not yet replayed, or None; stays until ``advance``."""
+        if self._peeked is not None:
+            return self._peeked[1]
+        if not self.records:
+            return None
+        while self._read_offset >= self._sizes[self._read_segment]:
+            self._drop_first_segment()
+        if self._reader_segment != self._read_segment:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = (self.directory / _segment_name(self._read_segment)).open("rb")
+            self._reader_segment = self._read_segment
+        reader = self._reader
+        assert reader is not None
+        reader.seek(self._read_offset)
+        length, crc = _HEADER.unpack(reader.read(_HEADER.size))
+        payload = reader.read(length)
+        if zlib.crc32(payload) != crc:  # checked at open; this would be live disk damage
+            raise OSError(f"spool record at {self._read_segment}:{self._read_offset} is damaged")
+        self._peeked = (_HEADER.size + length, payload)
+        return payload
+
+    def advance(self) -> None:
+        """Mark the record returned by ``peek`` as replayed."""
+        if self._peeked is None:
+            raise RuntimeError("advance() without a peek()")
+        self._read_offset += self._peeked[0]
+        self._peeked = None
+        self.records -= 1
+        if self.records == 0:
+            # Everything replayed: drop all segments and start afresh.
+            while self._segments:
+                self._drop_first_segment()
+            self._read_offset = 0
+            self._cursor_path.unlink(missing_ok=True)
+        else:
+            self._write_cursor()
+
+    def _drop_first_segment(self) -> None:
+        number = self._segments.pop(0)
+        del self._sizes[number]
+        if self._reader_segment == number and self._reader is not None:
+            self._reader.close()
+            self._reader, self._reader_segment = None, -1
+        if not self._segments:
+            self._close_writer()
+        (self.directory / _segment_name(number)).unlink(missing_ok=True)
+        self._read_segment = self._segments[0] if self._segments else number
+        self._read_offset = 0
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        self._close_writer()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -1,0 +1,250 @@
+"""The durable side: write batches to InfluxDB, or to the spool when it is away; then ack.
+
+One writer thread owns the InfluxDB client and the spool, so MQTT receive never waits on
+HTTP. For each batch, in order:
+
+1. Write its gzipped lines to InfluxDB, retrying 5xx/timeouts/connection errors with
+   exponential backoff and full jitter for up to ``retry_budget_s``; if InfluxDB is still
+   away, append the body to the spool (fsynced) and switch to spool mode, where later
+   batches go straight to the spool until a replay succeeds.
+2. A 4xx (InfluxDB refused lines: our bug or a field type conflict) is not retried: the
+   server's reasons and the refused lines are logged and kept in ``rejected/*.lp`` next to
+   the spool, and the batch counts as done.
+3. Wait for the PUBACKs of the batch's dead letters, then acknowledge its MQTT messages.
+4. Hand the batch's readings to the reading sinks (the detector).
+
+Between batches the spool is replayed oldest first. When the spool is full, the writer
+keeps retrying InfluxDB and acknowledges nothing: the broker stops sending once Receive
+Maximum messages are unacknowledged (backpressure, no drop).
+"""
+
+import gzip
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from ingest.backoff import Backoff
+from ingest.batch import AckToken, PendingBatch
+from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
+from ingest.sinks import BatchSink
+from ingest.spool import Spool
+from ingest.stats import IngestStats
+from telemetry import ReadingBatch
+
+log = logging.getLogger(__name__)
+
+_COUNT: Final = struct.Struct("<I")
+_STOP: Final = object()
+
+
+class DurableWriter:
+    """The writer thread; ``submit`` batches, ``stop`` drains and joins."""
+
+    def __init__(
+        self,
+        *,
+        influx: InfluxClient,
+        spool: Spool,
+        ack: Callable[[list[AckToken]], None],
+        stats: IngestStats,
+        sinks: Sequence[BatchSink] = (),
+        retry_budget_s: float = 5.0,
+        backoff: Callable[[], Backoff] = lambda: Backoff(base_s=0.2, cap_s=10.0),
+        rejected_dir: Path | None = None,
+        deadletter_timeout_s: float = 10.0,
+    ) -> None:
+        self.influx = influx
+        self.spool = spool
+        self.ack = ack
+        self.stats = stats
+        self.sinks = list(sinks)
+        self.retry_budget_s = retry_budget_s
+        self.new_backoff = backoff
+        self.rejected_dir = rejected_dir or spool.directory / "rejected"
+        self.deadletter_timeout_s = deadletter_timeout_s
+        self.spool_mode = False
+        """True while InfluxDB is known to be away: batches go straight to the spool."""
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._replay_backoff = backoff()
+        self._next_replay_s = 0.0
+        self._stopping = False
+        self._spool_full_logged = False
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+
+    # -- control -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: PendingBatch) -> None:
+        self._queue.put(batch)
+
+    def pending_batches(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Write (or spool) every submitted batch, then end the thread; True if it ended."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            wait_s = 0.05 if self.spool.records else 0.5
+            try:
+                item = self._queue.get(timeout=wait_s)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                self._stopping = True
+                while not self._queue.empty():  # anything submitted after stop()
+                    rest = self._queue.get()
+                    if isinstance(rest, PendingBatch):
+                        self._handle(rest)
+                return
+            if isinstance(item, PendingBatch):
+                try:
+                    self._handle(item)
+                except Exception:  # keep the writer alive; the batch stays unacked
+                    log.exception("writing a batch failed; its messages stay unacknowledged")
+            try:
+                self._replay_some()
+            except Exception:
+                log.exception("spool replay failed")
+                self._next_replay_s = time.monotonic() + self._replay_backoff.next_delay()
+
+    def _handle(self, batch: PendingBatch) -> None:
+        if batch.lines and not self._store(batch):
+            return  # shutting down with nowhere to put it: leave it to the broker
+        acks = list(batch.acks)
+        for token, confirmed in batch.deadletters:
+            if confirmed(self.deadletter_timeout_s):
+                if token is not None:
+                    acks.append(token)
+            else:
+                log.warning("dead letter not confirmed by the broker; original stays unacked")
+        if acks:
+            self.ack(acks)
+            self.stats.acked += len(acks)
+        if batch.lags_ms:
+            self.stats.broker_lag_s.observe_many([lag / 1000.0 for lag in batch.lags_ms])
+        if self.sinks and batch.reports:
+            readings = ReadingBatch.from_reports(batch.reports, batch.wards)
+            for sink in self.sinks:
+                try:
+                    sink.handle(readings)
+                except Exception:
+                    self.stats.sink_errors += 1
+                    log.exception("sink %r failed on a batch of %d readings", sink, len(readings))
+
+    # -- storing -------------------------------------------------------------------
+
+    def _store(self, batch: PendingBatch) -> bool:
+        """Make the batch's lines durable; False only when stopping with no room anywhere."""
+        points = len(batch.lines)
+        body = self.influx.compress("\n".join(batch.lines).encode())
+        if not self.spool_mode and self._write_with_retries(body, points):
+            return True
+        return self._spool(body, points)
+
+    def _write_with_retries(self, body: bytes, points: int) -> bool:
+        backoff = self.new_backoff()
+        deadline = time.monotonic() + self.retry_budget_s
+        while True:
+            started = time.monotonic()
+            try:
+                self.influx.write_gzipped(body)
+            except InfluxRejectedError as exc:
+                self._refused(exc, body)
+                return True
+            except InfluxUnavailableError as exc:
+                self.stats.write_failures += 1
+                delay = backoff.next_delay()
+                if self._stopping or time.monotonic() + delay > deadline:
+                    log.warning("InfluxDB unavailable (%s): spooling", exc)
+                    self.spool_mode = True
+                    self._next_replay_s = time.monotonic() + self._replay_backoff.next_delay()
+                    return False
+                log.info("InfluxDB write failed (%s); retrying in %.2f s", exc, delay)
+                time.sleep(delay)
+                continue
+            elapsed = time.monotonic() - started
+            self.stats.write_latency_s.observe(elapsed)
+            self.stats.batch_points.observe(points)
+            self.stats.points_written += points
+            self.stats.batches_written += 1
+            return True
+
+    def _spool(self, body: bytes, points: int) -> bool:
+        record = _COUNT.pack(points) + body
+        while not self.spool.has_room(len(record)):
+            if not self._spool_full_logged:
+                log.error(
+                    "spool full (%d bytes, limit %d): holding acknowledgements until "
+                    "InfluxDB takes the backlog",
+                    self.spool.pending_bytes,
+                    self.spool.max_bytes,
+                )
+                self._spool_full_logged = True
+            if self._stopping:
+                return False
+            time.sleep(max(0.0, self._next_replay_s - time.monotonic()))
+            self._replay_some()
+            if not self.spool_mode and self._write_with_retries(body, points):
+                return True
+        self._spool_full_logged = False
+        self.spool.append(record)
+        self.stats.points_spooled += points
+        self.stats.batches_spooled += 1
+        return True
+
+    def _replay_some(self) -> None:
+        """Replay spooled batches, oldest first, until done, failing, or new work waits."""
+        while self.spool.records and time.monotonic() >= self._next_replay_s:
+            record = self.spool.peek()
+            assert record is not None
+            (points,) = _COUNT.unpack_from(record)
+            body = record[_COUNT.size :]
+            try:
+                self.influx.write_gzipped(body)
+            except InfluxRejectedError as exc:
+                self._refused(exc, body)
+            except InfluxUnavailableError as exc:
+                self.stats.write_failures += 1
+                self.spool_mode = True
+                delay = self._replay_backoff.next_delay()
+                self._next_replay_s = time.monotonic() + delay
+                log.info("replay: InfluxDB still unavailable (%s); next try in %.1f s", exc, delay)
+                return
+            else:
+                self.stats.points_replayed += points
+                self.stats.batches_replayed += 1
+            self.spool.advance()
+            if self.spool_mode:
+                log.info("InfluxDB is back: replaying %d spooled batches", self.spool.records)
+            self.spool_mode = False
+            self._replay_backoff.reset()
+            if not self._queue.empty() and not self._stopping:
+                return
+
+    def _refused(self, exc: InfluxRejectedError, body: bytes) -> None:
+        refused = len(exc.lines) + exc.dropped
+        if not exc.partial:
+            refused = max(refused, body.count(b"\n") + 1)
+        self.stats.points_refused += refused
+        for line in exc.lines[:5]:
+            log.error("InfluxDB refused line %r: %s", line.line[:300], line.reason)
+        log.error("%s", exc)
+        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        path = self.rejected_dir / f"{time.strftime('%Y%m%d')}.lp"
+        with path.open("ab") as f:
+            header = f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} HTTP {exc.status}: "
+            f.write(header.encode() + exc.message.replace("\n", " ").encode() + b"\n")
+            f.write(gzip.decompress(body) + b"\n")
