@@ -6,12 +6,16 @@ Every test under ``tests/integration`` is marked ``integration``, every other te
 private one (tests that stop and start servers then skip).
 """
 
+import asyncio
 import os
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from citywatch.local_services import LocalInfluxd, LocalMosquitto
@@ -76,3 +80,33 @@ def own_influx() -> Iterator[LocalInfluxd]:
     """An influxd only this test uses; it may stop and restart it."""
     with LocalInfluxd() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A uniquely named PostgreSQL database for the session, dropped at the end.
+
+    Yields a ``postgresql+asyncpg://`` URL. The server is ``CITYWATCH_TEST_POSTGRES``
+    (``postgresql://user@host:port``), by default ``postgresql://postgres@127.0.0.1:5432``
+    (trust auth; ``make test`` starts it). Tests sharing it clean up their own rows.
+    """
+    server = os.environ.get("CITYWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+    name = f"citywatch_test_{uuid.uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(f"{server}/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def admin(sql: str) -> None:
+        # In a thread of its own: the fixture may be requested from inside a running loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, execute(sql)).result()
+
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

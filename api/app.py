@@ -1,0 +1,99 @@
+"""The app factory: ``create_app(settings)`` wires routers, errors, metrics and the lifespan.
+
+Nothing is built at import time: the lifespan opens the store (running its migrations),
+the InfluxDB client and the change-feed watcher, and closes them on shutdown. A caller that
+already has a store (the ``citywatch`` composition root, tests) may pass it in; the app
+then leaves closing it to the caller.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
+
+from alerts.store import AlertStore
+from api.devices import DeviceDirectory
+from api.errors import install_error_handlers
+from api.feed import ChangeFeed
+from api.influx import InfluxClient
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.routes import alerts, crew, devices, health, incidents, keys, me, silences, stream
+from api.services import Services
+from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Alerts, incidents and devices of citywatch (Hanoi street cabinets and cable routes).
+
+Authenticate with `Authorization: Bearer <key>` (`citywatch keys create`). Roles: `noc`
+sees and acts on everything; `crew` sees and acts only in its wards (anything elsewhere
+answers 404, as if it did not exist); `admin` manages keys and silences. Lists answer
+`{"data": [...], "count": N}` with `skip`/`limit` paging. Times are epoch milliseconds.
+"""
+
+
+def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None = None) -> FastAPI:
+    """The API app. ``settings=None`` reads ``CITYWATCH_*`` from the environment at start-up."""
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config = settings if settings is not None else ApiSettings()
+        own_store = store is None
+        alert_store = store if store is not None else await AlertStore.open(config.store_url)
+        token = config.influx_token.get_secret_value() if config.influx_token else None
+        influx = InfluxClient(
+            config.influx_url,
+            config.influx_database,
+            token=token,
+            timeout_s=config.influx_timeout_s,
+        )
+        feed = ChangeFeed(alert_store.last_change_id, poll_s=config.feed_poll_s)
+        try:
+            await feed.start()
+            app.state.services = Services(
+                settings=config,
+                store=alert_store,
+                influx=influx,
+                devices=DeviceDirectory(influx, lookback_s=config.device_lookback_s),
+                feed=feed,
+                metrics=metrics,
+            )
+            log.info(
+                "API ready (store %s, InfluxDB %s)", _redact(config.store_url), config.influx_url
+            )
+            yield
+        finally:
+            await feed.stop()
+            await influx.aclose()
+            if own_store:
+                await alert_store.close()
+
+    app = FastAPI(
+        title="citywatch API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(me.router)
+    app.include_router(stream.router)  # before /alerts/{id}: /alerts/stream is not an id
+    app.include_router(alerts.router)
+    app.include_router(incidents.router)
+    app.include_router(silences.router)
+    app.include_router(devices.router)
+    app.include_router(keys.router)
+    app.include_router(crew.router)
+    app.mount("/crew/assets", StaticFiles(directory=crew.STATIC), name="crew-assets")
+    return app
+
+
+def _redact(url: str) -> str:
+    """A store URL without its password, for logs."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,78 @@
+"""Error responses: one JSON shape (``{"detail": ...}`` as FastAPI answers) and its OpenAPI docs.
+
+Routes raise :class:`fastapi.HTTPException` (or the helpers here); validation errors keep
+FastAPI's precise ``{"detail": [{"loc", "msg", "type"}]}``. Anything unexpected becomes a
+500 with a generic message (the traceback goes to the log, not to the client).
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
+
+
+class ErrorPublic(BaseModel):
+    """An error: what went wrong, in words a client can show."""
+
+    detail: str
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _doc(code: int, description: str) -> Responses:
+    return {code: {"model": ErrorPublic, "description": description}}
+
+
+UNAUTHORIZED = _doc(401, "Missing, malformed, unknown or revoked API key")
+FORBIDDEN = _doc(403, "The key's role may not do this")
+NOT_FOUND = _doc(404, "No such resource (or not in the crew's wards)")
+CONFLICT = _doc(409, "The action does not apply to the resource's current state")
+UNAVAILABLE = _doc(503, "A backing service (store or InfluxDB) is unreachable")
+
+AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN}
+"""Responses every authenticated route documents."""
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def forbidden(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
+
+
+def conflict(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, detail=detail)
+
+
+def unavailable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail)
+
+
+class BackendUnavailableError(RuntimeError):
+    """InfluxDB or the store could not be reached; answered as 503."""
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON for the errors FastAPI does not already answer as JSON."""
+
+    @app.exception_handler(BackendUnavailableError)
+    async def _backend(_request: Request, exc: BackendUnavailableError) -> JSONResponse:
+        log.warning("backend unavailable: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)

@@ -1,0 +1,189 @@
+"""Alerts: list with filters and paging, one alert with its timeline, and the actions."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from alerts.lifecycle import TransitionError
+from alerts.model import AlertStatus, Role
+from alerts.store import AlertFilter, AlertStore, NotFoundError
+from anomaly.events import DetectionKind, Severity
+from api.auth import Principal
+from api.deps import Limit, Operator, Reader, Skip, StoreDep
+from api.errors import AUTHED, CONFLICT, NOT_FOUND, conflict, forbidden, not_found
+from api.schemas import (
+    ActionCreate,
+    AlertDetailPublic,
+    AlertPublic,
+    AlertsPublic,
+    AssignCreate,
+    CommentCreate,
+    EpochMs,
+    Id,
+)
+
+router = APIRouter(prefix="/alerts", tags=["alerts"], responses=AUTHED)
+
+AlertId = Annotated[int, Path(ge=1, le=2**62, description="alert id")]
+
+
+@router.get("", response_model=AlertsPublic, summary="List alerts (newest first)")
+async def list_alerts(
+    *,
+    principal: Reader,
+    store: StoreDep,
+    skip: Skip = 0,
+    limit: Limit = 100,
+    state: AlertStatus | None = None,
+    severity: Severity | None = None,
+    ward: Id | None = None,
+    device: Id | None = None,
+    type: DetectionKind | None = None,
+    acknowledged: bool | None = None,
+    incident: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    opened_from: Annotated[
+        EpochMs | None, Query(alias="from", description="opened at or after (epoch ms)")
+    ] = None,
+    opened_to: Annotated[
+        EpochMs | None, Query(alias="to", description="opened before (epoch ms)")
+    ] = None,
+) -> AlertsPublic:
+    where = AlertFilter(
+        state=state,
+        severity=severity,
+        ward=ward,
+        wards=principal.ward_scope,
+        device=device,
+        type=type,
+        acknowledged=acknowledged,
+        incident=incident,
+        since=opened_from,
+        until=opened_to,
+    )
+    page = await store.list_alerts(where, skip=skip, limit=limit)
+    return AlertsPublic(data=[AlertPublic.model_validate(a) for a in page.data], count=page.count)
+
+
+async def _detail(store: AlertStore, principal: Principal, alert_id: int) -> AlertDetailPublic:
+    try:
+        detail = await store.get_alert(alert_id)
+    except NotFoundError:
+        raise not_found(f"alert {alert_id}") from None
+    principal.check_ward(detail.alert.ward, f"alert {alert_id}")
+    return AlertDetailPublic.model_validate(
+        {
+            **AlertPublic.model_validate(detail.alert).model_dump(),
+            "timeline": detail.timeline,
+            "comments": detail.comments,
+        }
+    )
+
+
+@router.get(
+    "/{alert_id}",
+    response_model=AlertDetailPublic,
+    responses=NOT_FOUND,
+    summary="One alert with its timeline and comments",
+)
+async def get_alert(alert_id: AlertId, principal: Reader, store: StoreDep) -> AlertDetailPublic:
+    return await _detail(store, principal, alert_id)
+
+
+async def _visible(store: AlertStore, principal: Principal, alert_id: int) -> None:
+    """404 unless the alert exists and the caller may see it."""
+    await _detail(store, principal, alert_id)
+
+
+async def _after(store: AlertStore, alert_id: int) -> AlertPublic:
+    return AlertPublic.model_validate((await store.get_alert(alert_id)).alert)
+
+
+_ACTION_ERRORS = {**NOT_FOUND, **CONFLICT}
+
+
+@router.post(
+    "/{alert_id}/acknowledge",
+    response_model=AlertPublic,
+    responses=_ACTION_ERRORS,
+    summary="Acknowledge: someone is on it",
+)
+async def acknowledge(
+    alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
+) -> AlertPublic:
+    await _visible(store, principal, alert_id)
+    try:
+        await store.acknowledge(alert_id, principal.actor)
+        if body is not None and body.note:
+            await store.comment(alert_id, body.note, principal.actor)
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
+    return await _after(store, alert_id)
+
+
+@router.post(
+    "/{alert_id}/unacknowledge",
+    response_model=AlertPublic,
+    responses=_ACTION_ERRORS,
+    summary="Take back an acknowledgement",
+)
+async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep) -> AlertPublic:
+    await _visible(store, principal, alert_id)
+    try:
+        await store.unacknowledge(alert_id, principal.actor)
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
+    return await _after(store, alert_id)
+
+
+@router.post(
+    "/{alert_id}/assign",
+    response_model=AlertPublic,
+    responses=_ACTION_ERRORS,
+    summary="Assign to a crew (null unassigns); a crew key may assign only itself",
+)
+async def assign(
+    alert_id: AlertId, body: AssignCreate, principal: Operator, store: StoreDep
+) -> AlertPublic:
+    await _visible(store, principal, alert_id)
+    assignee = body.assignee or None
+    if principal.role is Role.CREW and assignee not in (None, principal.actor):
+        raise forbidden(f"a crew key may assign only itself ({principal.actor!r})")
+    try:
+        await store.assign(alert_id, assignee, principal.actor)
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
+    return await _after(store, alert_id)
+
+
+@router.post(
+    "/{alert_id}/comment",
+    response_model=AlertPublic,
+    responses=_ACTION_ERRORS,
+    summary="Add a comment to the alert's timeline",
+)
+async def comment(
+    alert_id: AlertId, body: CommentCreate, principal: Operator, store: StoreDep
+) -> AlertPublic:
+    await _visible(store, principal, alert_id)
+    try:
+        await store.comment(alert_id, body.text, principal.actor)
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
+    return await _after(store, alert_id)
+
+
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertPublic,
+    responses=_ACTION_ERRORS,
+    summary="Clear the alert by hand (fixed, or a false alarm)",
+)
+async def resolve(
+    alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
+) -> AlertPublic:
+    await _visible(store, principal, alert_id)
+    try:
+        await store.resolve(alert_id, principal.actor, body.note if body else "")
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
+    return await _after(store, alert_id)

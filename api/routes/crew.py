@@ -1,0 +1,16 @@
+"""The crew page: one static HTML page with vanilla JS and CSS (no CDN: phones in the field
+and this server may have no internet). Its assets are mounted at ``/crew/assets``."""
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/crew")
+async def crew_page() -> FileResponse:
+    return FileResponse(STATIC / "crew.html", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,52 @@
+"""Probes and self-metrics: ``/health`` (alive), ``/ready`` (store and InfluxDB answer),
+``/metrics`` (Prometheus text format)."""
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServicesDep
+from api.schemas import HealthPublic, ReadyPublic
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthPublic, summary="Liveness: the process answers")
+async def health() -> HealthPublic:
+    return HealthPublic(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyPublic,
+    responses={503: {"model": ReadyPublic, "description": "The store or InfluxDB is down"}},
+    summary="Readiness: the store and InfluxDB are reachable",
+)
+async def ready(services: ServicesDep) -> JSONResponse:
+    async def store_ok() -> bool:
+        try:
+            await asyncio.wait_for(services.store.ping(), 5.0)
+        except Exception:
+            log.warning("readiness: store unreachable", exc_info=True)
+            return False
+        return True
+
+    store, influx = await asyncio.gather(store_ok(), services.influx.ping())
+    body = ReadyPublic(
+        status="ready" if store and influx else "not_ready", store=store, influx=influx
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics"}},
+    summary="Prometheus metrics of this API process",
+)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
