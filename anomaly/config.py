@@ -1,0 +1,162 @@
+"""One detector configuration, used by the live pipeline and by ``citywatch detect``.
+
+Every number here is general (in units of each series' own noise, its own reporting
+period, or the catalogue's physics), never fitted to one data set; the docstrings say why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+SUB_DETECTORS: tuple[str, ...] = (
+    "limits",
+    "baseline",
+    "time_of_day",
+    "level_shift",
+    "flatline",
+    "dropout",
+)
+"""Names of the series-level sub-detectors, in scoring order."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Tuning of the whole detector. Frozen: one value is shared by every component."""
+
+    detectors: tuple[str, ...] = SUB_DETECTORS
+    """Which series-level sub-detectors run (the conformance tests run them one by one)."""
+    warmup: int = 48
+    """Readings a series must have learned before it may score or raise an event."""
+
+    # Adaptive baseline (outlier-protected EWMA of level and absolute deviation).
+    alpha: float = 0.03
+    """EWMA weight of the level: a memory of ~1/alpha readings."""
+    alpha_scale: float = 0.03
+    """EWMA weight of the absolute deviation (the robust scale)."""
+    clip_sigma: float = 3.0
+    """Readings beyond this many scales are clipped before learning (outlier protection)."""
+    rebaseline_run: int = 12
+    """Consecutive outliers on one side after which the baseline accepts the new level."""
+    scale_floor_rel: float = 1e-3
+    """Scale floor relative to the level: a constant series still has a finite z."""
+    scale_floor_abs: float = 1e-9
+    alpha_slow: float = 0.005
+    """EWMA weight of the long-run *unclipped* absolute deviation."""
+    slow_floor: float = 0.25
+    """The robust scale never drops below this share of the long-run deviation."""
+
+    # Time of day (Hanoi local time, UTC+7).
+    tod_bins: int = 24
+    tod_alpha: float = 0.1
+    """EWMA weight per bin; a bin sees a few readings a day, so it forgets in ~10 of them."""
+    tod_min_days: float = 3.0
+    """Days of history before the time-of-day baseline may score."""
+    tod_min_count: int = 10
+    """Readings a bin must have learned before it may score."""
+    utc_offset_h: float = 7.0
+
+    # Level shift (two-sided CUSUM on the clipped standardised residual).
+    cusum_k: float = 1.0
+    """Allowance in scales: drifts smaller than this never accumulate."""
+    cusum_h: float = 12.0
+    """Decision interval in scales: the CUSUM raises its event when it reaches this."""
+    cusum_clip: float = 4.0
+    alpha_ref: float = 0.01
+    """EWMA weight of the CUSUM's reference level (slower than the baseline)."""
+
+    # Flatline / stuck sensor.
+    flatline_min_run: int = 6
+    """Fewest identical consecutive readings that can count as stuck."""
+    flatline_decades: float = 6.0
+    """Surprise (-log10 probability of the run, given this series' repeat rate) that fires."""
+    alpha_repeat: float = 0.01
+
+    # Dropout.
+    dropout_k: float = 3.0
+    """A gap of this many expected periods fires (catalogue period, else the learned one)."""
+    alpha_period: float = 0.05
+
+    # From statistics to scores and events.
+    z_half: float = 4.0
+    """A z (in robust sigmas) of this size scores 0.5; score = z^4 / (z^4 + z_half^4)."""
+    score_on: float = 0.8
+    """A series-level event starts when a component's score reaches this (z ~ 5.3)."""
+    score_off: float = 0.5
+    """... and ends when it falls below this (hysteresis)."""
+    limit_warn_score: float = 0.85
+    limit_margin_rel: float = 0.01
+    """Hysteresis of the physical limits as a share of the metric's valid range."""
+
+    # Device rules.
+    fan_on_rpm: float = 2500.0
+    heat_rise_c_per_h: float = 2.0
+    overheat_min_c: float = 40.0
+    fibre_creep_db_per_h: float = 0.02
+    """Optical loss rising by half a dB a day is degradation, not noise."""
+    night_start_h: int = 22
+    night_end_h: int = 6
+    trend_level_tau_min: float = 15.0
+    trend_tau_min: float = 60.0
+    """Time constants of the Holt level/trend the device rules read (``°C/h``, ``dB/h``)."""
+
+    # Area rule.
+    area_share: float = 0.3
+    """Share of a ward's cabinets going on battery within the window = one area outage."""
+    area_min_cabinets: int = 3
+    area_window_ms: int = 10 * 60_000
+
+    def __post_init__(self) -> None:
+        unknown = set(self.detectors) - set(SUB_DETECTORS)
+        if unknown:
+            raise ValueError(f"unknown sub-detector(s) {sorted(unknown)}; known: {SUB_DETECTORS}")
+        for name in ("alpha", "alpha_scale", "tod_alpha", "alpha_ref", "alpha_repeat"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if not 0.0 < self.score_off < self.score_on < 1.0:
+            raise ValueError("need 0 < score_off < score_on < 1")
+        if self.warmup < 1 or self.tod_bins < 1 or self.flatline_min_run < 2:
+            raise ValueError("warmup, tod_bins must be >= 1 and flatline_min_run >= 2")
+        for name in ("clip_sigma", "cusum_h", "z_half", "dropout_k", "flatline_decades"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+
+    @property
+    def z_on(self) -> float:
+        """The z that maps to ``score_on``: other statistics are scaled to fire there."""
+        return float(self.z_half * (self.score_on / (1.0 - self.score_on)) ** 0.25)
+
+    def to_json(self) -> str:
+        """A JSON text of the settings (stored in checkpoints)."""
+        data = asdict(self)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DetectorConfig:
+        """Inverse of :meth:`to_json`; unknown keys raise ``ValueError``."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        bad = set(data) - known
+        if bad:
+            raise ValueError(f"unknown detector setting(s) {sorted(bad)}")
+        if "detectors" in data:
+            data["detectors"] = tuple(data["detectors"])
+        return cls(**data)
+
+
+def squash(z: Any, z_half: float) -> Any:
+    """Map a non-negative z-like statistic to [0, 1): ``z^4 / (z^4 + z_half^4)``.
+
+    Examples
+    --------
+    >>> round(float(squash(4.0, 4.0)), 3)
+    0.5
+    >>> float(squash(0.0, 4.0))
+    0.0
+    """
+    z4 = np.square(np.square(np.nan_to_num(z, nan=0.0, posinf=1e6)))
+    return z4 / (z4 + z_half**4)

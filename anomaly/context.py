@@ -1,0 +1,115 @@
+"""What a sub-detector sees of one round: the readings and the series' shared state.
+
+The detector core keeps a few columns every sub-detector may read (readings learned,
+last value and time, when the current value began); each sub-detector keeps its own
+columns in the same :class:`Store`, so growth and checkpoints treat all state alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from anomaly.config import DetectorConfig
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+class Store:
+    """Named state arrays whose first axis is the slot; they grow together.
+
+    Examples
+    --------
+    >>> s = Store()
+    >>> s.add("mean", 2, 0.0); s.add("bins", 2, float("nan"), width=3)
+    >>> s.grow(4); s["mean"].shape, s["bins"].shape
+    ((4,), (4, 3))
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, FloatArray] = {}
+        self._fill: dict[str, float] = {}
+
+    def add(self, name: str, capacity: int, fill: float, width: int = 0) -> None:
+        """Allocate a column (``width`` 0) or a ``capacity × width`` table."""
+        if name in self._arrays:
+            raise ValueError(f"state column {name!r} allocated twice")
+        shape = (capacity, width) if width else (capacity,)
+        self._arrays[name] = np.full(shape, fill, dtype=np.float64)
+        self._fill[name] = fill
+
+    def __getitem__(self, name: str) -> FloatArray:
+        return self._arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def grow(self, capacity: int) -> None:
+        """Extend every array to ``capacity`` slots with its initial value."""
+        for name, arr in self._arrays.items():
+            if len(arr) < capacity:
+                extra = np.full((capacity - len(arr), *arr.shape[1:]), self._fill[name])
+                self._arrays[name] = np.concatenate([arr, extra])
+
+    def bytes_per_slot(self) -> int:
+        """State bytes each series costs."""
+        return sum(a.itemsize * int(np.prod(a.shape[1:])) for a in self._arrays.values())
+
+    def snapshot(self, n: int) -> dict[str, FloatArray]:
+        """Copies of the first ``n`` slots of every array."""
+        return {name: arr[:n].copy() for name, arr in self._arrays.items()}
+
+    def load(self, arrays: Mapping[str, FloatArray]) -> None:
+        """Overwrite the first rows of every array from a snapshot (shapes must fit)."""
+        missing = set(self._arrays) - set(arrays)
+        if missing:
+            raise ValueError(f"checkpoint lacks state column(s) {sorted(missing)}")
+        for name, arr in self._arrays.items():
+            src = arrays[name]
+            if src.shape[1:] != arr.shape[1:] or len(src) > len(arr):
+                raise ValueError(f"checkpoint column {name!r} has shape {src.shape}")
+            arr[: len(src)] = src
+
+
+@dataclass(slots=True)
+class Round:
+    """One round: at most one reading per series, every array of the same length."""
+
+    config: DetectorConfig
+    slots: IntArray
+    ts_ms: IntArray
+    x: FloatArray
+    learnable: BoolArray
+    """Finite readings (others are scored 0 and never learned)."""
+    statistical: BoolArray
+    """Readings of float metrics (bool metrics only go through limits and rules)."""
+    n: FloatArray
+    """Readings of the series learned before this one."""
+    warm: BoolArray
+    """``n >= warmup``: the series may score statistically."""
+    last_x: FloatArray
+    """Previous value (NaN for a series' first reading)."""
+    last_ts: FloatArray
+    since_ts: FloatArray
+    """When the previous value began (its run start)."""
+    first_ts: FloatArray
+    period_ms: FloatArray
+    """The catalogue's reporting period, NaN for generic series."""
+    limits: FloatArray
+    """``(m, 5)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin."""
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def dt_ms(self) -> FloatArray:
+        """Time since the series' previous reading (NaN for its first one, >= 0)."""
+        return np.maximum(self.ts_ms - self.last_ts, 0.0)

@@ -1,0 +1,283 @@
+"""The streaming detector: state arrays per series, vectorised rounds, scores and events.
+
+Examples
+--------
+>>> import numpy as np
+>>> from anomaly import Detector, DetectorConfig
+>>> det = Detector(DetectorConfig(warmup=10))
+>>> slot = det.registry.slot("pump-7", 0)
+>>> rng = np.random.default_rng(0)
+>>> values = np.r_[20 + rng.normal(0, 0.5, 60), 35.0]
+>>> ts = np.arange(61, dtype=np.int64) * 60_000
+>>> res = det.update_arrays(np.full(61, slot), ts, values)
+>>> bool(res.scores[:-1].max() < 0.5), bool(res.scores[-1] > 0.99)
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from anomaly.config import DetectorConfig
+from anomaly.context import BoolArray, FloatArray, IntArray, Round, Store
+from anomaly.decide import Decider
+from anomaly.detectors import Dropout, Scores, SeriesDetector, build
+from anomaly.events import Detection, DetectionKind
+from anomaly.registry import MAX_METRIC_ID, SeriesRegistry
+from anomaly.rounds import plan_rounds
+from anomaly.rules import DeviceRules
+from telemetry.batch import ReadingBatch
+from telemetry.catalogue import METRICS_BY_ID
+
+CHECKPOINT_VERSION = 1
+
+# Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
+_RULE_OWNED = frozenset({"door_open", "on_battery"})
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one ``update`` returns: a score per reading (input order) and the events."""
+
+    scores: FloatArray
+    events: list[Detection]
+    components: dict[str, FloatArray] = field(default_factory=dict)
+    """Per sub-detector scores, when asked for (``components=True``)."""
+    slots: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin),
+    catalogue period in ms (NaN: learn it) and whether the metric is a bool."""
+    limits = np.full((MAX_METRIC_ID + 1, 5), np.nan)
+    limits[:, 4] = 0.0
+    period = np.full(MAX_METRIC_ID + 1, np.nan)
+    is_bool = np.zeros(MAX_METRIC_ID + 1, dtype=bool)
+    for mid, m in METRICS_BY_ID.items():
+        period[mid] = m.period_s * 1000.0
+        is_bool[mid] = m.dtype == "bool"
+        if m.name in _RULE_OWNED:
+            continue
+        for col, lim in enumerate((m.warn_low, m.warn_high, m.crit_low, m.crit_high)):
+            if lim is not None:
+                limits[mid, col] = lim
+        limits[mid, 4] = (
+            0.0 if is_bool[mid] else config.limit_margin_rel * (m.valid_max - m.valid_min)
+        )
+    return limits, period, is_bool
+
+
+class Detector:
+    """All series of the city in one set of arrays.
+
+    Feed it with :meth:`update` (a contract ``ReadingBatch``) or :meth:`update_arrays`
+    (slots from :attr:`registry`, timestamps, values). Pure: time comes from the data.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, capacity: int = 1024) -> None:
+        self.config = config or DetectorConfig()
+        self.registry = SeriesRegistry(capacity)
+        self.store = Store()
+        self.components: list[SeriesDetector] = build(self.config)
+        self._limits, self._period, self._is_bool = _metric_tables(self.config)
+        cap = self.registry.capacity
+        for name, fill in (
+            ("n", 0.0),
+            ("last_x", np.nan),
+            ("last_ts", np.nan),
+            ("since_ts", np.nan),
+            ("first_ts", np.nan),
+            ("hlevel", np.nan),
+            ("trend", 0.0),
+            ("last_score", 0.0),
+        ):
+            self.store.add(f"core_{name}", cap, fill)
+        for comp in self.components:
+            comp.allocate(self.store, cap)
+        self.decider = Decider(self.config, self.components, self.registry)
+        self.decider.allocate(self.store, cap)
+        self.rules = DeviceRules(self.config, self.registry)
+
+    # ----------------------------------------------------------------- feeding
+    def update(self, batch: ReadingBatch, *, components: bool = False) -> Update:
+        """Score a contract batch (registering new series) and decide events."""
+        slots = self.registry.slots(batch.device, batch.metric, batch.ward)
+        return self.update_arrays(slots, batch.ts_ms, batch.value, components=components)
+
+    def update_arrays(
+        self,
+        slots: npt.ArrayLike,
+        ts_ms: npt.ArrayLike,
+        values: npt.ArrayLike,
+        *,
+        components: bool = False,
+    ) -> Update:
+        """Score readings given as columns; ``slots`` come from :attr:`registry`.
+
+        Readings may be in any order and hold several of one series: the result equals
+        feeding them one at a time in time order (ties: input order).
+        """
+        slot_arr = np.asarray(slots, dtype=np.int64)
+        ts_arr = np.asarray(ts_ms, dtype=np.int64)
+        x_arr = np.asarray(values, dtype=np.float64)
+        if not slot_arr.shape == ts_arr.shape == x_arr.shape or slot_arr.ndim != 1:
+            raise ValueError("slots, ts_ms and values must be 1-D arrays of one length")
+        if slot_arr.size and (slot_arr.min() < 0 or slot_arr.max() >= self.registry.size):
+            raise ValueError("slot not registered; get slots from detector.registry")
+        self._sync_capacity()
+        n = len(x_arr)
+        scores = np.zeros(n)
+        parts = {c.name: np.zeros(n) for c in self.components} if components else {}
+        events: list[Detection] = []
+        for idx in plan_rounds(slot_arr, ts_arr):
+            r = self._round(slot_arr[idx], ts_arr[idx], x_arr[idx])
+            results = [c.score(r, self.store) for c in self.components]
+            combined = self._combine(results, len(r))
+            scores[idx] = combined
+            for c, res in zip(self.components, results, strict=True):
+                if components:
+                    parts[c.name][idx] = res.score
+            events.extend(self.decider.step(r, results, self.store))
+            for c in self.components:
+                c.learn(r, self.store)
+            self._learn_core(r, combined)
+        if n:
+            events.extend(self.rules.evaluate(self.store, np.unique(slot_arr), int(ts_arr.max())))
+        return Update(scores, events, parts, slot_arr)
+
+    @staticmethod
+    def _combine(results: Sequence[Scores], n: int) -> FloatArray:
+        if not results:
+            return np.zeros(n)
+        combined = results[0].score.copy()
+        for res in results[1:]:
+            np.maximum(combined, res.score, out=combined)
+        return combined
+
+    def _sync_capacity(self) -> None:
+        cap = self.registry.capacity
+        self.store.grow(cap)
+
+    def _round(self, slots: IntArray, ts: IntArray, x: FloatArray) -> Round:
+        st = self.store
+        metric = self.registry.metric[slots]
+        n = st["core_n"][slots]
+        return Round(
+            config=self.config,
+            slots=slots,
+            ts_ms=ts,
+            x=x,
+            learnable=np.isfinite(x),
+            statistical=~self._is_bool[metric],
+            n=n,
+            warm=n >= self.config.warmup,
+            last_x=st["core_last_x"][slots],
+            last_ts=st["core_last_ts"][slots],
+            since_ts=st["core_since_ts"][slots],
+            first_ts=st["core_first_ts"][slots],
+            period_ms=self._period[metric],
+            limits=self._limits[metric],
+        )
+
+    def _learn_core(self, r: Round, combined: FloatArray) -> None:
+        st, s, ok = self.store, r.slots, r.learnable
+        first = np.isnan(r.last_ts)
+        # Holt's linear trend with time constants, so the rules get a smooth slope per hour.
+        cfg = self.config
+        dt_h = np.nan_to_num(r.dt_ms / 3_600_000.0)
+        level, trend = st["core_hlevel"][s], st["core_trend"][s]
+        a = 1.0 - np.exp(-dt_h * 60.0 / cfg.trend_level_tau_min)
+        b = 1.0 - np.exp(-dt_h * 60.0 / cfg.trend_tau_min)
+        pred = level + trend * dt_h
+        new_level = np.where(first, r.x, pred + a * (r.x - pred))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = np.where(dt_h > 0, (new_level - level) / dt_h, trend)
+        new_trend = np.where(first, 0.0, trend + b * (step - trend))
+        changed = r.x != r.last_x
+        updates = {
+            "core_n": r.n + 1.0,
+            "core_last_x": r.x,
+            "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
+            "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),
+            "core_first_ts": np.where(first, r.ts_ms, r.first_ts),
+            "core_hlevel": new_level,
+            "core_trend": new_trend,
+            "core_last_score": combined,
+        }
+        for name, new in updates.items():
+            col = st[name]
+            col[s] = np.where(ok, new, col[s])
+
+    # ----------------------------------------------------------------- silence
+    def tick(self, now_ms: int) -> list[Detection]:
+        """Dropout events for series silent longer than ``dropout_k`` expected periods.
+
+        Scans every series' last-seen time at once; the event ends when a reading comes.
+        """
+        k = next((i for i, c in enumerate(self.components) if isinstance(c, Dropout)), None)
+        size = self.registry.size
+        if k is None or size == 0:
+            return []
+        st = self.store
+        last = st["core_last_ts"][:size]
+        period = self._period[self.registry.metric[:size]]
+        period = np.where(np.isnan(period), st["drop_period"][:size], period)
+        with np.errstate(invalid="ignore"):
+            silent = (now_ms - last) > self.config.dropout_k * period
+        silent &= st["ev_active"][:size, k] == 0
+        events: list[Detection] = []
+        for slot in np.flatnonzero(silent):
+            slots = np.array([slot], dtype=np.int64)
+            r = self._round(slots, np.array([now_ms], np.int64), st["core_last_x"][slots])
+            gap = (now_ms - last[slot]) / period[slot]
+            res = Scores(np.array([1.0]), np.array([gap]), np.array([period[slot]]))
+            det = self.decider
+            ev = det.event(
+                DetectionKind.DROPOUT, r, res, 0, active=True, start=float(last[slot]), peak=1.0
+            )
+            st["ev_active"][slot, k] = 1.0
+            st["ev_start"][slot, k] = last[slot]
+            events.append(ev)
+        return events
+
+    # ------------------------------------------------------------- checkpoint
+    def bytes_per_series(self) -> float:
+        """State bytes per series: every per-slot array plus the registry entry."""
+        return float(self.store.bytes_per_slot()) + self.registry.bytes_per_series()
+
+    def save(self, path: str | Path) -> None:
+        """Checkpoint all learned state (``.npz``) so a restart keeps its baselines."""
+        n = self.registry.size
+        arrays: dict[str, npt.NDArray[np.generic]] = {
+            f"state_{k}": v for k, v in self.store.snapshot(n).items()
+        }
+        arrays.update(self.registry.to_arrays())
+        arrays.update(self.rules.to_arrays())
+        arrays["meta_version"] = np.array(CHECKPOINT_VERSION)
+        arrays["meta_config"] = np.array(self.config.to_json())
+        with Path(path).open("wb") as f:
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str | Path, config: DetectorConfig | None = None) -> Detector:
+        """Restore a checkpoint; ``config`` defaults to the one stored in it."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        version = int(arrays.get("meta_version", np.array(-1)))
+        if version != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {version}, expected {CHECKPOINT_VERSION}")
+        cfg = config or DetectorConfig.from_json(str(arrays["meta_config"]))
+        registry = SeriesRegistry.from_arrays(arrays)
+        det = cls(cfg, capacity=registry.capacity)
+        det.registry = registry
+        det.decider.registry = registry
+        det.rules.registry = registry
+        det._sync_capacity()
+        det.store.load({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
+        det.rules.load(arrays)
+        return det

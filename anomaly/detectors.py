@@ -1,0 +1,410 @@
+"""Series-level sub-detectors: a tiny API in the spirit of river.
+
+Each sub-detector owns some state columns, *scores* a round from the state before it
+(pure: no state change) and then *learns* from it. Scores are in [0, 1], one per
+reading, 0 for readings it cannot judge (warm-up, non-finite values, bool metrics for
+the statistical ones). Besides the score it returns ``z`` (the statistic behind it, for
+explanations) and ``ref`` (what the detector expected).
+
+Every statistic is measured in the series' own units of noise (robust scale), its own
+repeat rate or its own reporting period, so one configuration fits any series.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from anomaly.config import DetectorConfig, squash
+from anomaly.context import DAY_MS, BoolArray, FloatArray, Round, Store
+from anomaly.events import DetectionKind
+
+_MAD_TO_SIGMA = 1.2533  # mean absolute deviation -> standard deviation (normal noise)
+
+
+class Scores(NamedTuple):
+    """One sub-detector's verdict on a round."""
+
+    score: FloatArray
+    z: FloatArray
+    ref: FloatArray
+
+
+class SeriesDetector(Protocol):
+    """The sub-detector API; ``tests/unit/test_anomaly_conformance.py`` checks each one."""
+
+    name: str
+    kind: DetectionKind
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        """Add this detector's state columns to ``store``."""
+
+    def score(self, r: Round, store: Store) -> Scores:
+        """Judge each reading of the round from the state before it (no side effects)."""
+
+    def learn(self, r: Round, store: Store) -> None:
+        """Fold the round into the state."""
+
+
+def _scale(
+    dev: FloatArray, level: FloatArray, cfg: DetectorConfig, slow: FloatArray | None = None
+) -> FloatArray:
+    """Robust sigma, floored: relative to the level, and (``slow``) to a fraction of the
+    long-run unclipped deviation, so a mostly-constant series with rare bursts keeps a
+    finite scale instead of collapsing to zero and alarming at every burst."""
+    floor = cfg.scale_floor_rel * np.abs(np.nan_to_num(level)) + cfg.scale_floor_abs
+    if slow is not None:
+        floor = np.maximum(floor, cfg.slow_floor * _MAD_TO_SIGMA * np.nan_to_num(slow))
+    return np.maximum(_MAD_TO_SIGMA * dev, floor)
+
+
+def _gated(score: FloatArray, ok: BoolArray) -> FloatArray:
+    return np.where(ok, np.nan_to_num(score, nan=0.0), 0.0)
+
+
+def _robust_step(
+    x: FloatArray,
+    level: FloatArray,
+    dev: FloatArray,
+    n: FloatArray,
+    *,
+    alpha: float | FloatArray,
+    alpha_scale: float | FloatArray,
+    cfg: DetectorConfig,
+    clip: BoolArray,
+) -> tuple[FloatArray, FloatArray]:
+    """One outlier-protected EWMA step of level and absolute deviation.
+
+    Readings beyond ``clip_sigma`` scales are pulled to that bound before learning (where
+    ``clip``), so a spike moves the baseline by a bounded amount. The first readings use
+    the running mean (weight 1/(n+1)) so the start is not biased to the first value.
+    """
+    first = np.isnan(level)
+    level = np.where(first, x, level)
+    bound = np.where(clip, cfg.clip_sigma * _scale(dev, level, cfg), np.inf)
+    resid = x - level
+    a = np.maximum(alpha, 1.0 / (n + 1.0))
+    a_s = np.maximum(alpha_scale, 1.0 / (n + 1.0))
+    new_level = level + a * np.clip(resid, -bound, bound)
+    new_dev = dev + a_s * (np.minimum(np.abs(resid), bound) - dev)
+    return new_level, np.where(first, 0.0, new_dev)
+
+
+class Limits:
+    """Physical alarm limits of the catalogue, with hysteresis.
+
+    A level (0 ok, 1 warn, 2 crit) is entered when a limit is crossed (high limits
+    inclusive, low limits strict: ``signal < 1`` is lost light) and left only once the
+    value is back inside by a margin (a share of the valid range), so a reading
+    wobbling on a limit does not flap.
+    """
+
+    name = "limits"
+    kind = DetectionKind.LIMIT
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("lim_level", capacity, 0.0)
+
+    @staticmethod
+    def _level(x: FloatArray, lim: FloatArray, inward: FloatArray) -> FloatArray:
+        with np.errstate(invalid="ignore"):
+            warn = (x < lim[:, 0] + inward) | (x >= lim[:, 1] - inward)
+            crit = (x < lim[:, 2] + inward) | (x >= lim[:, 3] - inward)
+        return np.where(crit, 2.0, np.where(warn, 1.0, 0.0))
+
+    def _new_level(self, r: Round, store: Store) -> FloatArray:
+        prev = store["lim_level"][r.slots]
+        outer = self._level(r.x, r.limits, np.zeros(len(r)))
+        inner = self._level(r.x, r.limits, r.limits[:, 4])
+        return np.where(r.learnable, np.maximum(outer, np.minimum(prev, inner)), prev)
+
+    def score(self, r: Round, store: Store) -> Scores:
+        level = self._new_level(r, store)
+        table = np.array([0.0, r.config.limit_warn_score, 1.0])
+        score = table[level.astype(np.intp)]
+        return Scores(_gated(score, r.learnable), level, np.full(len(r), np.nan))
+
+    def learn(self, r: Round, store: Store) -> None:
+        store["lim_level"][r.slots] = self._new_level(r, store)
+
+
+class Baseline:
+    """Adaptive baseline: outlier-protected EWMA level and robust scale, z-score.
+
+    After ``rebaseline_run`` outliers in a row on one side the series has moved for
+    good (a level shift the CUSUM reports): the baseline jumps to a fast EWMA of the
+    recent readings instead of crawling there and alarming all the way.
+    """
+
+    name = "baseline"
+    kind = DetectionKind.BASELINE
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("base_level", capacity, np.nan)
+        store.add("base_dev", capacity, 0.0)
+        store.add("base_fast", capacity, np.nan)
+        store.add("base_run", capacity, 0.0)
+        store.add("base_slow", capacity, 0.0)
+
+    def _z(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray]:
+        level = store["base_level"][r.slots]
+        scale = _scale(store["base_dev"][r.slots], level, r.config, store["base_slow"][r.slots])
+        return (r.x - level) / scale, level
+
+    def score(self, r: Round, store: Store) -> Scores:
+        z, level = self._z(r, store)
+        ok = r.warm & r.learnable & r.statistical
+        return Scores(_gated(squash(np.abs(z), r.config.z_half), ok), z, level)
+
+    def learn(self, r: Round, store: Store) -> None:
+        cfg, s = r.config, r.slots
+        ok = r.learnable & r.statistical
+        z, level = self._z(r, store)
+        warm = r.n >= cfg.warmup
+        new_level, new_dev = _robust_step(
+            r.x,
+            level,
+            store["base_dev"][s],
+            r.n,
+            alpha=cfg.alpha,
+            alpha_scale=cfg.alpha_scale,
+            cfg=cfg,
+            clip=warm,
+        )
+        fast_prev = store["base_fast"][s]
+        a_fast = 2.0 / (cfg.rebaseline_run + 1.0)
+        fast = np.where(np.isnan(fast_prev), r.x, fast_prev + a_fast * (r.x - fast_prev))
+        with np.errstate(invalid="ignore"):
+            side = np.where(warm & (np.abs(z) > cfg.clip_sigma), np.sign(z), 0.0)
+        run = store["base_run"][s]
+        run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
+        slow_prev = store["base_slow"][s]
+        a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
+        resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
+        slow = slow_prev + a_slow * (resid - slow_prev)
+        moved = np.abs(run) >= cfg.rebaseline_run
+        new_level = np.where(moved, fast, new_level)
+        run = np.where(moved, 0.0, run)
+        for name, new in (
+            ("base_level", new_level),
+            ("base_dev", new_dev),
+            ("base_fast", fast),
+            ("base_run", run),
+            ("base_slow", slow),
+        ):
+            col = store[name]
+            col[s] = np.where(ok, new, col[s])
+
+
+class TimeOfDay:
+    """What this series usually reads at this hour (Hanoi local time): one robust EWMA
+    level and scale per hour bin. Each reading weighs by the time it covers, so a bin's
+    memory is ~1/tod_alpha days whatever the reporting period."""
+
+    name = "time_of_day"
+    kind = DetectionKind.TIME_OF_DAY
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.bins = config.tod_bins
+        self.offset_ms = round(config.utc_offset_h * 3_600_000)
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("tod_level", capacity, np.nan, width=self.bins)
+        store.add("tod_dev", capacity, 0.0, width=self.bins)
+        store.add("tod_n", capacity, 0.0, width=self.bins)
+        store.add("tod_slow", capacity, 0.0)
+
+    def bin_of(self, ts_ms: FloatArray | np.ndarray) -> np.ndarray:
+        """Local-time bin of each timestamp."""
+        local = (np.asarray(ts_ms, dtype=np.int64) + self.offset_ms) % DAY_MS
+        return (local * self.bins) // DAY_MS
+
+    def _state(
+        self, r: Round, store: Store
+    ) -> tuple[np.ndarray, FloatArray, FloatArray, FloatArray]:
+        b = self.bin_of(r.ts_ms)
+        return (
+            b,
+            store["tod_level"][r.slots, b],
+            store["tod_dev"][r.slots, b],
+            store["tod_n"][r.slots, b],
+        )
+
+    def score(self, r: Round, store: Store) -> Scores:
+        cfg = r.config
+        _, level, dev, count = self._state(r, store)
+        z = (r.x - level) / _scale(dev, level, cfg, store["tod_slow"][r.slots])
+        history = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
+        ok = r.warm & r.learnable & r.statistical & history & (count >= cfg.tod_min_count)
+        return Scores(_gated(squash(np.abs(z), cfg.z_half), ok), z, level)
+
+    def learn(self, r: Round, store: Store) -> None:
+        cfg = r.config
+        b, level, dev, count = self._state(r, store)
+        bin_ms = DAY_MS / self.bins
+        dt = np.nan_to_num(r.dt_ms, nan=bin_ms)
+        alpha = cfg.tod_alpha * np.minimum(dt, bin_ms) / bin_ms
+        new_level, new_dev = _robust_step(
+            r.x, level, dev, count, alpha=alpha, alpha_scale=alpha, cfg=cfg, clip=count >= 3
+        )
+        ok = r.learnable & r.statistical
+        slow_prev = store["tod_slow"][r.slots]
+        a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
+        resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
+        store["tod_slow"][r.slots] = np.where(
+            ok, slow_prev + a_slow * (resid - slow_prev), slow_prev
+        )
+        s = r.slots[ok]
+        store["tod_level"][s, b[ok]] = new_level[ok]
+        store["tod_dev"][s, b[ok]] = new_dev[ok]
+        store["tod_n"][s, b[ok]] = count[ok] + 1.0
+
+
+class LevelShift:
+    """Two-sided CUSUM of the clipped standardised residual against a slow reference.
+
+    Drifts below ``cusum_k`` scales never accumulate; a sustained shift reaches
+    ``cusum_h`` in a few readings; then the reference re-anchors to the new level.
+    """
+
+    name = "level_shift"
+    kind = DetectionKind.LEVEL_SHIFT
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("cusum_ref", capacity, np.nan)
+        store.add("cusum_dev", capacity, 0.0)
+        store.add("cusum_pos", capacity, 0.0)
+        store.add("cusum_neg", capacity, 0.0)
+
+    def _sums(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray, FloatArray]:
+        cfg = r.config
+        ref = store["cusum_ref"][r.slots]
+        scale = _scale(store["cusum_dev"][r.slots], ref, cfg)
+        resid = np.clip(np.nan_to_num((r.x - ref) / scale), -cfg.cusum_clip, cfg.cusum_clip)
+        resid = np.where(r.warm, resid, 0.0)
+        pos = np.maximum(0.0, store["cusum_pos"][r.slots] + resid - cfg.cusum_k)
+        neg = np.maximum(0.0, store["cusum_neg"][r.slots] - resid - cfg.cusum_k)
+        return pos, neg, ref
+
+    def score(self, r: Round, store: Store) -> Scores:
+        cfg = r.config
+        pos, neg, ref = self._sums(r, store)
+        stat = np.maximum(pos, neg)
+        z = np.where(pos >= neg, stat, -stat) / cfg.cusum_h
+        ok = r.warm & r.learnable & r.statistical
+        return Scores(_gated(squash(cfg.z_on * stat / cfg.cusum_h, cfg.z_half), ok), z, ref)
+
+    def learn(self, r: Round, store: Store) -> None:
+        cfg, s = r.config, r.slots
+        pos, neg, ref = self._sums(r, store)
+        new_ref, new_dev = _robust_step(
+            r.x,
+            ref,
+            store["cusum_dev"][s],
+            r.n,
+            alpha=cfg.alpha_ref,
+            alpha_scale=cfg.alpha_scale,
+            cfg=cfg,
+            clip=r.warm,
+        )
+        shifted = np.maximum(pos, neg) >= cfg.cusum_h
+        new_ref = np.where(shifted, r.x, new_ref)
+        pos = np.where(shifted, 0.0, pos)
+        neg = np.where(shifted, 0.0, neg)
+        ok = r.learnable & r.statistical
+        for name, new in (
+            ("cusum_ref", new_ref),
+            ("cusum_dev", new_dev),
+            ("cusum_pos", pos),
+            ("cusum_neg", neg),
+        ):
+            col = store[name]
+            col[s] = np.where(ok, new, col[s])
+
+
+class Flatline:
+    """A run of identical readings, weighed by how often this series repeats a value.
+
+    The surprise of a run of L repeats is ``L × -log10(p)`` with ``p`` the series' own
+    repeat rate (a slow EWMA, so a series whose long runs are normal learns it): a
+    noisy sensor is stuck after a few equal readings while a quantised one needs many.
+    """
+
+    name = "flatline"
+    kind = DetectionKind.FLATLINE
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("flat_rate", capacity, 0.5)
+        store.add("flat_run", capacity, 0.0)
+
+    def _run(self, r: Round, store: Store) -> FloatArray:
+        return np.where(r.x == r.last_x, store["flat_run"][r.slots] + 1.0, 0.0)
+
+    def score(self, r: Round, store: Store) -> Scores:
+        cfg = r.config
+        run = self._run(r, store)
+        rate = np.clip(store["flat_rate"][r.slots], 1e-3, 0.999)
+        decades = run * -np.log10(rate)
+        long_enough = run >= cfg.flatline_min_run - 1
+        score = squash(cfg.z_on * decades / cfg.flatline_decades, cfg.z_half)
+        ok = r.warm & r.learnable & r.statistical & long_enough
+        return Scores(_gated(score, ok), run + 1.0, r.last_x)
+
+    def learn(self, r: Round, store: Store) -> None:
+        cfg, s = r.config, r.slots
+        run = self._run(r, store)
+        ok = r.learnable & r.statistical
+        rate = store["flat_rate"][s]
+        a = np.maximum(cfg.alpha_repeat, 1.0 / (r.n + 1.0))
+        same = (run > 0).astype(np.float64)
+        learn_rate = ok & ~np.isnan(r.last_x)
+        store["flat_rate"][s] = np.where(learn_rate, rate + a * (same - rate), rate)
+        store["flat_run"][s] = np.where(ok, run, store["flat_run"][s])
+
+
+class Dropout:
+    """A gap longer than ``dropout_k`` expected periods, seen when the next reading
+    arrives (``Detector.tick`` finds silent series without one). The period is the
+    catalogue's, or for generic series a robust EWMA of the gaps seen."""
+
+    name = "dropout"
+    kind = DetectionKind.DROPOUT
+
+    def allocate(self, store: Store, capacity: int) -> None:
+        store.add("drop_period", capacity, np.nan)
+
+    def period(self, r: Round, store: Store) -> FloatArray:
+        """Expected period of each reading's series, ms (NaN while unknown)."""
+        return np.where(np.isnan(r.period_ms), store["drop_period"][r.slots], r.period_ms)
+
+    def score(self, r: Round, store: Store) -> Scores:
+        cfg = r.config
+        period = self.period(r, store)
+        gap = r.dt_ms / period
+        known = ~np.isnan(r.period_ms) | (r.n >= 3)
+        score = squash(cfg.z_on * gap / cfg.dropout_k, cfg.z_half)
+        return Scores(_gated(score, known & r.learnable & ~np.isnan(gap)), gap, period)
+
+    def learn(self, r: Round, store: Store) -> None:
+        cfg, s = r.config, r.slots
+        learned = store["drop_period"][s]
+        dt = r.dt_ms
+        has_dt = ~np.isnan(dt) & r.learnable
+        clipped = np.minimum(dt, np.where(np.isnan(learned), np.inf, 3.0 * learned))
+        a = np.maximum(cfg.alpha_period, 1.0 / np.maximum(r.n, 1.0))
+        new = np.where(np.isnan(learned), dt, learned + a * (clipped - learned))
+        store["drop_period"][s] = np.where(has_dt, new, learned)
+
+
+def build(config: DetectorConfig) -> list[SeriesDetector]:
+    """The sub-detectors ``config.detectors`` names, in scoring order."""
+    makers: dict[str, SeriesDetector] = {
+        "limits": Limits(),
+        "baseline": Baseline(),
+        "time_of_day": TimeOfDay(config),
+        "level_shift": LevelShift(),
+        "flatline": Flatline(),
+        "dropout": Dropout(),
+    }
+    return [makers[name] for name in config.detectors]

@@ -1,0 +1,171 @@
+"""Series registry: (device, metric id) -> slot, growing by doubling.
+
+A slot indexes every state array of the detector. Devices and wards get small integer
+indices too, so device-level and area-level rules work on arrays. Metric id 0 is the
+*generic* metric: a series with no catalogue entry (no physical limits, learned period),
+as in ``citywatch detect`` on an arbitrary CSV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+GENERIC_METRIC = 0
+"""Metric id of a series with no catalogue entry."""
+MAX_METRIC_ID = 31
+"""Metric ids index a small per-device table; the catalogue's ids stay below this."""
+
+IntArray = npt.NDArray[np.int64]
+
+
+class SeriesRegistry:
+    """Slots for series, indices for devices and wards; arrays grow by doubling.
+
+    Examples
+    --------
+    >>> reg = SeriesRegistry(capacity=2)
+    >>> reg.slot("cab-1", 1, ward="ba_dinh"), reg.slot("cab-1", 9), reg.slot("cab-2", 1)
+    (0, 1, 2)
+    >>> reg.capacity, reg.size, int(reg.device_slots[0, 9])
+    (4, 3, 1)
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._slot_of: dict[tuple[str, int], int] = {}
+        self._device_of: dict[str, int] = {}
+        self._ward_of: dict[str, int] = {}
+        self.devices: list[str] = []
+        self.wards: list[str] = []
+        self.metric = np.zeros(capacity, dtype=np.int16)
+        """Metric id of each slot."""
+        self.device = np.zeros(capacity, dtype=np.int32)
+        """Device index of each slot."""
+        self.device_ward = np.zeros(16, dtype=np.int32)
+        """Ward index of each device."""
+        self.device_slots = np.full((16, MAX_METRIC_ID + 1), -1, dtype=np.int64)
+        """Slot of (device index, metric id), -1 if the device has no such series."""
+
+    @property
+    def size(self) -> int:
+        """Series registered."""
+        return len(self._slot_of)
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated (state arrays have this many rows)."""
+        return len(self.metric)
+
+    def _ward(self, ward: str) -> int:
+        index = self._ward_of.get(ward)
+        if index is None:
+            index = self._ward_of[ward] = len(self.wards)
+            self.wards.append(ward)
+        return index
+
+    def _device(self, device: str, ward: str | None) -> int:
+        index = self._device_of.get(device)
+        if index is None:
+            index = self._device_of[device] = len(self.devices)
+            self.devices.append(device)
+            if index >= len(self.device_ward):
+                grow = len(self.device_ward)
+                self.device_ward = np.concatenate([self.device_ward, np.zeros(grow, np.int32)])
+                self.device_slots = np.concatenate(
+                    [self.device_slots, np.full_like(self.device_slots, -1)]
+                )
+            self.device_ward[index] = self._ward(ward or "")
+        elif ward:
+            self.device_ward[index] = self._ward(ward)
+        return index
+
+    def slot(self, device: str, metric: int, ward: str | None = None) -> int:
+        """The slot of a series, registering it (and growing the arrays) if new."""
+        key = (device, int(metric))
+        found = self._slot_of.get(key)
+        if found is not None:
+            return found
+        if not 0 <= key[1] <= MAX_METRIC_ID:
+            raise ValueError(f"metric id {metric} outside 0..{MAX_METRIC_ID}")
+        slot = len(self._slot_of)
+        if slot >= self.capacity:
+            grow = self.capacity
+            self.metric = np.concatenate([self.metric, np.zeros(grow, np.int16)])
+            self.device = np.concatenate([self.device, np.zeros(grow, np.int32)])
+        dev = self._device(device, ward)
+        self._slot_of[key] = slot
+        self.metric[slot] = key[1]
+        self.device[slot] = dev
+        self.device_slots[dev, key[1]] = slot
+        return slot
+
+    def slots(
+        self,
+        devices: Sequence[str] | npt.NDArray[np.object_],
+        metrics: Sequence[int] | npt.NDArray[np.integer],
+        wards: Sequence[str] | npt.NDArray[np.object_] | None = None,
+    ) -> IntArray:
+        """Slots of many series at once (registering new ones).
+
+        A dictionary look-up per reading: string keys cannot be hashed by numpy. Known
+        series cost one ``dict.get``; only new ones take the slow path.
+        """
+        metric_list = np.asarray(metrics).tolist()
+        get = self._slot_of.get
+        out = [get(key) for key in zip(devices, metric_list, strict=True)]
+        if None in out:
+            ward_list: Iterable[str | None] = wards if wards is not None else [None] * len(out)
+            for i, (known, dev, met, ward) in enumerate(
+                zip(out, devices, metric_list, ward_list, strict=True)
+            ):
+                if known is None:
+                    out[i] = self.slot(str(dev), int(met), ward)
+        return np.asarray(out, dtype=np.int64)
+
+    def key(self, slot: int) -> tuple[str, int]:
+        """(device, metric id) of a slot."""
+        return self.devices[int(self.device[slot])], int(self.metric[slot])
+
+    def ward_of_slot(self, slot: int) -> str:
+        """Ward of the device owning the slot."""
+        return self.wards[int(self.device_ward[int(self.device[slot])])]
+
+    def bytes_per_series(self) -> float:
+        """Registry bytes per slot: arrays, plus Python keys measured on this registry."""
+        per_slot = self.metric.itemsize + self.device.itemsize
+        # A dict entry with a (str, int) tuple key: ~ 200 bytes in CPython.
+        return float(per_slot + 200)
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Everything needed to rebuild the registry, as arrays (for ``np.savez``)."""
+        n, d = self.size, len(self.devices)
+        return {
+            "reg_metric": self.metric[:n].copy(),
+            "reg_device": self.device[:n].copy(),
+            "reg_devices": np.array(self.devices, dtype=np.str_),
+            "reg_device_ward": self.device_ward[:d].copy(),
+            "reg_wards": np.array(self.wards, dtype=np.str_),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]]) -> SeriesRegistry:
+        """Inverse of :meth:`to_arrays`."""
+        metric = arrays["reg_metric"].astype(np.int16)
+        device = arrays["reg_device"].astype(np.int32)
+        devices = [str(d) for d in arrays["reg_devices"].tolist()]
+        wards = [str(w) for w in arrays["reg_wards"].tolist()]
+        device_ward = arrays["reg_device_ward"].astype(np.int32)
+        reg = cls(capacity=max(1, len(metric)))
+        for ward in wards:
+            reg._ward(ward)
+        for index, name in enumerate(devices):
+            reg._device(name, wards[int(device_ward[index])] if wards else "")
+        for slot in range(len(metric)):
+            got = reg.slot(devices[int(device[slot])], int(metric[slot]))
+            if got != slot:
+                raise ValueError("corrupt registry checkpoint: slots out of order")
+        return reg

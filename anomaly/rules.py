@@ -1,0 +1,278 @@
+"""Device-level rules (several metrics of one device) and the area-level rule (a ward).
+
+They read the series' last values and trends after each batch, vectorised over the
+devices the batch touched, and keep one on/off state per device × rule (per ward for
+the area rule), so a condition is one event when it starts and one when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from anomaly.config import DetectorConfig
+from anomaly.context import HOUR_MS, BoolArray, FloatArray, IntArray, Store
+from anomaly.events import Detection, DetectionKind, Severity
+from anomaly.registry import SeriesRegistry
+from telemetry.catalogue import metric_id
+from telemetry.kinds import DeviceKind
+
+_C, _S = DeviceKind.CABINET, DeviceKind.CABLE_SEGMENT
+M = {
+    name: metric_id(kind, name)
+    for kind, names in (
+        (
+            _C,
+            (
+                "temp_inside",
+                "fan_rpm",
+                "on_battery",
+                "mains_voltage",
+                "battery_soc",
+                "water_level",
+                "door_open",
+            ),
+        ),
+        (_S, ("moisture", "signal", "strain", "optical_loss")),
+    )
+    for name in names
+}
+
+RULES: tuple[DetectionKind, ...] = (
+    DetectionKind.OVERHEATING,
+    DetectionKind.POWER_LOSS,
+    DetectionKind.FLOODING,
+    DetectionKind.INTRUSION,
+    DetectionKind.CABLE_CUT,
+    DetectionKind.FIBRE_DEGRADATION,
+)
+
+
+@dataclass(slots=True)
+class _View:
+    """Last values, trends and scores of one metric for the devices under evaluation."""
+
+    value: FloatArray
+    trend: FloatArray
+    score: FloatArray
+
+
+@dataclass(slots=True)
+class _Verdict:
+    on: BoolArray
+    critical: BoolArray
+    text: Callable[[int], str]
+
+
+class DeviceRules:
+    """Evaluate the device rules and the area rule after each batch."""
+
+    def __init__(self, config: DetectorConfig, registry: SeriesRegistry) -> None:
+        self.config = config
+        self.registry = registry
+        self.active = np.zeros((16, len(RULES)), dtype=bool)
+        self.start = np.zeros((16, len(RULES)), dtype=np.int64)
+        self.area_active = np.zeros(16, dtype=bool)
+        self.area_start = np.zeros(16, dtype=np.int64)
+
+    def _grow(self) -> None:
+        n_dev, n_ward = len(self.registry.devices), len(self.registry.wards)
+        while len(self.active) < n_dev:
+            self.active = np.concatenate([self.active, np.zeros_like(self.active)])
+            self.start = np.concatenate([self.start, np.zeros_like(self.start)])
+        while len(self.area_active) < n_ward:
+            self.area_active = np.concatenate([self.area_active, np.zeros_like(self.area_active)])
+            self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
+
+    def _view(self, store: Store, devs: IntArray, name: str) -> _View:
+        slots = self.registry.device_slots[devs, M[name]]
+        have = slots >= 0
+        safe = np.where(have, slots, 0)
+
+        def pick(col: str, fill: float) -> FloatArray:
+            return np.where(have, store[col][safe], fill)
+
+        return _View(
+            pick("core_last_x", np.nan), pick("core_trend", 0.0), pick("core_last_score", 0.0)
+        )
+
+    def _verdicts(self, store: Store, devs: IntArray, now_ms: int) -> list[_Verdict]:
+        cfg = self.config
+        v = {name: self._view(store, devs, name) for name in M}
+        temp, fan = v["temp_inside"], v["fan_rpm"]
+        soc = v["battery_soc"]
+        with np.errstate(invalid="ignore"):
+            heat = (
+                (fan.value >= cfg.fan_on_rpm)
+                & (temp.trend >= cfg.heat_rise_c_per_h)
+                & (temp.value >= cfg.overheat_min_c)
+            )
+            mains_lost = (v["on_battery"].value >= 1) | (v["mains_voltage"].value < 180)
+            draining = mains_lost & ((soc.trend < 0) | np.isnan(soc.value))
+            water, moist = v["water_level"].value, v["moisture"].value
+            flood = (water >= 30) | (moist >= 60)
+            flood_crit = (water >= 100) | (moist >= 85)
+            hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
+            night = hour >= cfg.night_start_h or hour < cfg.night_end_h
+            intrusion = (v["door_open"].value >= 1) & night
+            strain, optical = v["strain"], v["optical_loss"]
+            cut = (v["signal"].value < 1) & (
+                (strain.value >= 1500)
+                | (strain.score >= cfg.score_on)
+                | (optical.value >= 6)
+                | (optical.score >= cfg.score_on)
+            )
+            creep = (v["signal"].value >= 1) & (optical.trend >= cfg.fibre_creep_db_per_h)
+        dev_name = self.registry.devices
+
+        def t_heat(i: int) -> str:
+            return (
+                f"fans at {fan.value[i]:.0f} rpm yet inside temperature {temp.value[i]:.1f} °C "
+                f"and rising {temp.trend[i]:.1f} °C/h: fan failure or blocked vents?"
+            )
+
+        def t_power(i: int) -> str:
+            rate = -soc.trend[i]
+            left = f", about {soc.value[i] / rate:.1f} h left" if rate > 0 else ""
+            return (
+                f"mains lost, {dev_name[int(devs[i])]} on battery: charge "
+                f"{soc.value[i]:.0f} %, falling {rate:.1f} %/h{left}"
+            )
+
+        def t_flood(i: int) -> str:
+            if not np.isnan(water[i]):
+                return f"water {water[i]:.0f} mm above the cabinet plinth floor"
+            return f"duct moisture {moist[i]:.0f} %: water ingress"
+
+        def t_door(_: int) -> str:
+            return f"cabinet door open at {hour:02d}:00, outside working hours"
+
+        def t_cut(i: int) -> str:
+            return (
+                f"no light through the segment with strain {strain.value[i]:.0f} µε and "
+                f"optical loss {optical.value[i]:.1f} dB: cable cut or crushed"
+            )
+
+        def t_creep(i: int) -> str:
+            return (
+                f"optical loss {optical.value[i]:.2f} dB creeping up "
+                f"{optical.trend[i] * 24:.2f} dB/day: fibre or splice degrading"
+            )
+
+        zeros = np.zeros(len(devs), dtype=bool)
+        return [
+            _Verdict(heat, heat & (temp.value >= 55), t_heat),
+            _Verdict(draining, draining & (soc.value < 20), t_power),
+            _Verdict(flood, flood_crit, t_flood),
+            _Verdict(intrusion, zeros, t_door),
+            _Verdict(cut, cut, t_cut),
+            _Verdict(creep, zeros, t_creep),
+        ]
+
+    def evaluate(self, store: Store, slots: IntArray, now_ms: int) -> list[Detection]:
+        """Rule events for the devices owning ``slots`` at batch time ``now_ms``."""
+        self._grow()
+        devs = np.unique(self.registry.device[slots]).astype(np.int64)
+        events: list[Detection] = []
+        base = {
+            DetectionKind.OVERHEATING: Severity.MAJOR,
+            DetectionKind.POWER_LOSS: Severity.MAJOR,
+            DetectionKind.FLOODING: Severity.MAJOR,
+            DetectionKind.INTRUSION: Severity.MAJOR,
+            DetectionKind.CABLE_CUT: Severity.CRITICAL,
+            DetectionKind.FIBRE_DEGRADATION: Severity.MINOR,
+        }
+        for k, (kind, verdict) in enumerate(
+            zip(RULES, self._verdicts(store, devs, now_ms), strict=True)
+        ):
+            was = self.active[devs, k]
+            for i in np.flatnonzero(verdict.on != was):
+                dev = int(devs[i])
+                on = bool(verdict.on[i])
+                if on:
+                    self.start[dev, k] = now_ms
+                sev = Severity.CRITICAL if verdict.critical[i] else base[kind]
+                text = verdict.text(int(i))
+                events.append(
+                    Detection(
+                        kind=kind,
+                        severity=sev,
+                        active=on,
+                        ward=self.registry.wards[int(self.registry.device_ward[dev])],
+                        device=self.registry.devices[dev],
+                        start_ms=int(self.start[dev, k]),
+                        ts_ms=now_ms,
+                        score=1.0 if on else 0.0,
+                        explanation=text if on else f"ended: {text}",
+                    )
+                )
+                self.active[dev, k] = on
+        events.extend(self._area(store, now_ms))
+        return events
+
+    def _area(self, store: Store, now_ms: int) -> list[Detection]:
+        """One AREA_OUTAGE per ward when a share of its cabinets went on battery lately."""
+        cfg, reg = self.config, self.registry
+        n_dev = len(reg.devices)
+        if n_dev == 0:
+            return []
+        slots = reg.device_slots[:n_dev, M["on_battery"]]
+        have = slots >= 0
+        if not have.any():
+            return []
+        safe = np.where(have, slots, 0)
+        on = have & (store["core_last_x"][safe] >= 1)
+        since = store["core_since_ts"][safe]
+        recent = on & (since >= now_ms - cfg.area_window_ms)
+        ward = reg.device_ward[:n_dev]
+        n_ward = len(reg.wards)
+        total = np.bincount(ward[have], minlength=n_ward)
+        n_on = np.bincount(ward[on], minlength=n_ward)
+        n_recent = np.bincount(ward[recent], minlength=n_ward)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            start = (n_recent >= cfg.area_min_cabinets) & (n_recent / total >= cfg.area_share)
+            hold = (n_on >= cfg.area_min_cabinets) & (n_on / total >= cfg.area_share / 2)
+        active = self.area_active[:n_ward]
+        new = np.where(active, hold, start)
+        events: list[Detection] = []
+        for w in np.flatnonzero(new != active):
+            is_on = bool(new[w])
+            if is_on:
+                self.area_start[w] = now_ms
+            text = (
+                f"{n_on[w]} of {total[w]} cabinets in {reg.wards[w]} on battery "
+                f"within {cfg.area_window_ms // 60_000} min: area power outage"
+            )
+            events.append(
+                Detection(
+                    kind=DetectionKind.AREA_OUTAGE,
+                    severity=Severity.CRITICAL,
+                    active=is_on,
+                    ward=reg.wards[w],
+                    start_ms=int(self.area_start[w]),
+                    ts_ms=now_ms,
+                    score=float(min(1.0, n_on[w] / total[w])) if is_on else 0.0,
+                    explanation=text if is_on else f"ended: mains back, {text}",
+                )
+            )
+        self.area_active[:n_ward] = new
+        return events
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Rule state for a checkpoint."""
+        return {
+            "rules_active": self.active.copy(),
+            "rules_start": self.start.copy(),
+            "area_active": self.area_active.copy(),
+            "area_start": self.area_start.copy(),
+        }
+
+    def load(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Restore :meth:`to_arrays`."""
+        self.active = arrays["rules_active"].astype(bool)
+        self.start = arrays["rules_start"].astype(np.int64)
+        self.area_active = arrays["area_active"].astype(bool)
+        self.area_start = arrays["area_start"].astype(np.int64)
