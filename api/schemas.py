@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from alerts.model import AlertSeverity as Severity
 from alerts.model import AlertStatus, ChangeKind, IncidentKind, Role
-from anomaly.events import DetectionKind, Severity
+from alerts.model import AlertType as DetectionKind
 from telemetry import DeviceKind
 
 EpochMs = Annotated[int, Field(ge=0, le=253_402_300_799_999, description="epoch milliseconds")]

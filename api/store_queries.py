@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from alerts.model import AlertStatus
+from alerts.model import AlertType as DetectionKind
 from alerts.schema import alerts
 from alerts.store import AlertStore
-from anomaly.events import DetectionKind
 
 
 @dataclass(frozen=True, slots=True)

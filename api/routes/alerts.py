@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from alerts.lifecycle import TransitionError
+from alerts.model import AlertSeverity as Severity
 from alerts.model import AlertStatus, Role
+from alerts.model import AlertType as DetectionKind
 from alerts.store import AlertFilter, AlertStore, NotFoundError
-from anomaly.events import DetectionKind, Severity
 from api.auth import Principal
 from api.deps import Limit, Operator, Reader, Skip, StoreDep
 from api.errors import AUTHED, CONFLICT, NOT_FOUND, conflict, forbidden, not_found
