@@ -29,6 +29,10 @@ from citywatch.cmd_ingest import ingest  # noqa: E402
 
 app.command("ingest")(ingest)
 
+from citywatch.cmd_simulate import simulate  # noqa: E402
+
+app.command("simulate")(simulate)
+
 
 def main() -> None:
     """Console-script entry point."""
