@@ -1,0 +1,71 @@
+"""Fan-out of a store write's changes: broadcast all, notify those marked ``notify``,
+log each delivery in the store."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from alerts.model import AlertChange
+from alerts.notify.base import DeliveryResult, Notifier
+from alerts.notify.broadcast import Broadcaster
+from alerts.store import AlertStore
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """``await dispatcher.dispatch(await store.apply_detections(...))``.
+
+    Every change goes to the broadcaster (the live view shows silenced and grouped alerts
+    too); only ``notify=True`` changes go to the notifiers — silences, flapping and
+    incident grouping were already decided by the store.
+    """
+
+    def __init__(
+        self,
+        store: AlertStore,
+        broadcaster: Broadcaster | None = None,
+        notifiers: Sequence[Notifier] = (),
+    ) -> None:
+        self.store = store
+        self.broadcaster = broadcaster
+        self.notifiers = list(notifiers)
+        self.delivered = 0
+        self.failed = 0
+
+    async def dispatch(self, changes: Sequence[AlertChange]) -> None:
+        if self.broadcaster is not None:
+            self.broadcaster.publish(changes)
+        jobs = [
+            self._deliver(notifier, change)
+            for change in changes
+            if change.notify
+            for notifier in self.notifiers
+        ]
+        await asyncio.gather(*jobs)
+
+    async def _deliver(self, notifier: Notifier, change: AlertChange) -> None:
+        try:
+            result = await notifier.send(change)
+        except Exception as exc:  # a notifier bug must not lose the log row
+            log.exception("%s notifier raised", notifier.channel)
+            result = DeliveryResult(False, 1, f"{type(exc).__name__}: {exc}")
+        if result.delivered:
+            self.delivered += 1
+        else:
+            self.failed += 1
+            log.warning(
+                "%s delivery of change %d failed after %d attempts: %s",
+                notifier.channel,
+                change.id,
+                result.attempts,
+                result.error,
+            )
+        await self.store.record_delivery(
+            change,
+            channel=notifier.channel,
+            target=notifier.target_of(change),
+            delivered=result.delivered,
+            attempts=result.attempts,
+            error=result.error,
+        )

@@ -1,0 +1,100 @@
+"""MQTT notifier for crew apps: each change on ``cw/v1/_alerts/{ward}``, QoS 1, not
+retained (a crew app that connects later reads the API, not stale retained alerts).
+
+paho-mqtt runs its network loop in its own thread; publishes are awaited in a worker
+thread until the broker acknowledges them (PUBACK), with retries.
+"""
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from alerts.model import AlertChange
+from alerts.notify.base import DeliveryResult, backoff_delays, change_json
+from telemetry import TOPIC_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+def alert_topic(ward: str) -> str:
+    """``cw/v1/_alerts/{ward}``."""
+    return f"{TOPIC_PREFIX}/_alerts/{ward}"
+
+
+class MqttNotifier:
+    """Publishes to a broker; :meth:`start` connects (and paho reconnects by itself)."""
+
+    channel = "mqtt"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        *,
+        client_id: str = "citywatch-alerts",
+        username: str | None = None,
+        password: str | None = None,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self.host, self.port = host, port
+        self._delays = backoff_delays(attempts, backoff_s, 30.0)
+        self._ack_timeout_s = ack_timeout_s
+        self._connected = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.reconnect_delay_set(1, 30)
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            self._connected.set()
+        else:
+            log.warning("alert MQTT connection refused: %s", reason)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._connected.clear()
+        log.warning("alert MQTT disconnected: %s", reason)
+
+    async def start(self, timeout_s: float = 10.0) -> None:
+        """Connect and start the network thread; raise ``ConnectionError`` on timeout."""
+        self._client.connect_async(self.host, self.port, keepalive=30)
+        self._client.loop_start()
+        if not await asyncio.to_thread(self._connected.wait, timeout_s):
+            await self.close()
+            raise ConnectionError(f"no MQTT broker answered at {self.host}:{self.port}")
+
+    async def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def target_of(self, change: AlertChange) -> str:
+        return alert_topic(change.ward)
+
+    async def send(self, change: AlertChange) -> DeliveryResult:
+        topic, body = alert_topic(change.ward), change_json(change)
+        error = ""
+        for attempt, delay in enumerate([*self._delays, None], start=1):
+            try:
+                info = self._client.publish(topic, body, qos=1, retain=False)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    error = f"publish failed: {mqtt.error_string(info.rc)}"
+                else:
+                    await asyncio.to_thread(info.wait_for_publish, self._ack_timeout_s)
+                    if info.is_published():
+                        return DeliveryResult(True, attempt)
+                    error = f"no PUBACK within {self._ack_timeout_s}s"
+            except (RuntimeError, ValueError) as exc:  # paho: not connected / queue full
+                error = f"{type(exc).__name__}: {exc}"
+            if delay is not None:
+                await asyncio.sleep(delay)
+        return DeliveryResult(False, len(self._delays) + 1, error)

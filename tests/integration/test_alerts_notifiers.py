@@ -1,0 +1,218 @@
+"""Notifiers against real servers: a local HTTP server for the webhook (HMAC, retries,
+delivery log) and the session's Mosquitto for the crew topic."""
+
+import hashlib
+import hmac
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from alerts.notify import (
+    SIGNATURE_HEADER,
+    Broadcaster,
+    Dispatcher,
+    MqttNotifier,
+    WebhookNotifier,
+    alert_topic,
+)
+from alerts.policy import Policy, TypePolicy
+from alerts.store import AlertStore
+from anomaly.events import Detection, DetectionKind, Severity
+from citywatch.local_services import free_port
+
+SECRET = "s3cret-shared-with-the-receiver"
+
+
+@dataclass
+class Receiver:
+    """What the webhook server saw, and how it should answer next."""
+
+    url: str
+    answers: list[int] = field(default_factory=list)
+    """Status codes for the next requests (then 200)."""
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.requests.append((dict(self.headers), body))
+            status = state.answers.pop(0) if state.answers else 200
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"nope" if status >= 400 else b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/citywatch"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AlertStore]:
+    policy = Policy(per_type={}, default=TypePolicy(pending_ms=0, keep_firing_ms=0))
+    opened = await AlertStore.open(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", policy=policy)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def flood(device: str = "cab_1", ward: str = "phuong_hoan_kiem", active: bool = True) -> Detection:
+    return Detection(
+        kind=DetectionKind.FLOODING,
+        severity=Severity.CRITICAL,
+        active=active,
+        ward=ward,
+        device=device,
+        start_ms=0,
+        ts_ms=0,
+        score=0.97,
+        explanation="water 120 mm above the plinth",
+    )
+
+
+def webhook(url: str, **kwargs: float) -> WebhookNotifier:
+    return WebhookNotifier(url, SECRET, backoff_s=0.01, max_backoff_s=0.05, timeout_s=2, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_webhook_signs_retries_and_logs(receiver: Receiver, store: AlertStore) -> None:
+    receiver.answers = [503, 502]
+    hook = webhook(receiver.url, attempts=4)
+    dispatcher = Dispatcher(store, notifiers=[hook])
+    try:
+        changes = await store.apply_detection(flood(), now_ms=1_000)
+        await dispatcher.dispatch(changes)
+    finally:
+        await hook.close()
+    assert len(receiver.requests) == 3
+    headers, body = receiver.requests[-1]
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers[SIGNATURE_HEADER] == expected
+    assert {h[SIGNATURE_HEADER] for h, _ in receiver.requests} == {expected}  # same body each time
+    payload = json.loads(body)
+    assert (payload["kind"], payload["alert"]["device"], payload["alert"]["severity"]) == (
+        "raised",
+        "cab_1",
+        "critical",
+    )
+    assert payload["id"] == changes[0].id
+    (row,) = (await store.list_deliveries()).data
+    assert (row.channel, row.status, row.attempts, row.target) == (
+        "webhook",
+        "delivered",
+        3,
+        receiver.url,
+    )
+    assert row.change_id == changes[0].id
+
+
+async def test_webhook_gives_up_and_logs_the_error(receiver: Receiver, store: AlertStore) -> None:
+    receiver.answers = [500, 500, 500]
+    dead = webhook(f"http://127.0.0.1:{free_port()}/", attempts=2)
+    refused = webhook(receiver.url, attempts=3)
+    dispatcher = Dispatcher(store, notifiers=[dead, refused])
+    try:
+        await dispatcher.dispatch(await store.apply_detection(flood(), now_ms=1_000))
+    finally:
+        await dead.close()
+        await refused.close()
+    rows = {d.target: d for d in (await store.list_deliveries()).data}
+    assert rows[refused.url].status == "failed"
+    assert rows[refused.url].attempts == 3
+    assert rows[refused.url].error.startswith("HTTP 500")
+    assert rows[dead.url].status == "failed"
+    assert rows[dead.url].attempts == 2
+    assert "ConnectError" in rows[dead.url].error
+    assert dispatcher.failed == 2
+
+
+async def test_webhook_does_not_retry_a_client_error(receiver: Receiver, store: AlertStore) -> None:
+    receiver.answers = [400]
+    hook = webhook(receiver.url, attempts=5)
+    try:
+        (change,) = await store.apply_detection(flood(), now_ms=1_000)
+        result = await hook.send(change)
+    finally:
+        await hook.close()
+    assert (result.delivered, result.attempts) == (False, 1)
+    assert len(receiver.requests) == 1
+
+
+def test_webhook_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="http"):
+        WebhookNotifier("ftp://x", SECRET)
+    with pytest.raises(ValueError, match="secret"):
+        WebhookNotifier("http://x", "")
+
+
+async def test_silenced_changes_are_broadcast_but_not_notified(
+    receiver: Receiver, store: AlertStore
+) -> None:
+    await store.create_silence(starts_at=0, ends_at=10_000, device="cab_1")
+    hub = Broadcaster()
+    live = hub.subscribe()
+    hook = webhook(receiver.url)
+    dispatcher = Dispatcher(store, hub, [hook])
+    try:
+        await dispatcher.dispatch(await store.apply_detection(flood("cab_1"), now_ms=1_000))
+        await dispatcher.dispatch(await store.apply_detection(flood("cab_2"), now_ms=1_000))
+    finally:
+        await hook.close()
+    assert [json.loads(b)["alert"]["device"] for _, b in receiver.requests] == ["cab_2"]
+    seen = [(c.alert.device, c.kind.value) for c in [await live.get() for _ in range(3)] if c.alert]
+    assert seen == [("cab_1", "raised"), ("cab_1", "silenced"), ("cab_2", "raised")]
+
+
+async def test_mqtt_notifier_publishes_to_the_wards_alert_topic(broker, store: AlertStore) -> None:  # type: ignore[no-untyped-def]
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed = threading.Event()
+    crew = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="crew-app-test")
+    crew.on_connect = lambda c, *_: c.subscribe(alert_topic("+"), qos=1)
+    crew.on_subscribe = lambda *_: subscribed.set()
+    crew.on_message = lambda _c, _u, msg: got.put(msg)
+    crew.connect(broker.host, broker.port)
+    crew.loop_start()
+    notifier = MqttNotifier(broker.host, broker.port, client_id="citywatch-alerts-test")
+    try:
+        assert subscribed.wait(10)
+        await notifier.start()
+        dispatcher = Dispatcher(store, notifiers=[notifier])
+        await dispatcher.dispatch(await store.apply_detection(flood(ward="phuong_ba_dinh"), 1_000))
+        message = got.get(timeout=10)
+    finally:
+        await notifier.close()
+        crew.loop_stop()
+        crew.disconnect()
+    assert message.topic == "cw/v1/_alerts/phuong_ba_dinh"
+    assert message.qos == 1
+    assert not message.retain
+    assert json.loads(message.payload)["alert"]["ward"] == "phuong_ba_dinh"
+    (row,) = (await store.list_deliveries()).data
+    assert (row.channel, row.status, row.target) == ("mqtt", "delivered", message.topic)
+
+
+async def test_mqtt_notifier_reports_an_absent_broker() -> None:
+    notifier = MqttNotifier("127.0.0.1", free_port())
+    with pytest.raises(ConnectionError, match="no MQTT broker"):
+        await notifier.start(timeout_s=0.5)
