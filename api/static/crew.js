@@ -82,7 +82,7 @@ function render(flashId) {
     const loc = where(alert);
     const whereEl = li.querySelector(".where");
     const label = [alert.device || "whole ward", loc?.street, alert.ward].filter(Boolean).join(" · ");
-    whereEl.textContent = label + " ";
+    whereEl.textContent = label;
     if (loc) {
       const osm = document.createElement("a");
       osm.href = `https://www.openstreetmap.org/?mlat=${loc.lat}&mlon=${loc.lon}#map=18/${loc.lat}/${loc.lon}`;
@@ -92,7 +92,7 @@ function render(flashId) {
       const geo = document.createElement("a");
       geo.href = `geo:${loc.lat},${loc.lon}?q=${loc.lat},${loc.lon}`;
       geo.textContent = "Navigate";
-      whereEl.append(osm, " · ", geo);
+      li.querySelector(".links").append(geo, osm);
       if (state.here) li.querySelector(".dist").textContent = `${distanceKm(state.here, loc).toFixed(1)} km`;
     }
     const meta = [`opened ${ago(alert.opened_at)}`];

@@ -1,0 +1,198 @@
+"""The crew page in headless Chromium (Debian's, driven by Playwright) on a real server.
+
+Two phones of one crew: the first acknowledges an alert and the second sees it arrive over
+SSE; a new alert pushed through the store appears on both; other wards never show. A
+screenshot of the phone viewport is kept in ``artifacts/``.
+"""
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_harness import keys, open_store, raise_alert, serve, settings
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from alerts.store import AlertStore
+from anomaly.events import DetectionKind, Severity
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}
+HOAN_KIEM = {"latitude": 21.0288, "longitude": 105.8525}
+"""Where the crew's phone says it is."""
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def server(tmp_path: Path, influx) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
+    config = settings(url, influx.url, influx_database=f"crew_{uuid.uuid4().hex[:8]}")
+    _seed_influx(influx.url, config.influx_database)
+    with serve(config) as base:
+        yield url, base
+
+
+def _seed_influx(influx_url: str, database: str) -> None:
+    """Two cabinets in ward_a (one near the crew, one 3 km away) and one in ward_b."""
+    now_ms = int(time.time() * 1000)
+    lines = [
+        f"cabinet,device=cab-far,ward=ward_a temp_inside=31.5,door_open=false {now_ms}",
+        f"cabinet,device=cab-near,ward=ward_a temp_inside=29.0,door_open=true {now_ms}",
+        f"cabinet,device=cab-b1,ward=ward_b temp_inside=30.0 {now_ms}",
+        "device_status,device=cab-far,kind=cabinet,ward=ward_a "
+        f'state="online",street="Giải Phóng",lat=21.0020,lon=105.8410 {now_ms - 60_000}',
+        "device_status,device=cab-near,kind=cabinet,ward=ward_a "
+        f'state="online",street="Hàng Bạc",lat=21.0340,lon=105.8520 {now_ms - 60_000}',
+    ]
+    httpx.post(f"{influx_url}/query", params={"q": f'CREATE DATABASE "{database}"'})
+    response = httpx.post(
+        f"{influx_url}/write",
+        params={"db": database, "precision": "ms"},
+        content="\n".join(lines).encode(),
+    )
+    response.raise_for_status()
+
+
+@pytest.fixture
+async def store(server: tuple[str, str]) -> AsyncIterator[AlertStore]:
+    s = await open_store(server[0])
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _phone(browser: Browser, base: str, key: str) -> Page:
+    context = await browser.new_context(
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        geolocation=HOAN_KIEM,
+        permissions=["geolocation"],
+        base_url=base,
+    )
+    page = await context.new_page()
+    await page.goto("/crew")
+    await page.get_by_test_id("token").fill(key)
+    await page.get_by_test_id("save-token").click()
+    await expect(page.get_by_test_id("live")).to_have_text("live", timeout=WAIT_MS)
+    return page
+
+
+def _card(page: Page, alert_id: int):  # type: ignore[no-untyped-def]
+    return page.locator(f'li[data-alert-id="{alert_id}"]')
+
+
+async def test_crew_page_acknowledges_and_updates_live(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    _, base = server
+    crew = await keys(store)
+    far = await raise_alert(
+        store,
+        "ward_a",
+        "cab-far",
+        kind=DetectionKind.CABLE_CUT,
+        severity=Severity.CRITICAL,
+        explanation="signal lost on the feeder with a strain spike: likely cable cut",
+    )
+    near = await raise_alert(store, "ward_a", "cab-near")
+    other = await raise_alert(store, "ward_b", "cab-b1")
+
+    phone = await _phone(browser, base, crew["crew_a"])
+    second = await _phone(browser, base, crew["crew_a"])
+    await expect(phone.get_by_test_id("who")).to_contain_text("crew-a")
+    await expect(phone.locator("li[data-alert-id]")).to_have_count(2, timeout=WAIT_MS)
+    await expect(_card(phone, other)).to_have_count(0)
+    await expect(_card(phone, far)).to_contain_text("likely cable cut")
+
+    # Sharing the location puts the nearer cabinet first, with its distance and map links.
+    await phone.get_by_test_id("locate").click()
+    await expect(_card(phone, near).locator(".dist")).to_have_text("0.6 km", timeout=WAIT_MS)
+    order = await phone.locator("li[data-alert-id]").evaluate_all(
+        "cards => cards.map(c => Number(c.dataset.alertId))"
+    )
+    assert order == [near, far]
+    osm = _card(phone, near).get_by_role("link", name="Map")
+    assert "openstreetmap.org/?mlat=21.034&mlon=105.852" in (await osm.get_attribute("href") or "")
+    geo = _card(phone, near).get_by_role("link", name="Navigate")
+    assert await geo.get_attribute("href") == "geo:21.034,105.852?q=21.034,105.852"
+
+    # Acknowledge on the first phone: the store has it, the second phone sees it over SSE.
+    await _card(phone, near).get_by_role("button", name="Acknowledge").click()
+    await expect(_card(phone, near).locator(".meta")).to_contain_text(
+        "acknowledged by crew-a", timeout=WAIT_MS
+    )
+    stored = (await store.get_alert(near)).alert
+    assert stored.acknowledged
+    assert stored.acknowledged_by == "crew-a"
+    await expect(_card(second, near).locator("button.ack")).to_have_text(
+        "Acknowledged", timeout=WAIT_MS
+    )
+    await expect(_card(second, near).locator("button.ack")).to_be_disabled()
+
+    # On site: assigned to the crew, with a comment in the timeline.
+    await _card(phone, far).get_by_role("button", name="On site").click()
+    await expect(_card(second, far).locator(".meta")).to_contain_text(
+        "on it: crew-a", timeout=WAIT_MS
+    )
+    detail = await store.get_alert(far)
+    assert detail.alert.assignee == "crew-a"
+    assert detail.alert.acknowledged
+    assert [c.text for c in detail.comments] == ["On site"]
+
+    # A new alert pushed through the store appears live; another ward's does not.
+    fresh = await raise_alert(
+        store, "ward_a", "cab-near", kind=DetectionKind.FLOODING, severity=Severity.CRITICAL,
+        explanation="water 120 mm above the plinth floor",
+    )  # fmt: skip
+    await raise_alert(store, "ward_b", "cab-b2", kind=DetectionKind.FLOODING)
+    await expect(_card(second, fresh)).to_contain_text("Water inside", timeout=WAIT_MS)
+    await expect(_card(phone, fresh)).to_contain_text("water 120 mm", timeout=WAIT_MS)
+    await expect(phone.locator("li[data-alert-id]")).to_have_count(3)
+
+    # Resolved on the second phone: gone from both lists.
+    await _card(second, far).get_by_role("button", name="Resolved").click()
+    await expect(_card(phone, far)).to_have_count(0, timeout=WAIT_MS)
+    await expect(_card(second, far)).to_have_count(0, timeout=WAIT_MS)
+    assert (await store.get_alert(far)).alert.cleared_at is not None
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await phone.evaluate("window.scrollTo(0, 0)")
+    await phone.screenshot(path=str(ARTIFACTS / "crew-page.png"))
+
+
+async def test_crew_page_refuses_a_bad_key(server: tuple[str, str], browser: Browser) -> None:
+    _, base = server
+    context = await browser.new_context(viewport=PHONE, base_url=base)
+    page = await context.new_page()
+    await page.goto("/crew")
+    viewport = await page.locator('meta[name="viewport"]').get_attribute("content")
+    assert viewport is not None
+    assert "width=device-width" in viewport
+    await page.get_by_test_id("token").fill("cw_000000000000_not-a-real-key")
+    await page.get_by_test_id("save-token").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("refused", timeout=WAIT_MS)
+    assert await page.evaluate("localStorage.getItem('citywatch.crew.key')") is None
