@@ -1,0 +1,98 @@
+"""Alert transitions written to a real influxd as line protocol, and read back intact."""
+
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from alerts.influx import MEASUREMENT, alert_line, alert_lines
+from alerts.model import Alert, AlertChange, AlertStatus, ChangeKind
+from anomaly.events import DetectionKind, Severity
+
+ALERT = Alert(
+    id=42,
+    type=DetectionKind.FLOODING,
+    ward="phuong_hoan_kiem",
+    device="cab_0042",
+    metric="",
+    severity=Severity.CRITICAL,
+    state=AlertStatus.ACTIVE,
+    acknowledged=False,
+    acknowledged_by=None,
+    acknowledged_at=None,
+    assignee=None,
+    opened_at=1_700_000_000_000,
+    raised_at=1_700_000_000_000,
+    last_seen=1_700_000_000_000,
+    cleared_at=None,
+    started_at=1_700_000_000_000,
+    count=1,
+    peak_score=0.97,
+    last_score=0.97,
+    value=120.0,
+    explanation='water 120 mm "above" the plinth',
+    incident=None,
+    incident_root=False,
+    silenced=False,
+    flapping=False,
+    escalated_at=None,
+)
+
+
+def change(alert: Alert, change_id: int, kind: ChangeKind, at_ms: int) -> AlertChange:
+    return AlertChange(change_id, alert.id, kind, at_ms, "", None, True, alert.ward, alert)
+
+
+def query(influx_url: str, db: str, q: str) -> list[dict[str, object]]:
+    response = httpx.get(f"{influx_url}/query", params={"db": db, "q": q, "epoch": "ms"})
+    response.raise_for_status()
+    series = response.json()["results"][0].get("series", [])
+    return [dict(zip(s["columns"], row, strict=True)) for s in series for row in s["values"]]
+
+
+def test_lines_round_trip_through_influxd_without_injection(influx) -> None:  # type: ignore[no-untyped-def]
+    db = "citywatch_alerts_test"
+    httpx.post(f"{influx.url}/query", params={"q": f"CREATE DATABASE {db}"}).raise_for_status()
+    hostile = replace(
+        ALERT,
+        id=43,
+        ward="evil ward,device=x",
+        device="cab=1 value=9\\",
+        explanation='line one\nfake_measurement value=1 "quoted" back\\slash\\',
+    )
+    t0 = 1_700_000_000_000
+    area = replace(ALERT, id=44, device="", type=DetectionKind.AREA_OUTAGE)
+    body = alert_lines(
+        [
+            change(ALERT, 1, ChangeKind.RAISED, t0),
+            change(replace(ALERT, acknowledged=True), 2, ChangeKind.ACKNOWLEDGED, t0 + 1),
+            change(hostile, 3, ChangeKind.RAISED, t0 + 2),
+            change(area, 4, ChangeKind.RAISED, t0 + 3),
+        ]
+    )
+    assert body.count("\n") == 3
+    httpx.post(f"{influx.url}/write", params={"db": db}, content=body).raise_for_status()
+    rows = query(influx.url, db, f'SELECT * FROM "{MEASUREMENT}" ORDER BY time')
+    assert [r["alert_id"] for r in rows] == [42, 42, 43, 44]
+    first, acked, evil, area_row = rows
+    assert first["time"] == t0
+    assert (first["ward"], first["device"], first["type"], first["severity"], first["state"]) == (
+        "phuong_hoan_kiem",
+        "cab_0042",
+        "flooding",
+        "critical",
+        "active",
+    )
+    assert (first["transition"], first["score"], first["acknowledged"]) == ("raised", 0.97, False)
+    assert first["explanation"] == 'water 120 mm "above" the plinth'
+    assert (acked["transition"], acked["acknowledged"]) == ("acknowledged", True)
+    assert (evil["ward"], evil["device"]) == ("evil ward,device=x", "cab=1 value=9/")
+    assert evil["explanation"] == 'line one fake_measurement value=1 "quoted" back\\slash\\'
+    assert area_row["device"] is None
+    assert query(influx.url, db, "SHOW MEASUREMENTS") == [{"name": MEASUREMENT}]
+
+
+def test_a_change_without_its_alert_is_refused() -> None:
+    bare = AlertChange(1, 1, ChangeKind.RAISED, 0, "", None, True, "w", None)
+    with pytest.raises(ValueError, match="no alert snapshot"):
+        alert_line(bare)
