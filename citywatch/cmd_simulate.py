@@ -25,7 +25,7 @@ MAX_PAST_S = 7 * 86400.0
 """Decoders refuse reports older than this (telemetry.DecodeLimits.max_past_s)."""
 
 
-def simulate(  # noqa: PLR0917 - typer maps each parameter to a flag
+def simulate(
     broker: Annotated[
         str | None, typer.Option(help="Publish to this broker, mqtt://HOST:PORT.")
     ] = None,

@@ -24,13 +24,13 @@ CABINET_METRICS = tuple(CATALOGUE[DeviceKind.CABINET])
 SEGMENT_METRICS = tuple(CATALOGUE[DeviceKind.CABLE_SEGMENT])
 
 THERMAL_TAU_S = 12 * 60.0
-RECOVERY_S = 4 * THERMAL_TAU_S
+RECOVERY_S = 5 * THERMAL_TAU_S
 """After a thermal fault ends, its trace falls below the sensor noise within this."""
 FAN_START_C = 30.0
 FAN_MAX_RPM = 5200.0
 FAN_STALL_RPM = 600.0
 """Below this the fan does not turn (reported as 0)."""
-FAN_COOLING = 0.75
+FAN_COOLING = 0.8
 """Share of the equipment's heat rise a fan at full speed removes."""
 FLOAT_VOLTAGE = 54.0
 LVD_VOLTAGE = 42.0
@@ -108,7 +108,7 @@ class CabinetModel:
         self._noise = np.random.default_rng([seed, 0xCAB, 1])
         self.ward_index = ward_index
         self.base_w = np.where(urban, rng.uniform(450, 1100, n), rng.uniform(200, 600, n))
-        self.r_th = rng.uniform(0.020, 0.030, n)
+        self.r_th = rng.uniform(0.025, 0.040, n)
         """Kelvin of heat rise per watt with the fan stopped."""
         self.sun = rng.uniform(0.0, 1.0, n)
         """Sun exposure of the enclosure: up to +4 K in the afternoon."""
@@ -167,8 +167,9 @@ class CabinetModel:
         self._water = cond.water_mm + (self._water - cond.water_mm) * np.exp(-dt_s / 300.0)
         self._water = np.where(cond.water_mm <= 0.0, np.minimum(self._water, 0.0), self._water)
         water = np.where(self._water > 0.05, self._water, 0.0)
-        # Warmer inside air holds more water: relative humidity halves every ~10 K.
-        rh_in = rh_out * np.power(2.0, -(self.t_in - ambient) / 10.0)
+        # Warmer air holds more water (relative humidity halves per ~10 K of warming); the
+        # enclosure breathes outside air, so the inside sees about half of its heat rise.
+        rh_in = rh_out * np.power(2.0, -(self.t_in - ambient) / 20.0)
         wet = np.clip(water / 50.0, 0.0, 1.0)
         rh_in = rh_in + (97.0 - rh_in) * wet
 

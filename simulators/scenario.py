@@ -89,9 +89,8 @@ def parse_scenario(text: str, source: str, wards: Collection[str] | None = None)
     try:
         raw = yaml.safe_load(text) if source.endswith((".yaml", ".yml")) else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ScenarioError(
-            f"{source}: not valid {Path(source).suffix[1:] or 'TOML'}: {exc}"
-        ) from None
+        syntax = "YAML" if source.endswith((".yaml", ".yml")) else "TOML"
+        raise ScenarioError(f"{source}: not valid {syntax}: {exc}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: expected a table of name, description, faults")
     try:
