@@ -103,6 +103,7 @@ class _Tx:
     now: int
     events: list[tuple[int, str, Change]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
+    written: dict[int, AlertState] = field(default_factory=dict)
     _silences: list[Silence] | None = None
 
     async def active_silences(self) -> list[Silence]:
@@ -196,13 +197,22 @@ class AlertStore:
         end flapping, follow silences, escalate, remind. Call it every few seconds."""
 
         async def work(tx: _Tx) -> None:
-            ids = await tx.conn.scalars(
-                sa.select(alerts.c.id).where(alerts.c.open_key.is_not(None)).order_by("id")
+            rows = await tx.conn.execute(
+                sa.select(alerts)
+                .where(alerts.c.open_key.is_not(None))
+                .order_by(alerts.c.id)
+                .with_for_update()
             )
-            for alert_id in list(ids):
-                state = await self._load(tx, alert_id)
-                if state.is_open:
-                    new, changes = lifecycle.tick(state, self.policy, tx.now)
+            loaded = [(r["id"], _state_of(r)) for r in rows.mappings()]
+            silenced = await tx.active_silences()
+            for alert_id, stale in loaded:
+                # An earlier alert of this tick may have rewritten this one (incidents).
+                state = tx.written.get(alert_id, stale)
+                if not state.is_open:
+                    continue
+                new, changes = lifecycle.tick(state, self.policy, tx.now)
+                now_silenced = any(s.matches(state.key, tx.now) for s in silenced)
+                if changes or new != state or now_silenced != state.silenced:
                     await self._settle(tx, alert_id, new, changes, before=state)
 
         return await self._write(work, now_ms)
@@ -650,12 +660,17 @@ class AlertStore:
             detail = ", ".join(f"silence {s.id}" for s in matched)
             state, more = lifecycle.set_silenced(state, bool(matched), tx.now, detail)
             changes = changes + more
-        state, more = await self._correlate(tx, alert_id, state)
-        changes = changes + more
+        if before is None or before.status is not state.status:
+            # Incidents group the open alerts in scope when they open, so an alert needs a
+            # look only when it appears or changes status (raised: a root opens one;
+            # cleared: a root closes its incident).
+            state, more = await self._correlate(tx, alert_id, state)
+            changes = changes + more
         if state != before:
             await tx.conn.execute(
                 sa.update(alerts).where(alerts.c.id == alert_id).values(**_columns_of(state))
             )
+        tx.written[alert_id] = state
         for change in lifecycle.finalize(state, changes):
             tx.events.append((alert_id, state.key.ward, change))
         tx.touched.add(alert_id)
