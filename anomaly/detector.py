@@ -167,12 +167,13 @@ class Detector:
         st = self.store
         metric = self.registry.metric[slots]
         n = st["core_n"][slots]
+        finite = np.isfinite(x)
         return Round(
             config=self.config,
             slots=slots,
             ts_ms=ts,
-            x=x,
-            learnable=np.isfinite(x),
+            x=np.where(finite, x, np.nan),  # inf would warn in arithmetic; NaN is gated
+            learnable=finite,
             statistical=~self._is_bool[metric],
             n=n,
             warm=n >= self.config.warmup,

@@ -382,7 +382,7 @@ class Dropout:
         cfg = r.config
         period = self.period(r, store)
         gap = r.dt_ms / period
-        known = ~np.isnan(r.period_ms) | (r.n >= 3)
+        known = ~np.isnan(r.period_ms) | r.warm  # a learned period needs the warm-up
         score = squash(cfg.z_on * gap / cfg.dropout_k, cfg.z_half)
         return Scores(_gated(score, known & r.learnable & ~np.isnan(gap)), gap, period)
 
