@@ -15,7 +15,7 @@ from ingest import IngestService, load_settings
 log = logging.getLogger(__name__)
 
 
-def ingest(  # noqa: PLR0917 (typer maps each parameter to a flag)
+def ingest(
     broker: Annotated[
         str | None,
         typer.Option("--broker", envvar="CITYWATCH_BROKER", help="MQTT broker, mqtt://host:port"),
