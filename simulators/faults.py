@@ -159,13 +159,17 @@ def _check_ward(ward: str, info: ValidationInfo) -> None:
 
 
 class FanFailure(FaultSpec):
-    """The cabinet fan stops: the inside temperature climbs with the load."""
+    """The cabinet fan stops: the inside temperature climbs with the load.
+
+    The heat also dries the cabinet air and lowers the temperature-compensated float
+    voltage of the battery charger, so those are labelled too.
+    """
 
     kind: Literal["fan_failure"]
 
     @override
     def metrics(self, kind: DeviceKind) -> tuple[str, ...]:
-        return ("fan_rpm", "temp_inside", "humidity")
+        return ("fan_rpm", "temp_inside", "humidity", "battery_voltage")
 
 
 class MainsOutage(FaultSpec):
