@@ -33,6 +33,14 @@ from citywatch.cmd_simulate import simulate  # noqa: E402
 
 app.command("simulate")(simulate)
 
+from citywatch.cmd_api import api  # noqa: E402
+
+app.command("api")(api)
+
+from citywatch.cmd_keys import keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -1,0 +1,108 @@
+"""``citywatch keys``: create, list and revoke API keys in the alert store."""
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from alerts.engine import StoreUrlError
+from alerts.model import Role
+from alerts.store import AlertStore, NotFoundError
+from telemetry import is_valid_id
+
+keys_app = typer.Typer(
+    help="API keys (stored hashed; a new key is shown once).", no_args_is_help=True
+)
+
+StoreOption = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        envvar="CITYWATCH_STORE_URL",
+        help="Alert store: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
+    ),
+]
+
+
+async def _open(url: str) -> AlertStore:
+    try:
+        return await AlertStore.open(url)
+    except StoreUrlError as exc:
+        typer.echo(f"invalid --store: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("create")
+def create(
+    role: Annotated[Role, typer.Option("--role", help="noc | crew | admin")],
+    store: StoreOption,
+    ward: Annotated[
+        list[str] | None,
+        typer.Option("--ward", help="A ward the crew key may see (repeat for several)"),
+    ] = None,
+    name: Annotated[
+        str, typer.Option("--name", help="Who holds the key (shown in timelines)")
+    ] = "",
+) -> None:
+    """Create a key and print it as the LAST line of output (it is not stored in clear)."""
+    wards = ward or []
+    bad = [w for w in wards if not is_valid_id(w)]
+    if bad:
+        typer.echo(f"invalid --ward {bad[0]!r}: use a ward codename (a-z, 0-9, _ and -)", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        alert_store = await _open(store)
+        try:
+            record, key = await alert_store.create_api_key(role, wards, name=name)
+        finally:
+            await alert_store.close()
+        scope = ", ".join(record.wards) or "all wards"
+        typer.echo(f"created {record.role.value} key {record.id} ({scope})")
+        return key
+
+    try:
+        key = asyncio.run(run())
+    except ValueError as exc:
+        typer.echo(f"cannot create the key: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_keys(store: StoreOption) -> None:
+    """List keys (ids, roles, wards; never secrets)."""
+
+    async def run() -> None:
+        alert_store = await _open(store)
+        try:
+            for key in await alert_store.list_api_keys():
+                state = "revoked" if key.revoked_at else "active"
+                wards = ",".join(key.wards) or "-"
+                typer.echo(f"{key.id}  {key.role.value:<5}  {state:<7}  {wards}  {key.name}")
+        finally:
+            await alert_store.close()
+
+    asyncio.run(run())
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (the part after cw_)")],
+    store: StoreOption,
+) -> None:
+    """Revoke a key at once (its SSE tickets stop working too)."""
+
+    async def run() -> None:
+        alert_store = await _open(store)
+        try:
+            await alert_store.revoke_api_key(key_id)
+        finally:
+            await alert_store.close()
+
+    try:
+        asyncio.run(run())
+    except NotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {key_id}")
