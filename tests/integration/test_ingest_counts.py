@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import httpx
 from conftest import Endpoint
 from test_ingest_support import (
     Publisher,
@@ -15,6 +16,7 @@ from test_ingest_support import (
     wait_until,
 )
 
+from citywatch.local_services import free_port
 from telemetry import DeviceInfo, DeviceKind, encode
 
 
@@ -35,7 +37,10 @@ def test_every_report_becomes_one_point_with_equal_values(
         position=0,
     )
     segments = [segment_report("seg-0001", i) for i in range(50)]
-    with running_ingest(broker.url, influx.url, db, tmp_path) as service:
+    port = free_port()
+    with running_ingest(
+        broker.url, influx.url, db, tmp_path, metrics_port=port, self_metrics_interval_s=0.5
+    ) as service:
         pub = Publisher(broker.port, "counts-pub")
         pub.publish_all([online_status(segment_info)])
         assert wait_until(lambda: service.registry.get("seg-0001") is not None, timeout=10)
@@ -49,6 +54,15 @@ def test_every_report_becomes_one_point_with_equal_values(
             )
         )
         assert service.stats.rejected == {}
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert f"citywatch_ingest_reports_total {len(reports) + len(segments)}.0" in metrics
+        assert "citywatch_ingest_write_latency_seconds_bucket" in metrics
+        assert wait_until(
+            lambda: any(
+                r["reports"] == len(reports) + len(segments)
+                for r in query(influx.url, db, "SELECT reports FROM citywatch_ingest")
+            )
+        )
 
     for field in ("temp_inside", "humidity", "door_open", "mains_voltage"):
         assert count_points(influx.url, db, "cabinet", field) == len(reports)
