@@ -1,0 +1,62 @@
+"""The message stream: time order, schedule counts, sequence numbers, the JSON-lines sink."""
+
+import itertools
+from pathlib import Path
+
+import msgspec
+
+from simulators.fleet import build_fleet
+from simulators.labels import parse_iso_utc
+from simulators.runner import run
+from simulators.simulation import Simulation
+from simulators.sinks import FileSink, read_jsonl
+from simulators.wards import load_wards
+from telemetry import Report, Status, decode_message
+
+FLEET = build_fleet(40, 5, load_wards())
+START = parse_iso_utc("2026-04-01T00:00:00Z")
+
+
+def test_stream_is_in_time_order_and_on_schedule() -> None:
+    sim = Simulation(FLEET, start_ms=START, duration_s=600, period_s=30, seed=2)
+    messages = list(sim)
+    dues = [m.due_ms for m in messages]
+    assert dues == sorted(dues)
+    statuses = [m for m in messages if m.topic.endswith("/status")]
+    reports = [m for m in messages if m.topic.endswith("/telemetry")]
+    assert len(statuses) == len(FLEET)
+    assert all(s.retain for s in statuses)
+    assert len(reports) == len(FLEET) * 20
+    assert all(START <= m.due_ms < START + 600_000 for m in reports)
+
+
+def test_each_device_counts_its_reports_and_keeps_its_period() -> None:
+    sim = Simulation(FLEET, start_ms=START, duration_s=300, period_s=10, seed=2)
+    by_device: dict[str, list[Report]] = {}
+    for message in sim:
+        _, decoded = decode_message(message.topic, message.payload, now_ms=message.due_ms)
+        if isinstance(decoded, Report):
+            by_device.setdefault(decoded.device, []).append(decoded)
+        else:
+            assert isinstance(decoded, Status)
+            assert decoded.info is not None
+            assert decoded.info == FLEET.devices[FLEET.by_id[decoded.device]]
+    for reports in by_device.values():
+        assert [r.seq for r in reports] == list(range(30))
+        gaps = {b.ts - a.ts for a, b in itertools.pairwise(reports)}
+        assert gaps == {10_000}
+
+
+def test_file_sink_writes_the_same_stream_as_json_lines(tmp_path: Path) -> None:
+    sim = Simulation(FLEET, start_ms=START, duration_s=120, period_s=60, seed=2)
+    expected = [(m.topic, msgspec.json.decode(m.payload)) for m in sim]
+    path = tmp_path / "out.jsonl"
+    again = Simulation(FLEET, start_ms=START, duration_s=120, period_s=60, seed=2)
+    summary = run(again, FileSink(path), speed=0, progress=False)
+    assert summary.sent == summary.generated == len(expected)
+    assert summary.failed == 0
+    lines = path.read_bytes().splitlines()
+    assert all(line.startswith(b'{"topic":"cw/v1/') for line in lines)
+    got = [(topic, msgspec.json.decode(payload)) for topic, payload in read_jsonl(path)]
+    assert got == expected
+    assert summary.by_channel == {"status": len(FLEET), "telemetry": 2 * len(FLEET)}
