@@ -158,5 +158,6 @@ def squash(z: Any, z_half: float) -> Any:
     >>> float(squash(0.0, 4.0))
     0.0
     """
-    z4 = np.square(np.square(np.nan_to_num(z, nan=0.0, posinf=1e6)))
-    return z4 / (z4 + z_half**4)
+    z = np.minimum(np.asarray(z, dtype=np.float64), 1e6)  # inf -> finite; NaN stays NaN
+    z4 = np.square(np.square(z))
+    return np.where(z4 >= 0.0, z4 / (z4 + z_half**4), 0.0)

@@ -8,7 +8,8 @@ columns in the same :class:`Store`, so growth and checkpoints treat all state al
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +106,8 @@ class Round:
     """The catalogue's reporting period, NaN for generic series."""
     limits: FloatArray
     """``(m, 5)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin."""
+    cache: dict[str, Any] = field(default_factory=dict)
+    """Intermediates a sub-detector computed in ``score`` and reuses in ``learn``."""
 
     def __len__(self) -> int:
         return len(self.x)

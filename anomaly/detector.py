@@ -147,7 +147,7 @@ class Detector:
                 c.learn(r, self.store)
             self._learn_core(r, combined)
         if n:
-            events.extend(self.rules.evaluate(self.store, np.unique(slot_arr), int(ts_arr.max())))
+            events.extend(self.rules.evaluate(self.store, slot_arr, int(ts_arr.max())))
         return Update(scores, events, parts, slot_arr)
 
     @staticmethod
