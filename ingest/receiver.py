@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ingest.batch import AckToken, Confirmation, PendingBatch
 from ingest.deadletter import make_deadletter
+from ingest.device_status import device_status_line
 from ingest.lineproto import ReportTemplates, encode_point, quote_string_field
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.order import Order, OrderTracker
@@ -79,7 +80,7 @@ class Receiver:
             if type(message) is Report:
                 self._report(batch, parsed, message, now_ms)
             elif type(message) is Status:
-                self._status(parsed, message)
+                self._status(batch, parsed, message, now_ms)
             elif type(message) is Event:
                 self._event(batch, parsed, message)
             if ack is not None:
@@ -105,10 +106,21 @@ class Receiver:
         if change is not None:
             self.on_liveness(change)
 
-    def _status(self, topic: Topic, status: Status) -> None:
+    def _status(self, batch: PendingBatch, topic: Topic, status: Status, now_ms: int) -> None:
         self.stats.statuses += 1
         if status.info is not None:
             self.registry.learn(status.info)
+        batch.lines.append(
+            device_status_line(
+                status.device,
+                status.kind,
+                topic.ward,
+                online=status.state == "online",
+                reason=status.reason or status.state,
+                ts_ms=status.ts if status.ts is not None else now_ms,
+                info=self.registry.get(status.device),
+            )
+        )
         change = self.liveness.on_status(status, topic.ward)
         if change is not None:
             self.on_liveness(change)

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from ingest.batch import PendingBatch
 from ingest.config import IngestSettings
+from ingest.device_status import device_status_line
 from ingest.influx import InfluxClient, InfluxError
 from ingest.lineproto import encode_point
 from ingest.liveness import LivenessChange, LivenessTracker
@@ -188,6 +189,18 @@ class IngestService:
                 {"device": c.device, "ward": c.ward, "kind": c.kind.value},
                 {"online": c.online, "reason": c.reason},
                 c.at_ms,
+            )
+            for c in changes
+        ]
+        lines += [
+            device_status_line(
+                c.device,
+                c.kind,
+                c.ward,
+                online=c.online,
+                reason=c.reason,
+                ts_ms=c.at_ms,
+                info=self.registry.get(c.device),
             )
             for c in changes
         ]

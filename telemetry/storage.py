@@ -53,6 +53,10 @@ _ALL = (
         "online reason street lat lon position",
         "a device's status and location, on every status message and liveness change",
     ),
+    *(
+        _m(f"{kind.value}_event", "ward device", "event seq detail", "device events as they come")
+        for kind in DeviceKind
+    ),
     _m(
         "citywatch_liveness",
         "ward device kind",
