@@ -6,12 +6,16 @@ writes the new state and its timeline entries in the same transaction. The uniqu
 ``open_key`` column makes the database refuse a second open alert for one key: a writer
 that loses that race rolls back and retries, finding the winner's alert to update.
 
-Timeline entries double as the change feed: their ids increase in commit order (on
-PostgreSQL an advisory lock serialises the short final step that inserts them), so a
-client that saw id N misses nothing by asking for ``changes_since(N)``.
+Lifecycle writes are serialised: SQLite by ``BEGIN IMMEDIATE``, PostgreSQL by a
+transaction-scoped advisory lock (so several processes sharing one database queue too).
+Timeline entries double as the change feed: their ids therefore increase in commit order,
+and a client that saw id N misses nothing by asking for ``changes_since(N)``. The unique
+index remains the guarantee against duplicates for any writer that bypasses the lock.
 """
 
+import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +56,7 @@ T = TypeVar("T")
 Clock = Callable[[], int]
 MAX_LIMIT = 1000
 _RETRIES = 10
-_FEED_LOCK = 0x63770002
+_WRITE_LOCK = 0x63770002
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -566,6 +570,14 @@ class AlertStore:
         for attempt in range(_RETRIES):
             try:
                 async with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        # One lifecycle writer at a time, as SQLite's BEGIN IMMEDIATE does:
+                        # no lock-order deadlocks between ticks, detections and incident
+                        # grouping, and feed ids commit in id order. Alert writes are
+                        # events, not readings: a few hundred a second is plenty.
+                        await conn.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK}
+                        )
                     tx = _Tx(conn, now)
                     await work(tx)
                     return await self._flush(tx)
@@ -578,6 +590,8 @@ class AlertStore:
                 if _sqlstate(exc) not in _RETRY_SQLSTATES or attempt == _RETRIES - 1:
                     raise
                 log.debug("transaction conflict %s; retrying", _sqlstate(exc))
+            # Jittered backoff so that colliding writers do not collide again in step.
+            await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
         raise AssertionError("unreachable")
 
     async def _manual(
@@ -753,9 +767,6 @@ class AlertStore:
     async def _flush(self, tx: _Tx) -> list[AlertChange]:
         if not tx.events:
             return []
-        if tx.conn.dialect.name == "postgresql":
-            # Event ids must become visible in id order for the change feed.
-            await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _FEED_LOCK})
         rows = [
             {
                 "alert_id": alert_id,

@@ -2,7 +2,10 @@
 (a temporary database for the session, on 127.0.0.1:5432 as user postgres)."""
 
 import asyncio
+import contextlib
+import random
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -433,3 +436,45 @@ async def test_delivery_log(store: AlertStore) -> None:
         ("mqtt", "failed", 3, "refused"),
         ("webhook", "delivered", 2, ""),
     ]
+
+
+async def test_mixed_concurrent_workload_keeps_the_invariants(
+    store: AlertStore, store_url: str, clock: Clock
+) -> None:
+    """Detections, ticks and acknowledgements from two engines at once: one open alert
+    per key, at most one open incident per ward, a gap-free ordered feed."""
+    other = await AlertStore.open(store_url, policy=POLICY, directory=DIRECTORY.get, clock=clock)
+    rnd = random.Random(5)
+
+    def detection() -> Detection:
+        kind = rnd.choice([K.POWER_LOSS, K.FLOODING, K.AREA_OUTAGE])
+        device = "" if kind is K.AREA_OUTAGE else f"cab_{rnd.randrange(4)}"
+        return det(kind, device, active=rnd.random() < 0.7)
+
+    async def worker(target: AlertStore, seed: int) -> None:
+        for step in range(12):
+            roll = rnd.random()
+            at = seed * 100 + step
+            if roll < 0.7:
+                await target.apply_detections([detection() for _ in range(3)], now_ms=at)
+            elif roll < 0.85:
+                await target.tick(now_ms=at)
+            else:
+                with contextlib.suppress(TransitionError, NotFoundError):
+                    await target.acknowledge(rnd.randrange(1, 20), "noc_an", now_ms=at)
+
+    try:
+        await asyncio.gather(*(worker(s, i) for i, s in enumerate([store, other] * 3)))
+    finally:
+        await other.close()
+    page = await store.list_alerts(limit=1000)
+    open_keys = Counter((a.type, a.device, a.ward) for a in page.data if a.state != "cleared")
+    assert max(open_keys.values()) == 1
+    assert (await store.list_incidents(open_only=True)).count <= 1
+    feed = await store.changes_since(0, limit=1000)
+    assert len(feed) > 50
+    assert [c.id for c in feed] == sorted(c.id for c in feed)
+    timeline_total = 0
+    for alert in page.data:
+        timeline_total += len((await store.get_alert(alert.id)).timeline)
+    assert timeline_total == len(feed)
