@@ -15,7 +15,9 @@ Layers (import only what you need; this package imports ``telemetry`` and
   :mod:`alerts.policy` — its settings (pending, keep-firing, raise/clear scores per type,
   flapping window, escalation, reminders); :mod:`alerts.correlation` — incident scopes
   and the ``DeviceDirectory`` callable (device id → ``DeviceLocation(ward, route,
-  position)`` or ``None``).
+  position)`` or ``None``; ``directory_of(device_infos)`` builds one from ``DeviceInfo``).
+  Alert key: (device, type, metric) — metric only for metric-level rules (limit,
+  baseline, …), empty for device-level ones; area alerts (area_outage) key on the ward.
 - :mod:`alerts.store` — ``AlertStore`` (SQLAlchemy async; SQLite WAL or PostgreSQL)::
 
       store = await AlertStore.open("sqlite+aiosqlite:///var/citywatch/alerts.db",
@@ -46,5 +48,14 @@ Layers (import only what you need; this package imports ``telemetry`` and
 - :mod:`alerts.notify` — ``Broadcaster`` (in-process, per-subscriber bounded queues, ward
   filter; for SSE), ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``),
   ``MqttNotifier`` (``cw/v1/_alerts/{ward}``, QoS 1), ``Dispatcher`` (delivery log).
-- :mod:`alerts.influx` — line protocol for measurement ``citywatch_alert``.
+- :mod:`alerts.influx` — ``alert_lines(changes)``: line protocol for measurement
+  ``citywatch_alert`` (the wiring posts it to InfluxDB ``/write``, ns precision).
+
+Wiring (citywatch/): build the store in the service's startup, call
+``dispatcher.dispatch(await store.apply_detections(batch))`` for each detector output and
+``dispatcher.dispatch(await store.tick())`` every few seconds, post
+``alert_lines(changes)`` to InfluxDB. The API uses the same store and subscribes its SSE
+stream to the dispatcher's broadcaster; on ``SubscriberLaggedError`` it resumes with
+``store.changes_since(err.last_id)``. Import ``AlertType``/``AlertSeverity`` from
+``alerts.model`` (api may not import anomaly directly).
 """

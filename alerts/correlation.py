@@ -4,12 +4,13 @@ Pure: the store asks these functions, with a device directory it was given, whet
 root alert opens an incident and which open alerts belong to it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from alerts.model import AlertKey, IncidentKind
 from anomaly.events import DetectionKind
+from telemetry import DeviceInfo
 
 
 class DeviceLocation(NamedTuple):
@@ -22,6 +23,15 @@ class DeviceLocation(NamedTuple):
 
 DeviceDirectory = Callable[[str], DeviceLocation | None]
 """Device id → location, or ``None`` when the device is unknown."""
+
+
+def directory_of(infos: Iterable[DeviceInfo]) -> DeviceDirectory:
+    """A directory over known devices (e.g. from their retained ``online`` statuses).
+
+    The wiring may instead pass its own callable over a live registry.
+    """
+    table = {i.id: DeviceLocation(i.ward, i.route, i.position) for i in infos}
+    return table.get
 
 
 def no_directory(_device: str) -> DeviceLocation | None:
