@@ -33,6 +33,14 @@ from citywatch.cmd_simulate import simulate  # noqa: E402
 
 app.command("simulate")(simulate)
 
+from citywatch.cmd_detect import detect  # noqa: E402
+
+app.command("detect")(detect)
+
+from citywatch.cmd_bench import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+
 from citywatch.cmd_api import api  # noqa: E402
 
 app.command("api")(api)
