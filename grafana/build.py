@@ -221,7 +221,7 @@ def city_overview() -> Json:
             [
                 target(
                     'SELECT count("alert_id") AS "alerts" FROM "citywatch_alert" '
-                    f"WHERE \"change\" = 'raised' AND {WARD_FILTER} AND $timeFilter "
+                    f"WHERE \"transition\" = 'raised' AND {WARD_FILTER} AND $timeFilter "
                     'GROUP BY "ward"',
                     fmt="table",
                 )
@@ -427,8 +427,8 @@ def alerts_board() -> Json:
                 target(
                     'SELECT count("alert_id") FROM "citywatch_alert" '
                     f"WHERE {WARD_FILTER} AND $timeFilter "
-                    'GROUP BY time($__interval), "change" fill(0)',
-                    alias="$tag_change",
+                    'GROUP BY time($__interval), "transition" fill(0)',
+                    alias="$tag_transition",
                 )
             ],
             (0, 10, 12, 8),
