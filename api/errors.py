@@ -38,6 +38,15 @@ AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN}
 """Responses every authenticated route documents."""
 
 
+def json_errors(responses: Responses) -> Responses:
+    """The same responses, explicitly JSON: for routes whose success is not JSON (SSE)."""
+    ref = {"$ref": "#/components/schemas/ErrorPublic"}
+    return {
+        code: {"description": doc["description"], "content": {"application/json": {"schema": ref}}}
+        for code, doc in responses.items()
+    }
+
+
 def unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}

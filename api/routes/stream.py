@@ -20,10 +20,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api import tickets
 from api.auth import Principal
 from api.deps import Reader, ServicesDep, _bearer
-from api.errors import AUTHED, unauthorized
+from api.errors import AUTHED, json_errors, unauthorized
 from api.schemas import Id, StreamChangePublic, TicketPublic
 
-router = APIRouter(tags=["stream"], responses=AUTHED)
+router = APIRouter(tags=["stream"])
 
 BATCH = 200
 WAIT_S = 5.0
@@ -63,6 +63,7 @@ async def stream_principal(
 
 @router.post(
     "/stream/ticket",
+    responses=AUTHED,
     response_model=TicketPublic,
     summary="Trade the Bearer key for a short-lived SSE ticket (EventSource sends no headers)",
 )
@@ -79,7 +80,15 @@ async def create_ticket(principal: Reader, services: ServicesDep) -> TicketPubli
     "/alerts/stream",
     response_class=EventSourceResponse,
     summary="Alert changes as Server-Sent Events (filter by ward; resume with Last-Event-ID)",
-    responses={422: {"description": "Invalid ward or Last-Event-ID"}},
+    responses={
+        **json_errors(AUTHED),
+        422: {
+            "description": "Invalid ward or Last-Event-ID",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
+        },
+    },
 )
 async def stream_alerts(
     services: ServicesDep,

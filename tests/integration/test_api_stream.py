@@ -148,6 +148,12 @@ async def test_stream_pushes_live_and_resumes_with_last_event_id(live: Live) -> 
         await stream.next()
         assert [e.id for e in await stream.changes(2)] == [e.id for e in missed]
 
+    # Closed streams are released on the server (the gauge of connected streams returns to 0).
+    deadline = time.monotonic() + DEADLINE_S
+    while "citywatch_api_sse_clients 0.0" not in (await live.http.get(f"{live.url}/metrics")).text:
+        assert time.monotonic() < deadline, "SSE streams still counted after disconnecting"
+        await asyncio.sleep(0.05)
+
 
 async def test_crew_stream_with_ticket_sees_only_its_wards(live: Live) -> None:
     ticket = (await live.http.post(f"{live.url}/stream/ticket", headers=live.auth("crew_a"))).json()
