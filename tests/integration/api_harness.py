@@ -4,7 +4,6 @@ Kept out of ``conftest.py`` so that only the API tests carry them; the test modu
 them in small fixtures.
 """
 
-import asyncio
 import threading
 import time
 import uuid
@@ -129,8 +128,3 @@ async def raise_alert(store: AlertStore, ward: str, device: str, **kw: object) -
     """Apply a detection and return the id of the alert it raised."""
     changes = await store.apply_detection(detection(ward, device, **kw))  # type: ignore[arg-type]
     return changes[-1].alert_id
-
-
-def run(coro: object) -> object:
-    """Run a coroutine from synchronous test code."""
-    return asyncio.run(coro)  # type: ignore[arg-type]
