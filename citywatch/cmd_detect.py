@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -108,48 +109,20 @@ class _Peek(msgspec.Struct):
     ts: int | None = None
 
 
-def detect_jsonl(source: Path, output: Path, config: DetectorConfig) -> tuple[int, int]:
-    """Score a simulator JSON-lines stream; rejected lines go to ``<output>.rejected.jsonl``
-    with the reason. Returns (readings scored, lines rejected)."""
-    det = Detector(config)
+def iter_jsonl_batches(
+    source: Path, on_reject: Callable[[int, str], None], batch_reports: int = _JSONL_BATCH
+) -> Iterator[ReadingBatch]:
+    """Telemetry of a simulator JSON-lines file as contract batches, in file order.
+
+    Each payload is validated as ingest does (against its own timestamp: offline there is
+    no clock); a bad line goes to ``on_reject(line_number, reason)``, never silently.
+    Events and statuses are skipped (liveness is not the detector's).
+    """
     line_dec = msgspec.json.Decoder(_Line)
     peek = msgspec.json.Decoder(_Peek)
-    enc = msgspec.json.Encoder()
-    rejected_path = output.with_name(output.name + ".rejected.jsonl")
-    scored = rejected = 0
     reports: list[Report] = []
     wards: list[str] = []
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as src, output.open("wb") as out, rejected_path.open("wb") as bad:
-
-        def flush() -> None:
-            nonlocal scored
-            if not reports:
-                return
-            batch = ReadingBatch.from_reports(reports, wards)
-            res = det.update(batch)
-            events = [*res.events, *det.tick(int(batch.ts_ms.max()))]
-            for i in range(len(batch)):
-                out.write(
-                    enc.encode(
-                        {
-                            "type": "reading",
-                            "ts": int(batch.ts_ms[i]),
-                            "ward": batch.ward[i],
-                            "device": batch.device[i],
-                            "metric": METRICS_BY_ID[int(batch.metric[i])].name,
-                            "value": float(batch.value[i]),
-                            "anomaly_score": round(float(res.scores[i]), 6),
-                        }
-                    )
-                    + b"\n"
-                )
-            for ev in events:
-                out.write(enc.encode({"type": "detection", **msgspec.to_builtins(ev)}) + b"\n")
-            scored += len(batch)
-            reports.clear()
-            wards.clear()
-
+    with source.open("rb") as src:
         for number, raw in enumerate(src, start=1):
             if not raw.strip():
                 continue
@@ -159,15 +132,51 @@ def detect_jsonl(source: Path, output: Path, config: DetectorConfig) -> tuple[in
                 now = peek.decode(payload).ts or 0
                 topic, message = decode_message(line.topic, payload, now_ms=now)
             except (msgspec.DecodeError, DecodeError) as exc:
-                rejected += 1
-                bad.write(enc.encode({"line": number, "reason": str(exc)}) + b"\n")
+                on_reject(number, str(exc))
                 continue
             if isinstance(message, Report):
                 reports.append(message)
                 wards.append(topic.ward)
-                if len(reports) >= _JSONL_BATCH:
-                    flush()
-        flush()
+                if len(reports) >= batch_reports:
+                    yield ReadingBatch.from_reports(reports, wards)
+                    reports, wards = [], []
+    if reports:
+        yield ReadingBatch.from_reports(reports, wards)
+
+
+def detect_jsonl(source: Path, output: Path, config: DetectorConfig) -> tuple[int, int]:
+    """Score a simulator JSON-lines stream; rejected lines go to ``<output>.rejected.jsonl``
+    with the reason. Returns (readings scored, lines rejected)."""
+    det = Detector(config)
+    enc = msgspec.json.Encoder()
+    rejected_path = output.with_name(output.name + ".rejected.jsonl")
+    scored = rejected = 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("wb") as out, rejected_path.open("wb") as bad:
+
+        def reject(number: int, reason: str) -> None:
+            nonlocal rejected
+            rejected += 1
+            bad.write(enc.encode({"line": number, "reason": reason}) + b"\n")
+
+        for batch in iter_jsonl_batches(source, reject):
+            res = det.update(batch)
+            events = [*res.events, *det.tick(int(batch.ts_ms.max()))]
+            metric_names = [METRICS_BY_ID[int(m)].name for m in batch.metric.tolist()]
+            for i in range(len(batch)):
+                record = {
+                    "type": "reading",
+                    "ts": int(batch.ts_ms[i]),
+                    "ward": batch.ward[i],
+                    "device": batch.device[i],
+                    "metric": metric_names[i],
+                    "value": float(batch.value[i]),
+                    "anomaly_score": round(float(res.scores[i]), 6),
+                }
+                out.write(enc.encode(record) + b"\n")
+            for ev in events:
+                out.write(enc.encode({"type": "detection", **msgspec.to_builtins(ev)}) + b"\n")
+            scored += len(batch)
     if rejected == 0:
         rejected_path.unlink()
     return scored, rejected
