@@ -23,6 +23,9 @@ def _setup(
         datefmt="[%X]",
         handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
     )
+    # One line per HTTP request is noise at INFO; our own modules log what matters.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 from citywatch.cmd_ingest import ingest  # noqa: E402
@@ -48,6 +51,11 @@ app.command("api")(api)
 from citywatch.cmd_keys import keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+
+from citywatch.cmd_run import demo, run  # noqa: E402
+
+app.command("run")(run)
+app.command("demo")(demo)
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""``python -m citywatch`` = the ``citywatch`` command."""
+
+from citywatch.cli import main
+
+main()

@@ -1,0 +1,310 @@
+"""``citywatch run`` (the platform in one process) and ``citywatch demo`` (the platform
+with a simulated Hanoi city playing a scenario)."""
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import httpx
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from alerts.store import AlertStore
+from citywatch.local_services import LocalInfluxd, LocalMosquitto, ServiceError, free_port
+from citywatch.pipeline import Pipeline, PipelineConfig, install_stop_signals
+from ingest.source import parse_broker_url
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+DEFAULT_DATA_DIR = Path("var/citywatch")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    broker: str
+    influx: str
+
+
+@contextlib.contextmanager
+def local_services(broker: str | None, influx: str | None, data_dir: Path) -> Iterator[Endpoints]:
+    """The given broker and InfluxDB, or private ones started here for the run."""
+    with contextlib.ExitStack() as stack:
+        if broker is None:
+            root = data_dir / "mosquitto"
+            root.mkdir(parents=True, exist_ok=True)
+            broker = stack.enter_context(LocalMosquitto(root)).url
+            console.print(f"started a private Mosquitto at {broker} (data in {root})")
+        if influx is None:
+            root = data_dir / "influxdb"
+            root.mkdir(parents=True, exist_ok=True)
+            influx = stack.enter_context(LocalInfluxd(root)).url
+            console.print(f"started a private InfluxDB at {influx} (data in {root})")
+        yield Endpoints(broker, influx)
+
+
+def _check_urls(broker: str | None, influx: str | None, api_port: int) -> None:
+    if broker is not None:
+        try:
+            parse_broker_url(broker)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--broker") from None
+    if influx is not None:
+        parts = urlsplit(influx)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise typer.BadParameter(
+                f"{influx!r} is not an http(s)://HOST:PORT URL", param_hint="--influx"
+            )
+    if not 0 < api_port < 65536:
+        raise typer.BadParameter(f"must be 1-65535, got {api_port}", param_hint="--api-port")
+
+
+def _default_store(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{(data_dir / 'alerts.db').resolve()}"
+
+
+async def _serve(config: PipelineConfig) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await Pipeline(config).run(stop)
+
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CITYWATCH_BROKER",
+        help="MQTT broker, mqtt://[user:pass@]HOST:PORT. Default: start a private Mosquitto.",
+    ),
+]
+InfluxOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CITYWATCH_INFLUX",
+        help="InfluxDB v1 API, http://HOST:PORT. Default: start a private influxd.",
+    ),
+]
+DatabaseOpt = Annotated[str, typer.Option(envvar="CITYWATCH_DATABASE", help="InfluxDB database.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CITYWATCH_STORE_URL",
+        help="Alert store: sqlite+aiosqlite:///PATH or postgresql+asyncpg://… "
+        "Default: SQLite in the data dir.",
+    ),
+]
+ApiPortOpt = Annotated[int, typer.Option(envvar="CITYWATCH_API_PORT", help="API port.")]
+ApiHostOpt = Annotated[str, typer.Option(envvar="CITYWATCH_API_HOST", help="API address.")]
+DataDirOpt = Annotated[
+    Path,
+    typer.Option(
+        envvar="CITYWATCH_DATA_DIR",
+        help="Spool, detector checkpoint, SQLite store and private servers' data.",
+    ),
+]
+MetricsPortOpt = Annotated[
+    int, typer.Option(envvar="CITYWATCH_METRICS_PORT", help="Prometheus /metrics of ingest.")
+]
+
+
+def run(
+    broker: BrokerOpt = None,
+    influx: InfluxOpt = None,
+    database: DatabaseOpt = "citywatch",
+    store: StoreOpt = None,
+    api_port: ApiPortOpt = 8000,
+    api_host: ApiHostOpt = "127.0.0.1",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    metrics_port: MetricsPortOpt = 9108,
+    webhook_url: Annotated[
+        str | None, typer.Option(envvar="CITYWATCH_WEBHOOK_URL", help="POST alert changes here.")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(envvar="CITYWATCH_WEBHOOK_SECRET", help="HMAC key signing webhook bodies."),
+    ] = None,
+) -> None:
+    """Ingest, detector, alerts and API in one process (Ctrl-C or SIGTERM drains and stops)."""
+    _check_urls(broker, influx, api_port)
+    if webhook_url and not webhook_secret:
+        raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with local_services(broker, influx, data_dir) as ends:
+            config = PipelineConfig(
+                broker=ends.broker,
+                influx=ends.influx,
+                database=database,
+                store_url=store or _default_store(data_dir),
+                data_dir=data_dir,
+                api_host=api_host,
+                api_port=api_port,
+                metrics_port=metrics_port,
+                webhook_url=webhook_url,
+                webhook_secret=webhook_secret,
+            )
+            asyncio.run(_serve(config))
+    except ServiceError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+async def _demo_keys(store_url: str, wards: list[str]) -> tuple[str, str]:
+    store = await AlertStore.open(store_url)
+    try:
+        _, noc = await store.create_api_key("noc", [], name="demo NOC")
+        _, crew = await store.create_api_key("crew", wards, name="demo crew")
+    finally:
+        await store.close()
+    return noc, crew
+
+
+def _status_table(api: str, noc_key: str, sim: subprocess.Popen[bytes], started: float) -> Table:
+    table = Table(title="citywatch demo", show_header=False, expand=False)
+    table.add_column(style="bold")
+    table.add_column()
+    headers = {"Authorization": f"Bearer {noc_key}"}
+    try:
+        alerts = httpx.get(
+            f"{api}/alerts", params={"state": "active", "limit": 500}, headers=headers, timeout=2
+        ).json()
+        incidents = httpx.get(
+            f"{api}/incidents", params={"limit": 100}, headers=headers, timeout=2
+        ).json()
+        by_type: dict[str, int] = {}
+        for alert in alerts["data"]:
+            by_type[alert["type"]] = by_type.get(alert["type"], 0) + 1
+        table.add_row("active alerts", str(alerts["count"]))
+        table.add_row("  by type", ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())) or "—")
+        table.add_row("incidents", str(incidents["count"]))
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        table.add_row("API", f"not answering yet ({type(exc).__name__})")
+    state = "running" if sim.poll() is None else f"finished (exit {sim.returncode})"
+    table.add_row("simulated city", state)
+    table.add_row("elapsed", f"{time.monotonic() - started:,.0f} s")
+    return table
+
+
+async def _demo(
+    config: PipelineConfig,
+    sim_args: list[str],
+    wards: list[str],
+    linger: bool,
+) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    noc_key, crew_key = await _demo_keys(config.store_url, wards)
+    pipeline = Pipeline(config)
+    running = asyncio.create_task(pipeline.run(stop))
+    ready = asyncio.create_task(pipeline.ready.wait())
+    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        running.result()
+        return
+    api = pipeline.api_url
+    console.rule("citywatch demo")
+    console.print(f"API          {api}/docs   (NOC key: {noc_key})")
+    console.print(f"crew page    {api}/crew   (crew key for {', '.join(wards)}: {crew_key})")
+    console.print(
+        f"metrics      {api}/metrics   ingest: http://127.0.0.1:{config.metrics_port}/metrics"
+    )
+    console.print(f"InfluxDB     {config.influx}  database {config.database}")
+    console.print("Grafana      with docker compose: http://localhost:3000 (see README)")
+    console.rule()
+    sim = subprocess.Popen(sim_args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    started = time.monotonic()
+    try:
+        with Live(
+            _status_table(api, noc_key, sim, started), console=console, refresh_per_second=1
+        ) as live:
+            while not stop.is_set() and not running.done():
+                live.update(await asyncio.to_thread(_status_table, api, noc_key, sim, started))
+                if sim.poll() is not None and not linger:
+                    await asyncio.sleep(5)  # the last reports through detection to alerts
+                    live.update(await asyncio.to_thread(_status_table, api, noc_key, sim, started))
+                    break
+                await asyncio.sleep(1)
+        if sim.poll() is None:
+            sim.terminate()
+        _, err = await asyncio.to_thread(sim.communicate)
+        for line in err.decode(errors="replace").splitlines()[-4:]:
+            console.print(f"simulator: {line}")
+    finally:
+        stop.set()
+        await running
+
+
+def demo(
+    devices: Annotated[int, typer.Option(help="Simulated fleet size.")] = 600,
+    scenario: Annotated[str, typer.Option(help="Scenario (shipped name or file).")] = (
+        "monsoon_evening"
+    ),
+    speed: Annotated[float, typer.Option(help="Time compression of the simulation.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 7,
+    api_port: ApiPortOpt = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(
+        "var/demo"
+    ),
+    linger: Annotated[
+        bool, typer.Option(help="Keep serving after the scenario ends (until Ctrl-C).")
+    ] = True,
+) -> None:
+    """The simulated city through the whole platform: a private broker and InfluxDB, the
+    pipeline and API, and a scenario played time-compressed; prints where to look."""
+    if devices < 1:
+        raise typer.BadParameter(f"must be at least 1, got {devices}", param_hint="--devices")
+    if speed <= 0:
+        raise typer.BadParameter(f"must be positive, got {speed:g}", param_hint="--speed")
+    _check_urls(None, None, api_port)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with local_services(None, None, data_dir) as ends:
+            config = PipelineConfig(
+                broker=ends.broker,
+                influx=ends.influx,
+                store_url=_default_store(data_dir),
+                data_dir=data_dir,
+                api_port=api_port,
+                metrics_port=free_port(),
+            )
+            citywatch = Path(sys.argv[0]).resolve()
+            exe = (
+                [str(citywatch)]
+                if citywatch.name == "citywatch"
+                else [sys.executable, "-m", "citywatch"]
+            )
+            sim_args = [
+                *exe,
+                "simulate",
+                "--broker",
+                ends.broker,
+                "--devices",
+                str(devices),
+                "--scenario",
+                scenario,
+                "--speed",
+                str(speed),
+                "--seed",
+                str(seed),
+                "--labels",
+                str(data_dir / "labels.csv"),
+                "--no-progress",
+            ]
+            wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
+            asyncio.run(_demo(config, sim_args, wards, linger))
+    except ServiceError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"ground truth of the injected faults: {data_dir / 'labels.csv'}")

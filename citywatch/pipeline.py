@@ -1,0 +1,412 @@
+"""The whole platform in one process: ingest → detector → alerts → API.
+
+Ingest runs on its own threads (paho's network loop, the durable writer); the detector is
+plugged in as an ingest sink and runs on the writer thread, after each batch is durable.
+Its detections cross into the asyncio loop, where the alert store, the notifiers and the
+API (uvicorn, in-process) live. Shutdown drains in order: the API stops taking requests,
+ingest drains and acknowledges, the last detections reach the store, the detector's state
+is checkpointed so a restart keeps its baselines.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvicorn
+
+from alerts.correlation import DeviceLocation
+from alerts.influx import alert_lines
+from alerts.model import AlertChange
+from alerts.notify import Dispatcher, MqttNotifier, WebhookNotifier
+from alerts.store import AlertStore
+from anomaly import Detection, DetectionKind, Detector, DetectorConfig, Severity
+from api.app import create_app
+from api.settings import ApiSettings
+from ingest import IngestService, load_settings
+from ingest.batch import PendingBatch
+from ingest.lineproto import encode_point
+from ingest.liveness import LivenessChange
+from ingest.registry import DeviceRegistry
+from ingest.source import parse_broker_url
+from telemetry import METRICS_BY_ID, ReadingBatch
+
+log = logging.getLogger(__name__)
+
+
+class DataClock:
+    """Platform time follows the devices' clocks.
+
+    The newest device timestamp seen, advanced by wall time since it was seen. With real
+    devices this is wall time; in a time-compressed simulation (``--speed 60``) alert
+    timings — pending periods, keep-firing, escalation, dropout — play at the
+    simulation's pace instead of lagging an hour behind it. Never runs backwards.
+    """
+
+    def __init__(self, wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+        self._wall_ms = wall_ms
+        self._lock = threading.Lock()
+        self._device_ms: int | None = None
+        self._seen_at_wall_ms = 0
+
+    def observe(self, device_ms: int) -> None:
+        """A device timestamp was accepted."""
+        with self._lock:
+            if self._device_ms is None or device_ms > self._now_locked():
+                self._device_ms = device_ms
+                self._seen_at_wall_ms = self._wall_ms()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._now_locked()
+
+    def _now_locked(self) -> int:
+        wall = self._wall_ms()
+        if self._device_ms is None:
+            return wall
+        return self._device_ms + (wall - self._seen_at_wall_ms)
+
+
+class DetectorSink:
+    """The detector as an ingest sink: scores each durable batch, writes the scores worth
+    charting to InfluxDB (``citywatch_score``), and hands detections to the alert layer.
+
+    Also the liveness sink: a device going offline is a detection like any other.
+    Thread-safe: ingest calls it from its writer thread, the pipeline's ticker from the
+    event loop's executor.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        clock: DataClock,
+        emit: Callable[[list[Detection]], None],
+        *,
+        score_floor: float = 0.5,
+    ) -> None:
+        self.detector = detector
+        self.clock = clock
+        self.emit = emit
+        self.score_floor = score_floor
+        self.write: Callable[[list[str]], None] = lambda _lines: None
+        self.readings = 0
+        self.events = 0
+        self._lock = threading.Lock()
+        self._busy_s = 0.0
+        self._rate_readings = 0
+
+    def handle(self, batch: ReadingBatch) -> None:
+        if len(batch) == 0:
+            return
+        started = time.perf_counter()
+        with self._lock:
+            update = self.detector.update(batch)
+        self._busy_s += time.perf_counter() - started
+        self.clock.observe(int(batch.ts_ms.max()))
+        self.readings += len(batch)
+        self._rate_readings += len(batch)
+        flagged = np.flatnonzero(update.scores >= self.score_floor)
+        if flagged.size:
+            self.write([self._score_line(batch, int(i), float(update.scores[i])) for i in flagged])
+        if update.events:
+            self.events += len(update.events)
+            self.emit(update.events)
+
+    @staticmethod
+    def _score_line(batch: ReadingBatch, i: int, score: float) -> str:
+        metric = METRICS_BY_ID[int(batch.metric[i])]
+        return encode_point(
+            "citywatch_score",
+            {
+                "device": str(batch.device[i]),
+                "kind": metric.kind.value,
+                "metric": metric.name,
+                "ward": str(batch.ward[i]),
+            },
+            {"score": round(score, 4), "value": float(batch.value[i])},
+            int(batch.ts_ms[i]),
+        )
+
+    def handle_liveness(self, changes: Sequence[LivenessChange]) -> None:
+        now = self.clock.now_ms()
+        detections = [
+            Detection(
+                kind=DetectionKind.OFFLINE,
+                severity=Severity.MAJOR,
+                active=not c.online,
+                ward=c.ward,
+                device=c.device,
+                start_ms=now,
+                ts_ms=now,
+                score=0.0 if c.online else 1.0,
+                explanation=(
+                    f"{c.kind.value.replace('_', ' ')} {c.device} is back online"
+                    if c.online
+                    else f"{c.kind.value.replace('_', ' ')} {c.device} went offline "
+                    f"({_OFFLINE_REASONS.get(c.reason, c.reason)})"
+                ),
+            )
+            for c in changes
+            if not (c.online and c.previous is None)  # first sight of a device: nothing to clear
+        ]
+        if detections:
+            self.emit(detections)
+
+    def tick(self) -> None:
+        """Look for series that fell silent (dropouts), on platform time."""
+        with self._lock:
+            events = self.detector.tick(self.clock.now_ms())
+        if events:
+            self.events += len(events)
+            self.emit(events)
+
+    def self_metric_lines(self, instance: str, interval_s: float) -> list[str]:
+        rate = self._rate_readings / interval_s
+        self._rate_readings = 0
+        return [
+            encode_point(
+                "citywatch_detector",
+                {"instance": instance},
+                {
+                    "readings": self.readings,
+                    "events": self.events,
+                    "series": self.detector.registry.size,
+                    "readings_per_s": rate,
+                    "bytes_per_series": self.detector.bytes_per_series(),
+                },
+                time.time_ns() // 1_000_000,
+            )
+        ]
+
+    def save(self, path: Path) -> None:
+        with self._lock:
+            tmp = path.with_suffix(".tmp")
+            self.detector.save(tmp)
+            tmp.replace(path)
+
+
+_OFFLINE_REASONS = {
+    "lwt": "its connection dropped: last will",
+    "status": "it said so",
+    "timeout": "no report for three reporting periods",
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Where everything is. ``None`` broker/influx means: start private local servers."""
+
+    broker: str
+    influx: str
+    database: str = "citywatch"
+    store_url: str = "sqlite+aiosqlite:///var/citywatch/alerts.db"
+    data_dir: Path = Path("var/citywatch")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    metrics_port: int = 9108
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    notify_mqtt: bool = True
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tick_s: float = 1.0
+    self_metrics_s: float = 5.0
+    checkpoint_s: float = 300.0
+
+
+def _directory(registry: DeviceRegistry) -> Callable[[str], DeviceLocation | None]:
+    def lookup(device: str) -> DeviceLocation | None:
+        info = registry.get(device)
+        return None if info is None else DeviceLocation(info.ward, info.route, info.position)
+
+    return lookup
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the pipeline owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Pipeline:
+    """``await Pipeline(config).run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.clock = DataClock()
+        self.ready = asyncio.Event()
+        self.api_url = f"http://{config.api_host}:{config.api_port}"
+        self._queue: asyncio.Queue[list[Detection]] = asyncio.Queue()
+        self.alert_changes = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.config.data_dir / "detector.npz"
+
+    def _load_detector(self) -> Detector:
+        if self.checkpoint.exists():
+            try:
+                detector = Detector.load(self.checkpoint, self.config.detector)
+                log.info(
+                    "detector restored from %s (%d series)",
+                    self.checkpoint,
+                    detector.registry.size,
+                )
+                return detector
+            except (ValueError, OSError, KeyError) as exc:
+                log.warning("ignoring unreadable detector checkpoint %s: %s", self.checkpoint, exc)
+        return Detector(self.config.detector)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+
+        def emit(detections: list[Detection]) -> None:
+            loop.call_soon_threadsafe(self._queue.put_nowait, detections)
+
+        sink = DetectorSink(self._load_detector(), self.clock, emit)
+        ingest = IngestService(
+            load_settings(
+                broker=cfg.broker,
+                influx=cfg.influx,
+                database=cfg.database,
+                spool_dir=cfg.data_dir / "ingest",
+                metrics_port=cfg.metrics_port,
+            ),
+            sinks=[sink],
+            liveness_sinks=[sink],
+        )
+        sink.write = lambda lines: ingest.writer.submit(PendingBatch(lines=lines))
+        store = await AlertStore.open(
+            cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
+        )
+        notifiers = await self._notifiers()
+        dispatcher = Dispatcher(store, notifiers=notifiers)
+        influx = httpx.AsyncClient(base_url=cfg.influx, timeout=10.0)
+        app = create_app(
+            ApiSettings(
+                store_url=cfg.store_url, influx_url=cfg.influx, influx_database=cfg.database
+            ),
+            store=store,
+        )
+        server = _EmbeddedServer(
+            uvicorn.Config(app, host=cfg.api_host, port=cfg.api_port, log_level="warning")
+        )
+
+        async def publish(changes: list[AlertChange]) -> None:
+            if not changes:
+                return
+            self.alert_changes += len(changes)
+            await dispatcher.dispatch(changes)
+            try:
+                response = await influx.post(
+                    "/write", params={"db": cfg.database}, content=alert_lines(changes)
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as exc:  # the store keeps them; Grafana misses a mark
+                log.warning("could not write %d alert changes to InfluxDB: %s", len(changes), exc)
+
+        async def alert_worker() -> None:
+            while True:
+                detections = await self._queue.get()
+                while not self._queue.empty():  # coalesce a burst into one transaction
+                    detections += self._queue.get_nowait()
+                await publish(await store.apply_detections(detections))
+
+        async def ticker() -> None:
+            last_metrics = last_checkpoint = time.monotonic()
+            while True:
+                await asyncio.sleep(cfg.tick_s)
+                await asyncio.to_thread(sink.tick)
+                await publish(await store.tick())
+                now = time.monotonic()
+                if now - last_metrics >= cfg.self_metrics_s:
+                    sink.write(sink.self_metric_lines(ingest.settings.instance, now - last_metrics))
+                    last_metrics = now
+                if now - last_checkpoint >= cfg.checkpoint_s:
+                    await asyncio.to_thread(sink.save, self.checkpoint)
+                    last_checkpoint = now
+
+        await asyncio.to_thread(ingest.start)
+        tasks = [
+            asyncio.create_task(alert_worker(), name="alerts"),
+            asyncio.create_task(ticker(), name="ticker"),
+        ]
+        serving = asyncio.create_task(server.serve(), name="api")
+        try:
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.05)
+            if serving.done():
+                serving.result()
+                raise RuntimeError(f"the API could not start on {self.api_url}")
+            log.info(
+                "citywatch running: API %s, InfluxDB %s, broker %s",
+                self.api_url,
+                cfg.influx,
+                _redact_broker(cfg.broker),
+            )
+            self.ready.set()
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopped, serving, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (serving, *tasks):
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            log.info("stopping: draining ingest, alerts and the detector")
+            server.should_exit = True
+            await asyncio.to_thread(ingest.stop)
+            await asyncio.sleep(0)  # let the writer's last detections land in the queue
+            while not self._queue.empty():
+                await publish(await store.apply_detections(self._queue.get_nowait()))
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(*tasks, serving)
+            await asyncio.to_thread(sink.save, self.checkpoint)
+            for notifier in notifiers:
+                with contextlib.suppress(Exception):
+                    await notifier.close()
+            await influx.aclose()
+            await store.close()
+            log.info("stopped; detector state saved to %s", self.checkpoint)
+
+    async def _notifiers(self) -> list[MqttNotifier | WebhookNotifier]:
+        cfg = self.config
+        notifiers: list[MqttNotifier | WebhookNotifier] = []
+        if cfg.notify_mqtt:
+            host, port, _tls, user, password = parse_broker_url(cfg.broker)
+            mqtt_notifier = MqttNotifier(host, port, username=user, password=password)
+            await mqtt_notifier.start()
+            notifiers.append(mqtt_notifier)
+        if cfg.webhook_url:
+            if not cfg.webhook_secret:
+                raise ValueError("a webhook needs a secret to sign its requests (--webhook-secret)")
+            notifiers.append(WebhookNotifier(cfg.webhook_url, cfg.webhook_secret))
+        return notifiers
+
+
+def _redact_broker(url: str) -> str:
+    host, port, tls, user, _password = parse_broker_url(url)
+    return f"{'mqtts' if tls else 'mqtt'}://{user + '@' if user else ''}{host}:{port}"
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop`` (a second SIGINT still interrupts at once)."""
+    loop = asyncio.get_running_loop()
+
+    def first(signum: signal.Signals) -> None:
+        log.info("%s: stopping (again to force)", signum.name)
+        stop.set()
+        loop.remove_signal_handler(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, first, signum)
