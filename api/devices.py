@@ -1,13 +1,17 @@
-"""Where device facts come from: InfluxDB readings plus the ingest's status records.
+"""Where device facts come from: InfluxDB readings plus ingest's ``device_status`` points.
 
-Kept in one module so it is easy to adapt when ingest's storage changes. What it assumes:
+Kept in one module so it is easy to adapt when the storage changes. It reads what
+``telemetry.storage.SCHEMA`` declares (a unit test checks every name used here):
 
 - readings: one measurement per device kind (``cabinet``, ``cable_segment``), tags ``ward``,
-  ``device`` (and ``route`` for cable segments), one field per catalogue metric;
-- status: measurement :data:`STATUS_MEASUREMENT` written by ingest from the retained status
-  messages, tags ``ward``, ``device``, ``kind`` (``route``), fields ``state``
-  (``online``/``offline``), ``street``, ``lat``, ``lon``, ``position``. When it is missing,
-  location fields are ``None`` and the status is derived from how recently readings arrived.
+  ``device`` (and ``route``), one field per catalogue metric;
+- ``device_status``: written by ingest on every status message and liveness change, tags
+  ``ward``, ``device``, ``kind``, ``route``, fields ``online`` (bool), ``reason``, and —
+  only on points made from a retained ``online`` status — ``street``, ``lat``, ``lon``,
+  ``position``. So the state is the latest ``online`` value and the location the latest
+  non-null location fields (InfluxQL's ``last()`` skips nulls), queried separately.
+
+A device with no status point gets its state from how recently its readings arrived.
 """
 
 import asyncio
@@ -16,8 +20,12 @@ from typing import Any, Literal
 
 from api.influx import InfluxClient, Series, quote_ident, quote_string
 from telemetry import CATALOGUE, DeviceKind
+from telemetry.storage import SCHEMA
 
-STATUS_MEASUREMENT = "device_status"
+STATUS_MEASUREMENT = SCHEMA["device_status"].name
+STATE_FIELD = "online"
+LOCATION_FIELDS = ("street", "lat", "lon", "position")
+SERIES_TAGS = ("device", "ward", "kind", "route")
 SILENT_GRACE_MS = 30_000
 """A device is taken as offline when silent for 3 metric periods plus this grace."""
 
@@ -71,7 +79,26 @@ def _ward_clause(wards: list[str] | None) -> list[str]:
     return ["(" + " OR ".join(f"{quote_ident('ward')} = {quote_string(w)}" for w in wards) + ")"]
 
 
+def _device_clause(device_id: str) -> list[str]:
+    return [f"{quote_ident('device')} = {quote_string(device_id)}"]
+
+
 _MEASUREMENTS = ", ".join(quote_ident(kind.value) for kind in DeviceKind)
+_STATUS = quote_ident(STATUS_MEASUREMENT)
+_GROUP_ALL_TAGS = ", ".join(quote_ident(t) for t in SERIES_TAGS)
+
+
+def _status_queries(where: list[str]) -> tuple[str, str]:
+    state = (
+        f"SELECT last({quote_ident(STATE_FIELD)}) AS {quote_ident(STATE_FIELD)}"
+        f" FROM {_STATUS}{_where(where)} GROUP BY {_GROUP_ALL_TAGS}"
+    )
+    location = (
+        "SELECT "
+        + ", ".join(f"last({quote_ident(f)}) AS {quote_ident(f)}" for f in LOCATION_FIELDS)
+        + f" FROM {_STATUS}{_where(where)} GROUP BY {quote_ident('device')}"
+    )
+    return state, location
 
 
 class DeviceDirectory:
@@ -89,14 +116,13 @@ class DeviceDirectory:
             f"{_where([f'time > now() - {self._lookback_s}s', *scope])}"
             f" GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1"
         )
-        status_q = (
-            f"SELECT * FROM {quote_ident(STATUS_MEASUREMENT)}{_where(scope)}"
-            f" GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1"
+        state_q, location_q = _status_queries(scope)
+        latest, state, location = await asyncio.gather(
+            self._influx.query(latest_q),
+            self._influx.query(state_q),
+            self._influx.query(location_q),
         )
-        latest, status = await asyncio.gather(
-            self._influx.query(latest_q), self._influx.query(status_q)
-        )
-        devices = _merge(latest, status)
+        devices = _merge(latest, state, location)
         for device in devices.values():
             _decide_status(device, now_ms)
         return [devices[k] for k in sorted(devices)]
@@ -108,27 +134,22 @@ class DeviceDirectory:
 
         ``device_id`` must already be a valid id (``telemetry.is_valid_id``).
         """
-        where = f"{quote_ident('device')} = {quote_string(device_id)}"
-        latest_q = f"SELECT * FROM {_MEASUREMENTS} WHERE {where} ORDER BY time DESC LIMIT 1"
-        status_q = (
-            f"SELECT * FROM {quote_ident(STATUS_MEASUREMENT)} WHERE {where}"
-            " ORDER BY time DESC LIMIT 1"
-        )
+        where = _device_clause(device_id)
+        latest_q = f"SELECT * FROM {_MEASUREMENTS}{_where(where)} ORDER BY time DESC LIMIT 1"
         window_q = (
-            f"SELECT * FROM {_MEASUREMENTS} WHERE {where} AND time > now() - {window_s}s"
+            f"SELECT * FROM {_MEASUREMENTS}{_where([*where, f'time > now() - {window_s}s'])}"
             " ORDER BY time ASC LIMIT 10000"
         )
-        latest, status, window = await asyncio.gather(
+        state_q, location_q = _status_queries(where)
+        latest, state, location, window = await asyncio.gather(
             self._influx.query(latest_q),
-            self._influx.query(status_q),
+            self._influx.query(state_q),
+            self._influx.query(location_q),
             self._influx.query(window_q),
         )
         for series in latest:
             series.tags.setdefault("device", device_id)
-        for series in status:
-            series.tags.setdefault("device", device_id)
-        devices = _merge(latest, status)
-        device = devices.get(device_id)
+        device = _merge(latest, state, location).get(device_id)
         if device is None:
             return None
         _decide_status(device, now_ms)
@@ -143,51 +164,61 @@ class DeviceDirectory:
         return device, points
 
 
-def _merge(latest: list[Series], status: list[Series]) -> dict[str, DeviceFacts]:
+def _rows(series_list: list[Series]) -> list[tuple[str, dict[str, Any]]]:
+    """(measurement, row with the series tags merged in) for every row."""
+    return [(s.name, {**s.tags, **row}) for s in series_list for row in s.rows]
+
+
+def _merge(
+    latest: list[Series], state: list[Series], location: list[Series]
+) -> dict[str, DeviceFacts]:
     devices: dict[str, DeviceFacts] = {}
-    for series in latest:
+    for measurement, row in _rows(latest):
         try:
-            kind = DeviceKind(series.name)
+            kind = DeviceKind(measurement)
         except ValueError:
             continue
-        for row in series.rows:
-            device_id = series.tags.get("device") or row.get("device")
-            if not device_id:
+        device_id = row.get("device")
+        if not device_id:
+            continue
+        time_ms = int(row["time"])
+        known = devices.get(device_id)
+        if known is not None and (known.last_seen or 0) >= time_ms:
+            continue
+        devices[device_id] = DeviceFacts(
+            id=device_id,
+            kind=kind,
+            ward=str(row.get("ward") or ""),
+            route=row.get("route") or None,
+            last_seen=time_ms,
+            readings=_metric_values(kind, row),
+        )
+    # Several status series per device when its tags changed: the latest wins.
+    for _, row in sorted(_rows(state), key=lambda item: int(item[1]["time"])):
+        device_id = row.get("device")
+        if not device_id or row.get(STATE_FIELD) is None:
+            continue
+        device = devices.get(device_id)
+        if device is None:
+            try:
+                kind = DeviceKind(row.get("kind") or "")
+            except ValueError:
                 continue
-            time_ms = int(row["time"])
-            known = devices.get(device_id)
-            if known is not None and (known.last_seen or 0) >= time_ms:
-                continue
-            devices[device_id] = DeviceFacts(
-                id=device_id,
-                kind=kind,
-                ward=str(row.get("ward") or ""),
-                route=row.get("route"),
-                last_seen=time_ms,
-                readings=_metric_values(kind, row),
+            device = devices[device_id] = DeviceFacts(
+                id=device_id, kind=kind, ward=str(row.get("ward") or "")
             )
-    for series in status:
-        for row in series.rows:
-            device_id = series.tags.get("device") or row.get("device")
-            if not device_id:
-                continue
-            device = devices.get(device_id)
-            if device is None:
-                try:
-                    kind = DeviceKind(row.get("kind") or "")
-                except ValueError:
-                    continue
-                device = devices[device_id] = DeviceFacts(
-                    id=device_id, kind=kind, ward=str(row.get("ward") or "")
-                )
-            device.status_at = int(row["time"])
-            device.status = "offline" if row.get("state") == "offline" else "online"
-            device.street = row.get("street") or device.street
-            device.lat = _float_or_none(row.get("lat"))
-            device.lon = _float_or_none(row.get("lon"))
-            device.route = row.get("route") or device.route
-            position = row.get("position")
-            device.position = int(position) if position is not None else None
+        device.status_at = int(row["time"])
+        device.status = "online" if row[STATE_FIELD] else "offline"
+        device.route = row.get("route") or device.route
+    for _, row in _rows(location):
+        device = devices.get(row.get("device") or "")
+        if device is None:
+            continue
+        device.street = row.get("street") or device.street
+        device.lat = _float_or_none(row.get("lat"))
+        device.lon = _float_or_none(row.get("lon"))
+        position = row.get("position")
+        device.position = int(position) if isinstance(position, int | float) else None
     return devices
 
 

@@ -22,6 +22,8 @@ from alerts.store import AlertStore
 from anomaly.events import DetectionKind
 from api import create_app
 from citywatch.local_services import free_port
+from ingest.device_status import device_status_line
+from telemetry import DeviceInfo, DeviceKind
 
 NOW_MS = int(time.time() * 1000)
 MINUTE_MS = 60_000
@@ -46,6 +48,20 @@ def _write(influx_url: str, database: str, lines: list[str]) -> None:
     ).raise_for_status()
 
 
+def _status(
+    device: str, *, online: bool, at: int, where: tuple[str, float, float] | None = None
+) -> str:
+    """A status point exactly as ingest writes it (a Last Will carries no location)."""
+    info = None
+    if where is not None:
+        street, lat, lon = where
+        info = DeviceInfo(device, DeviceKind.CABINET, "ward_a", street, lat, lon)
+    reason = "status" if online else "last_will"
+    return device_status_line(
+        device, DeviceKind.CABINET, "ward_a", online=online, reason=reason, ts_ms=at, info=info
+    )
+
+
 FLEET = [
     # cab-a1: reporting every minute, with a retained online status carrying its location.
     *(
@@ -53,15 +69,15 @@ FLEET = [
         f"mains_voltage=229.0 {NOW_MS - (9 - i) * MINUTE_MS}"
         for i in range(10)
     ),
-    "device_status,device=cab-a1,kind=cabinet,ward=ward_a "
-    f'state="online",street="Hàng Bạc",lat=21.034,lon=105.852 {NOW_MS - 20 * MINUTE_MS}',
+    _status("cab-a1", online=True, at=NOW_MS - 20 * MINUTE_MS, where=("Hàng Bạc", 21.034, 105.852)),
     # seg-a2: a cable segment that fell silent 30 minutes ago (no status record).
     "cable_segment,device=seg-a2,route=r1,ward=ward_a optical_loss=1.25,signal=true "
     f"{NOW_MS - 30 * MINUTE_MS}",
-    # cab-a3: its Last Will said offline after its last reading.
+    # cab-a3: announced itself with its location, then its Last Will (no location) said
+    # offline after its last reading.
+    _status("cab-a3", online=True, at=NOW_MS - 30 * MINUTE_MS, where=("Lò Đúc", 21.012, 105.858)),
     f"cabinet,device=cab-a3,ward=ward_a temp_inside=28 {NOW_MS - 5 * MINUTE_MS}",
-    "device_status,device=cab-a3,kind=cabinet,ward=ward_a "
-    f'state="offline" {NOW_MS - 4 * MINUTE_MS}',
+    _status("cab-a3", online=False, at=NOW_MS - 4 * MINUTE_MS),
     # cab-b1: another ward.
     f"cabinet,device=cab-b1,ward=ward_b temp_inside=33 {NOW_MS - MINUTE_MS}",
 ]
@@ -100,7 +116,9 @@ async def test_device_list_has_location_status_and_open_alerts(api: Api) -> None
     seg = devices["seg-a2"]
     assert (seg["kind"], seg["route"], seg["lat"]) == ("cable_segment", "r1", None)
     assert seg["status"] == "offline"  # silent for longer than 3 periods + grace
-    assert devices["cab-a3"]["status"] == "offline"  # its Last Will came after its last report
+    a3 = devices["cab-a3"]
+    assert a3["status"] == "offline"  # its Last Will came after its last report
+    assert (a3["street"], a3["lat"], a3["lon"]) == ("Lò Đúc", 21.012, 105.858)
     assert devices["cab-b1"]["open_alerts"] == 0
 
     offline = await api.client.get(

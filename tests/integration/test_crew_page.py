@@ -17,6 +17,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from alerts.store import AlertStore
 from anomaly.events import DetectionKind, Severity
+from ingest.device_status import device_status_line
+from telemetry import DeviceInfo, DeviceKind
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,10 +52,21 @@ def _seed_influx(influx_url: str, database: str) -> None:
         f"cabinet,device=cab-far,ward=ward_a temp_inside=31.5,door_open=false {now_ms}",
         f"cabinet,device=cab-near,ward=ward_a temp_inside=29.0,door_open=true {now_ms}",
         f"cabinet,device=cab-b1,ward=ward_b temp_inside=30.0 {now_ms}",
-        "device_status,device=cab-far,kind=cabinet,ward=ward_a "
-        f'state="online",street="Giải Phóng",lat=21.0020,lon=105.8410 {now_ms - 60_000}',
-        "device_status,device=cab-near,kind=cabinet,ward=ward_a "
-        f'state="online",street="Hàng Bạc",lat=21.0340,lon=105.8520 {now_ms - 60_000}',
+        *(
+            device_status_line(
+                device,
+                DeviceKind.CABINET,
+                "ward_a",
+                online=True,
+                reason="status",
+                ts_ms=now_ms - 60_000,
+                info=DeviceInfo(device, DeviceKind.CABINET, "ward_a", street, lat, lon),
+            )
+            for device, street, lat, lon in (
+                ("cab-far", "Giải Phóng", 21.0020, 105.8410),
+                ("cab-near", "Hàng Bạc", 21.0340, 105.8520),
+            )
+        ),
     ]
     httpx.post(f"{influx_url}/query", params={"q": f'CREATE DATABASE "{database}"'})
     response = httpx.post(

@@ -10,10 +10,19 @@ from pydantic import ValidationError
 from alerts.model import ApiKey, Role
 from api import ApiSettings, Environment, tickets
 from api.auth import Principal
-from api.devices import DeviceFacts, _decide_status, _merge
+from api.devices import (
+    LOCATION_FIELDS,
+    SERIES_TAGS,
+    STATE_FIELD,
+    STATUS_MEASUREMENT,
+    DeviceFacts,
+    _decide_status,
+    _merge,
+)
 from api.feed import ChangeFeed
 from api.influx import Series, quote_ident, quote_string
-from telemetry import DeviceKind
+from telemetry import CATALOGUE, DeviceKind
+from telemetry.storage import SCHEMA
 
 SECRET = b"a test secret of some length"
 
@@ -99,36 +108,51 @@ def test_device_status(
     assert device.status == expected
 
 
-def test_merge_takes_the_latest_series_and_the_status_record() -> None:
+def test_merge_takes_the_latest_series_state_and_location() -> None:
     latest = [
         Series("cabinet", {"device": "cab-1"}, [{"time": 5, "ward": "old", "temp_inside": 20}]),
         Series("cabinet", {"device": "cab-1"}, [{"time": 9, "ward": "new", "door_open": 1}]),
         Series("not_a_kind", {"device": "x"}, [{"time": 9}]),
     ]
-    status = [
-        Series(
-            "device_status",
-            {"device": "cab-1"},
-            [{"time": 3, "state": "online", "street": "Hàng Bạc", "lat": 21.0, "lon": 105.8}],
-        ),
-        Series(
-            "device_status",
-            {"device": "seg-9"},
-            [{"time": 4, "state": "offline", "kind": "cable_segment", "ward": "w2", "position": 3}],
-        ),
-    ]
-    devices = _merge(latest, status)
+    state = [
+        Series("device_status", {"device": "cab-1", "kind": "cabinet", "ward": "new"},
+               [{"time": 7, "online": False}]),
+        Series("device_status", {"device": "cab-1", "kind": "cabinet", "ward": "old"},
+               [{"time": 3, "online": True}]),
+        Series("device_status",
+               {"device": "seg-9", "kind": "cable_segment", "ward": "w2", "route": "r1"},
+               [{"time": 4, "online": False}]),
+    ]  # fmt: skip
+    location = [
+        Series("device_status", {"device": "cab-1"},
+               [{"time": 0, "street": "Hàng Bạc", "lat": 21.0, "lon": 105.8, "position": None}]),
+        Series("device_status", {"device": "seg-9"},
+               [{"time": 0, "street": "Lò Đúc", "lat": 21.1, "lon": 105.9, "position": 3}]),
+    ]  # fmt: skip
+    devices = _merge(latest, state, location)
     assert sorted(devices) == ["cab-1", "seg-9"]
     cab = devices["cab-1"]
     assert (cab.ward, cab.last_seen, cab.readings) == ("new", 9, {"door_open": True})
-    assert (cab.street, cab.lat, cab.lon, cab.status) == ("Hàng Bạc", 21.0, 105.8, "online")
+    assert (cab.status, cab.status_at) == ("offline", 7)  # the later of its two status series
+    assert (cab.street, cab.lat, cab.lon, cab.position) == ("Hàng Bạc", 21.0, 105.8, None)
     seg = devices["seg-9"]
-    assert (seg.kind, seg.ward, seg.position, seg.status) == (
+    assert (seg.kind, seg.ward, seg.route, seg.position, seg.status) == (
         DeviceKind.CABLE_SEGMENT,
         "w2",
+        "r1",
         3,
         "offline",
     )
+
+
+def test_device_queries_read_only_what_the_storage_schema_declares() -> None:
+    status = SCHEMA[STATUS_MEASUREMENT]
+    assert {STATE_FIELD, *LOCATION_FIELDS} <= status.fields
+    assert set(SERIES_TAGS) <= status.tags
+    for kind in DeviceKind:
+        readings = SCHEMA[kind.value]
+        assert set(CATALOGUE[kind]) == readings.fields
+        assert {"ward", "device"} <= readings.tags
 
 
 def test_principal_scopes_crews_to_their_wards() -> None:
