@@ -60,13 +60,11 @@ class DetectorConfig:
     utc_offset_h: float = 7.0
 
     # Level shift (two-sided CUSUM on the clipped standardised residual).
-    cusum_k: float = 1.0
+    cusum_k: float = 0.5
     """Allowance in scales: drifts smaller than this never accumulate."""
-    cusum_h: float = 12.0
+    cusum_h: float = 10.0
     """Decision interval in scales: the CUSUM raises its event when it reaches this."""
     cusum_clip: float = 4.0
-    alpha_ref: float = 0.01
-    """EWMA weight of the CUSUM's reference level (slower than the baseline)."""
 
     # Flatline / stuck sensor.
     flatline_min_run: int = 6
@@ -99,9 +97,10 @@ class DetectorConfig:
     """Optical loss rising by half a dB a day is degradation, not noise."""
     night_start_h: int = 22
     night_end_h: int = 6
-    trend_level_tau_min: float = 15.0
-    trend_tau_min: float = 60.0
-    """Time constants of the Holt level/trend the device rules read (``°C/h``, ``dB/h``)."""
+    trend_level_periods: float = 15.0
+    trend_periods: float = 60.0
+    """Time constants, in expected periods, of the Holt level/trend every series keeps:
+    the level-shift reference and the device rules' slopes (``°C/h``, ``dB/h``)."""
 
     # Area rule.
     area_share: float = 0.3
@@ -113,7 +112,7 @@ class DetectorConfig:
         unknown = set(self.detectors) - set(SUB_DETECTORS)
         if unknown:
             raise ValueError(f"unknown sub-detector(s) {sorted(unknown)}; known: {SUB_DETECTORS}")
-        for name in ("alpha", "alpha_scale", "tod_alpha", "alpha_ref", "alpha_repeat"):
+        for name in ("alpha", "alpha_scale", "tod_alpha", "alpha_repeat", "alpha_period"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")

@@ -104,6 +104,10 @@ class Round:
     first_ts: FloatArray
     period_ms: FloatArray
     """The catalogue's reporting period, NaN for generic series."""
+    expected_ms: FloatArray
+    """The period to expect: the catalogue's, else the one learned (NaN until known)."""
+    pred: FloatArray
+    """The Holt level + trend forecast for this reading's time (NaN for a first one)."""
     limits: FloatArray
     """``(m, 5)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin."""
     cache: dict[str, Any] = field(default_factory=dict)

@@ -95,6 +95,7 @@ class Detector:
             ("hlevel", np.nan),
             ("trend", 0.0),
             ("last_score", 0.0),
+            ("period", np.nan),
         ):
             self.store.add(f"core_{name}", cap, fill)
         for comp in self.components:
@@ -168,6 +169,11 @@ class Detector:
         metric = self.registry.metric[slots]
         n = st["core_n"][slots]
         finite = np.isfinite(x)
+        period = self._period[metric]
+        expected = np.where(np.isnan(period), st["core_period"][slots], period)
+        last_ts = st["core_last_ts"][slots]
+        dt_h = np.maximum(ts - last_ts, 0.0) / 3_600_000.0
+        pred = st["core_hlevel"][slots] + st["core_trend"][slots] * dt_h
         return Round(
             config=self.config,
             slots=slots,
@@ -178,34 +184,48 @@ class Detector:
             n=n,
             warm=n >= self.config.warmup,
             last_x=st["core_last_x"][slots],
-            last_ts=st["core_last_ts"][slots],
+            last_ts=last_ts,
             since_ts=st["core_since_ts"][slots],
             first_ts=st["core_first_ts"][slots],
-            period_ms=self._period[metric],
+            period_ms=period,
+            expected_ms=expected,
+            pred=pred,
             limits=self._limits[metric],
         )
 
     def _learn_core(self, r: Round, combined: FloatArray) -> None:
         st, s, ok = self.store, r.slots, r.learnable
         first = np.isnan(r.last_ts)
-        # Holt's linear trend with time constants, so the rules get a smooth slope per hour.
+        # Holt's linear trend with time constants in expected periods: a smooth slope per
+        # hour for the rules and a trend-following forecast for the level-shift CUSUM.
         cfg = self.config
-        dt_h = np.nan_to_num(r.dt_ms / 3_600_000.0)
+        dt = r.dt_ms
+        dt_h = np.nan_to_num(dt / 3_600_000.0)
         level, trend = st["core_hlevel"][s], st["core_trend"][s]
-        a = 1.0 - np.exp(-dt_h * 60.0 / cfg.trend_level_tau_min)
-        b = 1.0 - np.exp(-dt_h * 60.0 / cfg.trend_tau_min)
-        pred = level + trend * dt_h
+        unit = np.where(np.isnan(r.expected_ms), dt, r.expected_ms)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = 1.0 - np.exp(-dt / (cfg.trend_level_periods * unit))
+            b = 1.0 - np.exp(-dt / (cfg.trend_periods * unit))
+        a, b = np.nan_to_num(a, nan=1.0), np.nan_to_num(b)
+        pred = r.pred
         new_level = np.where(first, r.x, pred + a * (r.x - pred))
         with np.errstate(invalid="ignore", divide="ignore"):
             step = np.where(dt_h > 0, (new_level - level) / dt_h, trend)
         new_trend = np.where(first, 0.0, trend + b * (step - trend))
         changed = r.x != r.last_x
+        # The period a generic series reports at: robust EWMA of its gaps.
+        learned = st["core_period"][s]
+        gap = np.minimum(dt, np.where(np.isnan(learned), np.inf, 3.0 * learned))
+        a_p = np.maximum(cfg.alpha_period, 1.0 / np.maximum(r.n, 1.0))
+        new_period = np.where(np.isnan(learned), dt, learned + a_p * (gap - learned))
+        new_period = np.where(np.isnan(dt), learned, new_period)
         updates = {
             "core_n": r.n + 1.0,
             "core_last_x": r.x,
             "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
             "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),
             "core_first_ts": np.where(first, r.ts_ms, r.first_ts),
+            "core_period": new_period,
             "core_hlevel": new_level,
             "core_trend": new_trend,
             "core_last_score": combined,
@@ -227,7 +247,7 @@ class Detector:
         st = self.store
         last = st["core_last_ts"][:size]
         period = self._period[self.registry.metric[:size]]
-        period = np.where(np.isnan(period), st["drop_period"][:size], period)
+        period = np.where(np.isnan(period), st["core_period"][:size], period)
         with np.errstate(invalid="ignore"):
             silent = (now_ms - last) > self.config.dropout_k * period
         silent &= st["ev_active"][:size, k] == 0

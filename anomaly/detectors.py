@@ -270,69 +270,55 @@ class TimeOfDay:
 
 
 class LevelShift:
-    """Two-sided CUSUM of the clipped standardised residual against a slow reference.
+    """Two-sided CUSUM of the clipped standardised residual against the series' Holt
+    forecast (level + trend), so smooth daily drifts never accumulate but a step does.
 
-    Drifts below ``cusum_k`` scales never accumulate; a sustained shift reaches
-    ``cusum_h`` in a few readings; then the reference re-anchors to the new level.
+    Residuals smaller than ``cusum_k`` scales are allowance; a sustained shift reaches
+    ``cusum_h`` in a few readings, the sums then restart while the forecast catches up.
     """
 
     name = "level_shift"
     kind = DetectionKind.LEVEL_SHIFT
 
     def allocate(self, store: Store, capacity: int) -> None:
-        store.add("cusum_ref", capacity, np.nan)
         store.add("cusum_dev", capacity, 0.0)
         store.add("cusum_pos", capacity, 0.0)
         store.add("cusum_neg", capacity, 0.0)
 
     def _sums(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray, FloatArray]:
         if "cusum" not in r.cache:
-            r.cache["cusum"] = self._compute(r, store)
-        pos, neg, ref = r.cache["cusum"]
-        return pos, neg, ref
-
-    def _compute(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray, FloatArray]:
-        cfg = r.config
-        ref = store["cusum_ref"][r.slots]
-        scale = _scale(store["cusum_dev"][r.slots], ref, cfg)
-        resid = np.clip(np.nan_to_num((r.x - ref) / scale), -cfg.cusum_clip, cfg.cusum_clip)
-        resid = np.where(r.warm, resid, 0.0)
-        pos = np.maximum(0.0, store["cusum_pos"][r.slots] + resid - cfg.cusum_k)
-        neg = np.maximum(0.0, store["cusum_neg"][r.slots] - resid - cfg.cusum_k)
-        return pos, neg, ref
+            cfg = r.config
+            scale = _scale(store["cusum_dev"][r.slots], r.pred, cfg)
+            resid = np.clip((r.x - r.pred) / scale, -cfg.cusum_clip, cfg.cusum_clip)
+            resid = np.where(r.warm & (resid == resid), resid, 0.0)  # NaN -> 0
+            pos = np.maximum(0.0, store["cusum_pos"][r.slots] + resid - cfg.cusum_k)
+            neg = np.maximum(0.0, store["cusum_neg"][r.slots] - resid - cfg.cusum_k)
+            r.cache["cusum"] = (pos, neg, scale)
+        pos, neg, scale = r.cache["cusum"]
+        return pos, neg, scale
 
     def score(self, r: Round, store: Store) -> Scores:
         cfg = r.config
-        pos, neg, ref = self._sums(r, store)
+        pos, neg, _ = self._sums(r, store)
         stat = np.maximum(pos, neg)
         z = np.where(pos >= neg, stat, -stat) / cfg.cusum_h
         ok = r.warm & r.learnable & r.statistical
-        return Scores(_gated(squash(cfg.z_on * stat / cfg.cusum_h, cfg.z_half), ok), z, ref)
+        score = squash(cfg.z_on * stat / cfg.cusum_h, cfg.z_half)
+        return Scores(_gated(score, ok), z, r.pred)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
-        pos, neg, ref = self._sums(r, store)
-        new_ref, new_dev = _robust_step(
-            r.x,
-            ref,
-            store["cusum_dev"][s],
-            r.n,
-            alpha=cfg.alpha_ref,
-            alpha_scale=cfg.alpha_scale,
-            cfg=cfg,
-            clip=r.warm,
-        )
+        pos, neg, scale = self._sums(r, store)
+        dev = store["cusum_dev"][s]
+        resid = np.abs(r.x - r.pred)
+        bound = np.where(r.warm, cfg.clip_sigma * scale, np.inf)
+        a = np.maximum(cfg.alpha_scale, 1.0 / (r.n + 1.0))
+        new_dev = np.where(np.isnan(r.pred), dev, dev + a * (np.minimum(resid, bound) - dev))
         shifted = np.maximum(pos, neg) >= cfg.cusum_h
-        new_ref = np.where(shifted, r.x, new_ref)
         pos = np.where(shifted, 0.0, pos)
         neg = np.where(shifted, 0.0, neg)
         ok = r.learnable & r.statistical
-        for name, new in (
-            ("cusum_ref", new_ref),
-            ("cusum_dev", new_dev),
-            ("cusum_pos", pos),
-            ("cusum_neg", neg),
-        ):
+        for name, new in (("cusum_dev", new_dev), ("cusum_pos", pos), ("cusum_neg", neg)):
             col = store[name]
             col[s] = np.where(ok, new, col[s])
 
@@ -386,29 +372,18 @@ class Dropout:
     kind = DetectionKind.DROPOUT
 
     def allocate(self, store: Store, capacity: int) -> None:
-        store.add("drop_period", capacity, np.nan)
-
-    def period(self, r: Round, store: Store) -> FloatArray:
-        """Expected period of each reading's series, ms (NaN while unknown)."""
-        return np.where(np.isnan(r.period_ms), store["drop_period"][r.slots], r.period_ms)
+        """Stateless: the core keeps last-seen times and the learned period."""
 
     def score(self, r: Round, store: Store) -> Scores:
         cfg = r.config
-        period = self.period(r, store)
+        period = r.expected_ms
         gap = r.dt_ms / period
         known = ~np.isnan(r.period_ms) | r.warm  # a learned period needs the warm-up
         score = squash(cfg.z_on * gap / cfg.dropout_k, cfg.z_half)
         return Scores(_gated(score, known & r.learnable & ~np.isnan(gap)), gap, period)
 
     def learn(self, r: Round, store: Store) -> None:
-        cfg, s = r.config, r.slots
-        learned = store["drop_period"][s]
-        dt = r.dt_ms
-        has_dt = ~np.isnan(dt) & r.learnable
-        clipped = np.minimum(dt, np.where(np.isnan(learned), np.inf, 3.0 * learned))
-        a = np.maximum(cfg.alpha_period, 1.0 / np.maximum(r.n, 1.0))
-        new = np.where(np.isnan(learned), dt, learned + a * (clipped - learned))
-        store["drop_period"][s] = np.where(has_dt, new, learned)
+        """Nothing to learn beyond the core's period."""
 
 
 def build(config: DetectorConfig) -> list[SeriesDetector]:
