@@ -143,7 +143,10 @@ def simulate(
     )
     sink: Sink
     if broker is not None:
-        mqtt_sink = MqttSink(broker, fleet, mode=mode, connections=connections)  # type: ignore[arg-type]
+        try:
+            mqtt_sink = MqttSink(broker, fleet, mode=mode, connections=connections)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--mode") from None
         try:
             mqtt_sink.connect()
         except PublishError as exc:

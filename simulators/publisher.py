@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PER_DEVICE_MAX = 200
 """Fleets up to this size get a connection per device in ``auto`` mode."""
+PER_DEVICE_LIMIT = 900
+"""Per-device mode refuses larger fleets: select() handles at most 1024 sockets."""
 Mode = Literal["auto", "per-device", "pooled"]
 
 
@@ -91,6 +93,11 @@ class MqttSink:
         self.host, self.port = parse_broker_url(url)
         self.fleet = fleet
         self.per_device = mode == "per-device" or (mode == "auto" and len(fleet) <= PER_DEVICE_MAX)
+        if self.per_device and len(fleet) > PER_DEVICE_LIMIT:
+            raise ValueError(
+                f"per-device mode opens a connection per device; {len(fleet)} devices is "
+                f"more than {PER_DEVICE_LIMIT}: use the pooled mode"
+            )
         self.keepalive = keepalive
         self.stats = SinkStats()
         prefix = client_prefix or f"cwsim-{os.getpid()}"

@@ -228,6 +228,33 @@ def test_a_dying_device_leaves_an_offline_status(
     assert len(retained) == len(fleet)
 
 
+def test_a_dead_device_boots_when_the_mains_return(
+    own_broker: LocalMosquitto, collector: Collector
+) -> None:
+    fleet = build_fleet(40, 6, WARDS)
+    scenario = parse_scenario(OUTAGE.replace('"3h"', '"2h"'), "dark.toml")
+    start = int(time.time() * 1000) - 3 * 3600_000
+    sim = Simulation(fleet, scenario, start_ms=start, duration_s=3 * 3600, period_s=120, seed=6)
+    sink = MqttSink(own_broker.url, fleet, mode="per-device")
+    sink.connect()
+    summary = run(sim, sink, speed=0, progress=False)
+    assert summary.failed == 0
+    collector.barrier()
+    now = int(time.time() * 1000)
+    states: dict[str, list[str]] = {}
+    first_seq_after_boot: dict[str, int] = {}
+    for topic, payload, _ in collector.device_messages():
+        _, message = decode_message(topic, payload, now_ms=now)
+        if isinstance(message, Status):
+            states.setdefault(message.device, []).append(message.state)
+        elif isinstance(message, Report) and len(states[message.device]) == 3:
+            first_seq_after_boot.setdefault(message.device, message.seq)
+    dead = {d for d, s in states.items() if "offline" in s}
+    assert dead, "some batteries ran flat"
+    assert all(states[d] == ["online", "offline", "online"] for d in dead)
+    assert first_seq_after_boot == dict.fromkeys(dead, 0), "a rebooted device counts from 0"
+
+
 def test_publisher_reconnects_and_loses_nothing(own_broker: LocalMosquitto) -> None:
     fleet = build_fleet(60, 2, WARDS)
     start = int(time.time() * 1000) - 900_000

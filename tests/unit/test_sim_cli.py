@@ -27,6 +27,10 @@ runner = CliRunner()
         (["--output", "o.jsonl", "--duration", "-5"], "must be positive"),
         (["--output", "o.jsonl", "--start", "yesterday"], "is not ISO 8601"),
         (["--output", "o.jsonl", "--mode", "swarm"], "auto, per-device or pooled"),
+        (
+            ["--broker", "mqtt://127.0.0.1:1", "--devices", "5000", "--mode", "per-device"],
+            "use the pooled mode",
+        ),
         (["--output", "o.jsonl", "--scenario", "no_such"], "not a shipped scenario"),
         (["--output", "/no/such/dir/o.jsonl"], "does not exist"),
     ],
