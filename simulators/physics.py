@@ -216,8 +216,8 @@ class SegmentModel:
         self.moisture_base = rng.uniform(8.0, 30.0, n)
         self.strain_base = rng.uniform(150.0, 650.0, n)
         self.loss_base = rng.uniform(0.3, 1.3, n)
-        self.ageing_db_per_year = rng.uniform(0.01, 0.06, n)
-        self.installed_ms = start_ms - rng.uniform(1.0, 15.0, n) * 365.25 * 24 * HOUR_MS
+        self.ageing_db_per_year = rng.uniform(0.005, 0.03, n)
+        self.installed_ms = start_ms - rng.uniform(1.0, 10.0, n) * 365.25 * 24 * HOUR_MS
         self.alive = np.ones(n, bool)
         self._prev_dark = np.zeros(n, bool)
 

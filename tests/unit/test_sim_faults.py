@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulators.fleet import Fleet, build_fleet
 from simulators.labels import Label, parse_iso_utc
@@ -315,3 +317,47 @@ def test_fault_placement_is_seeded_and_scales_with_the_fleet() -> None:
     per_device = len(scenario.faults[0].metrics(DeviceKind.CABINET))
     assert len(small.labels()) == per_device * round(0.1 * len(FLEET.cabinets))
     assert len(big.labels()) == per_device * round(0.1 * len(big.fleet.cabinets))
+
+
+FAULT_KINDS = {
+    "fan_failure": "",
+    "mains_outage": "",
+    "flooding": "peak_mm = 900",
+    "door_intrusion": "",
+    "cable_cut": "",
+    "fibre_degradation": "rise_db = 40",
+    "stuck_sensor": 'metric = "battery_voltage"',
+    "spikes": 'metric = "water_level"\nmagnitude = 5000\nprobability = 1.0',
+    "noise": 'metric = "temp_inside"\nsigma = 500',
+    "dropout": "",
+    "clock_skew": 'offset = "-1h"',
+    "silent": "",
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    faults=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(FAULT_KINDS)),
+            st.integers(0, 50),
+            st.integers(1, 60),
+            st.floats(0.05, 1.0),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_any_mix_of_faults_keeps_every_message_decodable(
+    faults: list[tuple[str, int, int, float]], seed: int
+) -> None:
+    text = 'name = "mix"\n'
+    for kind, at, duration, share in faults:
+        text += f'[[faults]]\nkind = "{kind}"\nat = "{at}m"\nduration = "{duration}m"\n'
+        text += f"share = {share}\n{FAULT_KINDS[kind]}\n"
+    scenario = parse_scenario(text, "mix.toml")
+    sim = Simulation(FLEET, scenario, start_ms=START, duration_s=3600, period_s=120, seed=seed)
+    for message in sim:
+        decode_message(message.topic, message.payload, now_ms=message.due_ms)
+    assert all(lb.start_ms <= lb.end_ms <= sim.end_ms for lb in sim.labels())
