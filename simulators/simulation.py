@@ -131,8 +131,12 @@ class Simulation:
             yield from batch
 
     def batches(self) -> Iterator[list[SimMessage]]:
-        """Messages in time order, one list per period (the first holds the online statuses)."""
-        yield [self._online(g, self.start_ms) for g in range(len(self.fleet))]
+        """Messages in time order, one list per period.
+
+        Each device announces itself (retained ``online`` status with its DeviceInfo) just
+        before its first report, so a large fleet comes up spread over the first period
+        instead of in one burst.
+        """
         for tick in range(self.n_ticks):
             yield self._tick(tick)
 
@@ -181,7 +185,9 @@ class Simulation:
             due = t_ms + int(self.phase_ms[g])
             dying = kind is DeviceKind.CABINET and bool(died[local])
             alive = kind is not DeviceKind.CABINET or bool(cab_alive[local])
-            if kind is DeviceKind.CABINET and alive and not self._was_alive[local]:
+            if tick == 0:
+                out.append(self._online(g, due))
+            elif kind is DeviceKind.CABINET and alive and not self._was_alive[local]:
                 self.engine.record_boot(g, due)
                 self._seq[g] = 0
                 self._event_seq[g] = 0

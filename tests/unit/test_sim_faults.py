@@ -165,8 +165,13 @@ def _outage(base: Run, run: Run) -> None:
     wills = [(d, s) for d, _, s in run.statuses if s["state"] == "offline"]
     assert {d for d, _ in wills} == died
     assert all("ts" not in s or s["ts"] is None for _, s in wills)
-    reborn = [(d, s) for d, due, s in run.statuses if s["state"] == "online" and due > START]
-    assert {d for d, _ in reborn} == died, "dead cabinets boot when the mains return"
+    onlines: dict[str, int] = {}
+    for d, _, st_ in run.statuses:
+        if st_["state"] == "online":
+            onlines[d] = onlines.get(d, 0) + 1
+    assert set(onlines) == {d.id for d in FLEET.devices}, "every device announces itself"
+    reborn = {d for d, n in onlines.items() if n == 2}
+    assert reborn == died, "dead cabinets boot when the mains return"
     for device in died:
         after = [
             m
