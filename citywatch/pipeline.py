@@ -246,6 +246,21 @@ class Pipeline:
         self.api_url = f"http://{config.api_host}:{config.api_port}"
         self._queue: asyncio.Queue[list[Detection]] = asyncio.Queue()
         self.alert_changes = 0
+        self._alerting = False
+        self._alert_cursor = 0
+        self.ingest: IngestService | None = None
+        self.sink: DetectorSink | None = None
+
+    def idle(self) -> bool:
+        """Nothing received is still on its way to the store (for tests and the demo)."""
+        ingest = self.ingest
+        return (
+            ingest is not None
+            and ingest.stats.acked >= ingest.stats.received
+            and ingest.writer.pending_batches() == 0
+            and self._queue.empty()
+            and not self._alerting
+        )
 
     @property
     def checkpoint(self) -> Path:
@@ -286,6 +301,7 @@ class Pipeline:
             liveness_sinks=[sink],
         )
         sink.write = lambda lines: ingest.writer.submit(PendingBatch(lines=lines))
+        self.ingest, self.sink = ingest, sink
         store = await AlertStore.open(
             cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
         )
@@ -307,20 +323,39 @@ class Pipeline:
                 return
             self.alert_changes += len(changes)
             await dispatcher.dispatch(changes)
-            try:
-                response = await influx.post(
-                    "/write", params={"db": cfg.database}, content=alert_lines(changes)
-                )
-                response.raise_for_status()
-            except httpx.HTTPError as exc:  # the store keeps them; Grafana misses a mark
-                log.warning("could not write %d alert changes to InfluxDB: %s", len(changes), exc)
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                services.feed.poke()  # SSE clients hear of it now, not at the next poll
+
+        async def follow_into_influx(cursor: int) -> int:
+            """Write every alert transition since ``cursor`` — from detections, timers or
+            people acting through the API — to InfluxDB for Grafana; the new cursor."""
+            while changes := await store.changes_since(cursor, limit=500):
+                try:
+                    response = await influx.post(
+                        "/write", params={"db": cfg.database}, content=alert_lines(changes)
+                    )
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:  # the store keeps them: retry from the cursor
+                    log.warning("alert changes not written to InfluxDB yet: %s", exc)
+                    return cursor
+                cursor = changes[-1].id
+            return cursor
+
+        async def influx_follower() -> None:
+            cursor = self._alert_cursor = await store.last_change_id()
+            while True:
+                cursor = self._alert_cursor = await follow_into_influx(cursor)
+                await asyncio.sleep(0.5)
 
         async def alert_worker() -> None:
             while True:
                 detections = await self._queue.get()
+                self._alerting = True
                 while not self._queue.empty():  # coalesce a burst into one transaction
                     detections += self._queue.get_nowait()
                 await publish(await store.apply_detections(detections))
+                self._alerting = False
 
         async def ticker() -> None:
             last_metrics = last_checkpoint = time.monotonic()
@@ -340,8 +375,10 @@ class Pipeline:
         tasks = [
             asyncio.create_task(alert_worker(), name="alerts"),
             asyncio.create_task(ticker(), name="ticker"),
+            asyncio.create_task(influx_follower(), name="alerts-to-influx"),
         ]
         serving = asyncio.create_task(server.serve(), name="api")
+        stopped = asyncio.create_task(stop.wait(), name="stop")
         try:
             while not server.started and not serving.done():
                 await asyncio.sleep(0.05)
@@ -355,7 +392,6 @@ class Pipeline:
                 _redact_broker(cfg.broker),
             )
             self.ready.set()
-            stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, serving, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for task in (serving, *tasks):
                 if task.done() and task.exception() is not None:
@@ -367,10 +403,15 @@ class Pipeline:
             await asyncio.sleep(0)  # let the writer's last detections land in the queue
             while not self._queue.empty():
                 await publish(await store.apply_detections(self._queue.get_nowait()))
-            for task in tasks:
+            try:  # the API finishes its requests and its lifespan (store stays ours)
+                await asyncio.wait_for(asyncio.shield(serving), timeout=15)
+            except (TimeoutError, Exception):
+                serving.cancel()
+            for task in (*tasks, stopped):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(*tasks, serving)
+            await asyncio.gather(*tasks, stopped, serving, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await follow_into_influx(self._alert_cursor)
             await asyncio.to_thread(sink.save, self.checkpoint)
             for notifier in notifiers:
                 with contextlib.suppress(Exception):

@@ -188,7 +188,7 @@ def city_overview() -> Json:
                 )
             ],
             (14, 0, 5, 4),
-            defaults=thresholds((None, "green")),
+            defaults={"noValue": "0", **thresholds((None, "green"))},
         ),
         panel(
             "stat",
@@ -201,7 +201,7 @@ def city_overview() -> Json:
                 )
             ],
             (19, 0, 5, 4),
-            defaults=thresholds((None, "green"), (1, "red")),
+            defaults={"noValue": "0", **thresholds((None, "green"), (1, "red"))},
         ),
         panel(
             "stat",
@@ -213,7 +213,7 @@ def city_overview() -> Json:
                 )
             ],
             (14, 4, 10, 4),
-            defaults=thresholds((None, "green"), (1, "orange")),
+            defaults={"noValue": "0", **thresholds((None, "green"), (1, "orange"))},
         ),
         panel(
             "barchart",

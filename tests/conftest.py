@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -110,3 +111,16 @@ def postgres_url() -> Iterator[str]:
         yield f"{server.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     finally:
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def monsoon_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The shipped ``monsoon_evening`` scenario (two simulated hours) played through the
+    real platform once per session: simulators → Mosquitto → ingest → InfluxDB → detector
+    → alert store → API. Yields a ``city_harness.City``."""
+    from city_harness import city_run  # noqa: PLC0415 - on sys.path for integration tests only
+
+    with city_run(
+        tmp_path_factory.mktemp("city"), scenario="monsoon_evening", devices=600, seed=7
+    ) as city:
+        yield city
