@@ -407,7 +407,8 @@ class Pipeline:
                 await asyncio.wait_for(asyncio.shield(serving), timeout=15)
             except (TimeoutError, Exception):
                 serving.cancel()
-            for task in (*tasks, stopped):
+            stopped.cancel()
+            for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, stopped, serving, return_exceptions=True)
             with contextlib.suppress(Exception):
