@@ -33,7 +33,7 @@ class DetectorConfig:
     """Readings a series must have learned before it may score or raise an event."""
 
     # Adaptive baseline (outlier-protected EWMA of level and absolute deviation).
-    alpha: float = 0.03
+    alpha: float = 0.005
     """EWMA weight of the level: a memory of ~1/alpha readings."""
     alpha_scale: float = 0.03
     """EWMA weight of the absolute deviation (the robust scale)."""
@@ -44,9 +44,9 @@ class DetectorConfig:
     scale_floor_rel: float = 1e-3
     """Scale floor relative to the level: a constant series still has a finite z."""
     scale_floor_abs: float = 1e-9
-    alpha_slow: float = 0.005
+    alpha_slow: float = 0.001
     """EWMA weight of the long-run *unclipped* absolute deviation."""
-    slow_floor: float = 0.25
+    slow_floor: float = 1.0
     """The robust scale never drops below this share of the long-run deviation."""
 
     # Time of day (Hanoi local time, UTC+7).
@@ -60,9 +60,9 @@ class DetectorConfig:
     utc_offset_h: float = 7.0
 
     # Level shift (two-sided CUSUM on the clipped standardised residual).
-    cusum_k: float = 0.5
+    cusum_k: float = 1.0
     """Allowance in scales: drifts smaller than this never accumulate."""
-    cusum_h: float = 10.0
+    cusum_h: float = 12.0
     """Decision interval in scales: the CUSUM raises its event when it reaches this."""
     cusum_clip: float = 4.0
 

@@ -290,7 +290,7 @@ class LevelShift:
             cfg = r.config
             scale = _scale(store["cusum_dev"][r.slots], r.pred, cfg)
             resid = np.clip((r.x - r.pred) / scale, -cfg.cusum_clip, cfg.cusum_clip)
-            resid = np.where(r.warm & (resid == resid), resid, 0.0)  # NaN -> 0
+            resid = np.where(r.warm & ~np.isnan(resid), resid, 0.0)
             pos = np.maximum(0.0, store["cusum_pos"][r.slots] + resid - cfg.cusum_k)
             neg = np.maximum(0.0, store["cusum_neg"][r.slots] - resid - cfg.cusum_k)
             r.cache["cusum"] = (pos, neg, scale)
@@ -374,7 +374,7 @@ class Dropout:
     def allocate(self, store: Store, capacity: int) -> None:
         """Stateless: the core keeps last-seen times and the learned period."""
 
-    def score(self, r: Round, store: Store) -> Scores:
+    def score(self, r: Round, store: Store) -> Scores:  # noqa: ARG002 - the API
         cfg = r.config
         period = r.expected_ms
         gap = r.dt_ms / period

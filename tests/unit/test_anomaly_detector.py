@@ -130,7 +130,7 @@ def test_each_fault_raises_its_detector(fault: str, component: str, kind: Detect
     elif fault == "limit":
         x[at:] = 58.3
     elif fault == "shift":
-        x[at:] += 1.5  # 3 noise sigmas: too small for the baseline, clear for the CUSUM
+        x[at:] += 2.0  # 4 noise sigmas: too small for the baseline, clear for the CUSUM
     elif fault == "stuck":
         x[at:] = x[at]
     else:
