@@ -42,8 +42,12 @@ def simulate(
         typer.Option(help="Simulated seconds (default: the scenario's length, else 3600)."),
     ] = None,
     speed: Annotated[
-        float, typer.Option(help="Time compression: 60 plays an hour in a minute; 0 = flat out.")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Time compression: 60 plays an hour in a minute; 0 = as fast as possible "
+            "(default: 1 with --broker, 0 with --output)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fleet, physics and fault placement.")] = 1,
     scenario: Annotated[
         str | None,
@@ -82,6 +86,8 @@ def simulate(
         raise typer.BadParameter(f"must be at least 1, got {devices}", param_hint="--devices")
     if period <= 0:
         raise typer.BadParameter(f"must be positive, got {period:g}", param_hint="--period")
+    if speed is None:
+        speed = 0.0 if output is not None else 1.0
     if speed < 0:
         raise typer.BadParameter(
             f"must be >= 0 (0 = as fast as possible), got {speed:g}", param_hint="--speed"

@@ -57,7 +57,7 @@ def run(
     *,
     speed: float = 0.0,
     progress: bool = True,
-    high_water: int = 50_000,
+    high_water: int = 10_000,
 ) -> RunSummary:
     """Play ``sim`` into ``sink``; the sink is closed (cleanly) at the end."""
     if speed < 0:
