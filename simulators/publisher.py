@@ -115,7 +115,7 @@ class MqttSink:
             self._conns = [
                 _Conn(self._client(name, max_queued // n, inflight), name) for name in names
             ]
-        self._by_sock: dict[Any, _Conn] = {}
+        self._last_error = ""
 
     def _client(self, client_id: str, max_queued: int, inflight: int) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -136,6 +136,7 @@ class MqttSink:
     ) -> None:
         conn = self._conn_of(client)
         if reason.is_failure:
+            self._last_error = f"broker refused the connection: {reason}"
             log.warning("broker refused %s: %s", conn.name, reason)
             return
         conn.connected = True
@@ -170,9 +171,10 @@ class MqttSink:
         while not all(c.connected for c in self._conns):
             if time.monotonic() > deadline:
                 down = sum(not c.connected for c in self._conns)
+                cause = f" (last error: {self._last_error})" if self._last_error else ""
                 raise PublishError(
                     f"{down} of {len(self._conns)} connections to {self.host}:{self.port} "
-                    f"not up after {timeout:g} s"
+                    f"not up after {timeout:g} s{cause}"
                 )
             self.idle(0.05)
         log.info(
@@ -189,6 +191,7 @@ class MqttSink:
         try:
             conn.client.connect(self.host, self.port, keepalive=self.keepalive)
         except OSError as exc:
+            self._last_error = str(exc)
             conn.retry_at = time.monotonic() + conn.backoff
             log.debug("connect to %s:%d failed: %s", self.host, self.port, exc)
             conn.backoff = min(conn.backoff * 2, 30.0)
@@ -228,6 +231,7 @@ class MqttSink:
         try:
             conn.client.reconnect()
         except OSError as exc:
+            self._last_error = str(exc)
             conn.retry_at = time.monotonic() + conn.backoff
             log.debug("reconnect failed (%s); next try in %.1f s", exc, conn.backoff)
             conn.backoff = min(conn.backoff * 2, 30.0)

@@ -14,9 +14,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from typer.testing import CliRunner
 
 from citywatch.cli import app
-from citywatch.local_services import LocalMosquitto
+from citywatch.local_services import LocalMosquitto, free_port
 from simulators.fleet import build_fleet
-from simulators.publisher import MqttSink
+from simulators.publisher import MqttSink, PublishError
 from simulators.runner import run
 from simulators.scenario import parse_scenario
 from simulators.simulation import Simulation
@@ -280,3 +280,12 @@ def test_publisher_reconnects_and_loses_nothing(own_broker: LocalMosquitto) -> N
     assert summary.generated == 60 + 60 * 30
     assert summary.failed == 0
     assert summary.sent == summary.generated
+
+
+def test_an_unreachable_broker_is_a_clear_error() -> None:
+    sink = MqttSink(f"mqtt://127.0.0.1:{free_port()}", build_fleet(3, 1, WARDS))
+    with pytest.raises(
+        PublishError, match=r"3 of 3 connections .* not up after 1 s \(last error: .*refused"
+    ):
+        sink.connect(timeout=1)
+    sink.close(timeout=0)
