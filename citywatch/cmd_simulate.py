@@ -39,7 +39,10 @@ def simulate(
     period: Annotated[float, typer.Option(help="Seconds between a device's reports.")] = 60.0,
     duration: Annotated[
         float | None,
-        typer.Option(help="Simulated seconds (default: the scenario's length, else 3600)."),
+        typer.Option(
+            help="Simulated seconds (default: the scenario's length, else 3600); "
+            "0 runs until interrupted (real time or slower)."
+        ),
     ] = None,
     speed: Annotated[
         float | None,
@@ -113,8 +116,17 @@ def simulate(
         except ScenarioError as exc:
             raise typer.BadParameter(str(exc), param_hint="--scenario") from None
     length = duration if duration is not None else (story.duration or DEFAULT_DURATION_S)
-    if length <= 0:
-        raise typer.BadParameter(f"must be positive, got {length:g}", param_hint="--duration")
+    if length < 0:
+        raise typer.BadParameter(
+            f"must be positive (or 0: endless), got {length:g}", param_hint="--duration"
+        )
+    endless = length == 0
+    if endless and not 0 < speed <= 1:
+        raise typer.BadParameter(
+            "an endless run (--duration 0) needs 0 < --speed <= 1: faster, device clocks "
+            "would run into the future",
+            param_hint="--duration",
+        )
     now_ms = int(time.time() * 1000)
     if start is not None:
         try:
@@ -124,14 +136,19 @@ def simulate(
                 f"{start!r} is not ISO 8601 (e.g. 2026-07-01T18:00:00Z)", param_hint="--start"
             ) from None
     else:
-        start_ms = now_ms if speed == 1 else now_ms - round(length * 1000)
+        start_ms = now_ms if speed == 1 or endless else now_ms - round(length * 1000)
     if start_ms < now_ms - MAX_PAST_S * 1000:
         log.warning("the run starts more than 7 days ago: ingest will refuse its oldest reports")
 
     fleet = build_fleet(devices, seed, wards)
     try:
         sim = Simulation(
-            fleet, story, start_ms=start_ms, duration_s=length, period_s=period, seed=seed
+            fleet,
+            story,
+            start_ms=start_ms,
+            duration_s=None if endless else length,
+            period_s=period,
+            seed=seed,
         )
     except ResolveError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scenario") from None

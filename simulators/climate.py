@@ -8,6 +8,7 @@ of time and the seed: the same instant always has the same weather, which keeps 
 simulator deterministic however it is stepped.
 """
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ PEAK_HOUR = 14.0
 URBAN_HEAT_C = 0.8
 RH_PER_C = 3.0
 """Humidity points lost per degree above the daily mean."""
+MAX_SHOWER_H = 2.5
 RAIN_COOLING_C = 2.5
 RAIN_RH = 15.0
 
@@ -96,7 +98,7 @@ class Weather:
 class Climate:
     """Seeded weather over a time span for a set of wards."""
 
-    def __init__(self, urban: npt.NDArray[np.bool_], start_ms: int, end_ms: int, seed: int) -> None:
+    def __init__(self, urban: npt.NDArray[np.bool_], start_ms: int, seed: int) -> None:
         rng = np.random.default_rng([seed, 0xC11A7E])
         n = len(urban)
         self._urban_heat = np.where(urban, URBAN_HEAT_C, 0.0)
@@ -106,24 +108,34 @@ class Climate:
         self._anomaly_periods_h = np.array([53.0, 97.0, 211.0])
         self._anomaly_amp = np.array([0.8, 1.0, 1.2])
         self._anomaly_phase = rng.uniform(0, 2 * np.pi, 3)
-        self.showers = self._draw_showers(rng, start_ms - DAY_MS, end_ms)
+        # Showers are drawn lazily, in order, from their own generator: however far a run
+        # goes (endless runs too), the same seed gives the same weather.
+        self._shower_rng = np.random.default_rng([seed, 0xC11A7E, 1])
+        self._drawn_until = float(start_ms - DAY_MS)
+        self.showers: list[Shower] = []
+        self._starts: list[float] = []
+        self._draw_showers(start_ms + 2 * DAY_MS)
 
-    @staticmethod
-    def _draw_showers(rng: np.random.Generator, start_ms: int, end_ms: int) -> list[Shower]:
-        showers: list[Shower] = []
-        t = float(start_ms)
-        while t < end_ms:
+    def _draw_showers(self, until_ms: float) -> None:
+        while self._drawn_until < until_ms:
+            t = self._drawn_until
             rate_per_ms = _seasonal(MONTHLY_RAIN_PER_DAY, t) / DAY_MS
-            t += rng.exponential(1.0 / rate_per_ms)
-            length = rng.uniform(0.5, 2.5) * HOUR_MS
-            showers.append(Shower(t, t + length, float(rng.uniform(0.3, 1.0))))
-        return showers
+            t += self._shower_rng.exponential(1.0 / rate_per_ms)
+            length = self._shower_rng.uniform(0.5, MAX_SHOWER_H) * HOUR_MS
+            self.showers.append(Shower(t, t + length, float(self._shower_rng.uniform(0.3, 1.0))))
+            self._starts.append(t)
+            self._drawn_until = t
 
     def rain_at(self, t_ms: float) -> float:
         """City-wide rain intensity 0-1, with 10-minute ramps at both ends of a shower."""
+        if t_ms + DAY_MS > self._drawn_until:
+            self._draw_showers(t_ms + 2 * DAY_MS)
         ramp = 10 * 60_000.0
         level = 0.0
-        for s in self.showers:
+        i = bisect.bisect_right(self._starts, t_ms)
+        while i > 0 and self._starts[i - 1] >= t_ms - MAX_SHOWER_H * HOUR_MS:
+            i -= 1
+            s = self.showers[i]
             if s.start_ms <= t_ms <= s.end_ms:
                 edge = min(t_ms - s.start_ms, s.end_ms - t_ms) / ramp
                 level = max(level, s.intensity * min(1.0, edge))

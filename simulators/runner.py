@@ -63,7 +63,8 @@ def run(
     if speed < 0:
         raise ValueError(f"speed must be >= 0, got {speed}")
     summary = RunSummary()
-    expected = len(sim.fleet) * (sim.n_ticks + 1)
+    # Every device: one report per tick plus its online status.
+    expected = len(sim.fleet) * (sim.n_ticks + 1) if sim.n_ticks is not None else None
     bar = Progress(
         TextColumn("[bold]simulating"),
         BarColumn(),

@@ -6,6 +6,7 @@ once per period at its own phase within the period (devices are not synchronised
 messages come out spread evenly in device time.
 """
 
+import itertools
 import logging
 import math
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from telemetry import (
 log = logging.getLogger(__name__)
 
 _DECIMALS = 2
+_NO_END = 2**62
+"""Horizon of an endless run (ms): later than any fault can start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class Simulation:
     scenario : faults to inject (none by default).
     start_ms : simulation start, ms since the epoch (device time).
     duration_s : how long to simulate; reports fall in ``[start, start + duration)``.
+        ``None`` runs without end (real-time demos; stop by no longer iterating).
     period_s : reporting period of every device.
     seed : drives physics noise, weather and fault placement (the fleet has its own seed).
     """
@@ -74,20 +78,24 @@ class Simulation:
         scenario: Scenario = QUIET,
         *,
         start_ms: int,
-        duration_s: float,
+        duration_s: float | None,
         period_s: float = 60.0,
         seed: int = 0,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period must be positive, got {period_s}")
-        if duration_s <= 0:
+        if duration_s is not None and duration_s <= 0:
             raise ValueError(f"duration must be positive, got {duration_s}")
         self.fleet = fleet
         self.scenario = scenario
         self.start_ms = start_ms
         self.period_ms = max(1, round(period_s * 1000))
-        self.n_ticks = math.ceil(duration_s * 1000 / self.period_ms)
-        self.end_ms = start_ms + round(duration_s * 1000)
+        self.n_ticks: int | None = None
+        self.end_ms: int | None = None
+        if duration_s is not None:
+            self.n_ticks = math.ceil(duration_s * 1000 / self.period_ms)
+            self.end_ms = start_ms + round(duration_s * 1000)
+        horizon = self.end_ms if self.end_ms is not None else _NO_END
         self.seed = seed
         rng = np.random.default_rng([seed, 0x5EED])
         self.phase_ms = rng.integers(0, self.period_ms, len(fleet)).astype(np.int64)
@@ -98,13 +106,11 @@ class Simulation:
         ward_of = np.array([ward_pos[d.ward] for d in fleet.devices], dtype=np.int64)
         cab = self._kinds[DeviceKind.CABINET]
         seg = self._kinds[DeviceKind.CABLE_SEGMENT]
-        self.climate = Climate(
-            np.array([w.urban for w in fleet.wards], bool), start_ms, self.end_ms, seed
-        )
+        self.climate = Climate(np.array([w.urban for w in fleet.wards], bool), start_ms, seed)
         self.cabinets = CabinetModel(ward_of[cab], np.array(fleet.urban, bool)[cab], seed)
         self.segments = SegmentModel(ward_of[seg], seed, start_ms)
-        self.faults = resolve(scenario, fleet, start_ms, self.end_ms, seed)
-        self.engine = FaultEngine(self.faults, fleet, scenario.name, self.end_ms)
+        self.faults = resolve(scenario, fleet, start_ms, horizon, seed)
+        self.engine = FaultEngine(self.faults, fleet, scenario.name, horizon)
 
         self._local = np.zeros(len(fleet), np.int64)
         for slots in self._kinds.values():
@@ -116,11 +122,6 @@ class Simulation:
         self._seq = np.zeros(len(fleet), np.int64)
         self._event_seq = np.zeros(len(fleet), np.int64)
         self._was_alive = np.ones(len(cab), bool)
-
-    @property
-    def reports_per_device(self) -> int:
-        """Reports a healthy device sends over the whole run."""
-        return self.n_ticks
 
     def labels(self) -> list[Label]:
         """Ground truth of the faults injected so far (deaths are known once they happen)."""
@@ -137,7 +138,10 @@ class Simulation:
         before its first report, so a large fleet comes up spread over the first period
         instead of in one burst.
         """
-        for tick in range(self.n_ticks):
+        ticks = range(self.n_ticks) if self.n_ticks is not None else itertools.count()
+        for tick in ticks:
+            if self.end_ms is None:  # endless: labels end where the run has got to
+                self.engine.end_ms = self.start_ms + (tick + 1) * self.period_ms
             yield self._tick(tick)
 
     def _online(self, g: int, ts_ms: int) -> SimMessage:

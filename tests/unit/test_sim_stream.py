@@ -4,10 +4,13 @@ import itertools
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
+from simulators.climate import Climate
 from simulators.fleet import build_fleet
 from simulators.labels import parse_iso_utc
 from simulators.runner import run
+from simulators.scenario import parse_scenario
 from simulators.simulation import Simulation
 from simulators.sinks import FileSink, read_jsonl
 from simulators.wards import load_wards
@@ -60,3 +63,26 @@ def test_file_sink_writes_the_same_stream_as_json_lines(tmp_path: Path) -> None:
     got = [(topic, msgspec.json.decode(payload)) for topic, payload in read_jsonl(path)]
     assert got == expected
     assert summary.by_channel == {"status": len(FLEET), "telemetry": 2 * len(FLEET)}
+
+
+def test_an_endless_run_keeps_going_and_labels_end_where_it_got_to() -> None:
+    scenario = parse_scenario(
+        'name = "e"\n[[faults]]\nkind = "silent"\ncount = 1\nat = "2m"\nduration = "1d"\n', "e.toml"
+    )
+    sim = Simulation(FLEET, scenario, start_ms=START, duration_s=None, period_s=60, seed=2)
+    batches = list(itertools.islice(sim.batches(), 10))
+    assert len(batches) == 10
+    assert all(m.due_ms < START + 10 * 60_000 for b in batches for m in b)
+    (label,) = sim.labels()
+    assert label.end_ms == START + 10 * 60_000
+
+
+def test_weather_is_the_same_however_far_it_was_drawn() -> None:
+    a = Climate(np.array([True, False]), START, seed=3)
+    b = Climate(np.array([True, False]), START, seed=3)
+    far = START + 40 * 86_400_000
+    for t in range(START, far, 86_400_000):  # a steps through every day, b jumps
+        a.rain_at(t)
+    probes = [far + k * 600_000 for k in range(200)]
+    assert [b.rain_at(t) for t in probes] == [a.rain_at(t) for t in probes]
+    assert any(b.rain_at(t) > 0 for t in range(START, far, 600_000))
