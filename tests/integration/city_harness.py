@@ -4,7 +4,6 @@ detector, alert store, API) on a background event loop, and the simulators publi
 scenario time-compressed over MQTT."""
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +15,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.store import AlertStore
+from citywatch.background import BackgroundPipeline
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, free_port
-from citywatch.pipeline import Pipeline, PipelineConfig
+from citywatch.pipeline import PipelineConfig
 from simulators.fleet import build_fleet
 from simulators.labels import Label
 from simulators.publisher import MqttSink
@@ -48,52 +48,6 @@ class City:
             headers={"Authorization": f"Bearer {self.noc_key}"},
             timeout=30,
         )
-
-
-class BackgroundPipeline:
-    """A Pipeline on its own thread and event loop, stopped (drained) on ``close``."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        self.pipeline = Pipeline(config)
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="pipeline", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self.pipeline.ready.is_set():
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"pipeline failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("pipeline did not become ready within 60 s")
-            time.sleep(0.05)
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.pipeline.run(self._stop))
-        except BaseException as exc:
-            self._error = exc
-
-    def wait_idle(self, timeout: float = 180.0, settle_s: float = 3.0) -> None:
-        """Until everything received has reached the store and stayed so for ``settle_s``."""
-        deadline = time.monotonic() + timeout
-        quiet_since: float | None = None
-        while time.monotonic() < deadline:
-            if self.pipeline.idle():
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle_s:
-                    return
-            else:
-                quiet_since = None
-            time.sleep(0.2)
-        raise AssertionError("the pipeline did not become idle")
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(120)
-        if self._error is not None:
-            raise self._error
 
 
 def _noc_key(store_url: str) -> str:
