@@ -66,6 +66,13 @@ def simulate(
             "now minus the duration when time-compressed (the data ends at the present)."
         ),
     ] = None,
+    lead_in: Annotated[
+        float,
+        typer.Option(
+            help="Quiet seconds before the scenario's clock starts (its fault times count "
+            "from here; the default --duration grows by it): history for detectors."
+        ),
+    ] = 0.0,
     mode: Annotated[
         str,
         typer.Option(
@@ -115,7 +122,9 @@ def simulate(
             story = load_scenario(scenario, {w.codename for w in wards})
         except ScenarioError as exc:
             raise typer.BadParameter(str(exc), param_hint="--scenario") from None
-    length = duration if duration is not None else (story.duration or DEFAULT_DURATION_S)
+    if lead_in < 0:
+        raise typer.BadParameter(f"must not be negative, got {lead_in:g}", param_hint="--lead-in")
+    length = duration if duration is not None else lead_in + (story.duration or DEFAULT_DURATION_S)
     if length < 0:
         raise typer.BadParameter(
             f"must be positive (or 0: endless), got {length:g}", param_hint="--duration"
@@ -147,6 +156,7 @@ def simulate(
             story,
             start_ms=start_ms,
             duration_s=None if endless else length,
+            lead_in_s=lead_in,
             period_s=period,
             seed=seed,
         )

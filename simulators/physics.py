@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from simulators.climate import HOUR_MS, Weather, diurnal, monthly_mean_temp, traffic
+from simulators.climate import HOUR_MS, Climate, Weather, diurnal, monthly_mean_temp, traffic
 from telemetry import CATALOGUE, DeviceKind
 
 Array = npt.NDArray[np.float64]
@@ -39,6 +39,8 @@ CHARGE_RATE_PER_H = 35.0
 RECHARGE_HOURS_MAX = 100.0 / CHARGE_RATE_PER_H * 1.6
 """Upper bound on a full recharge from empty (used to bound labels)."""
 WATER_DETECT_MM = 10.0
+SPIN_UP_H = 6.0
+"""Physics run-in before the first report: the thermal loop settles within an hour."""
 STRAIN_SPIKE_S = 5 * 60.0
 """How long strain stays spiked after a cut before the severed cable goes slack."""
 
@@ -123,6 +125,19 @@ class CabinetModel:
         self._prev = CabinetConditions.normal(n)
         self._prev_on_battery = np.zeros(n, bool)
         self._water = np.zeros(n)
+
+    def spin_up(self, start_ms: int, climate: Climate, hours: float = SPIN_UP_H) -> None:
+        """Run the thermal state in from ``hours`` before ``start_ms`` (no faults, no noise
+        drawn from the reading stream), so the first reports are already in equilibrium."""
+        step_s = 300.0
+        noise = self._noise
+        self._noise = np.random.default_rng(0)  # spin-up noise is thrown away
+        normal = CabinetConditions.normal(self.n)
+        t = start_ms - hours * HOUR_MS
+        while t < start_ms:
+            self.step(t, step_s, climate.at(t), normal)
+            t += step_s * 1000
+        self._noise = noise
 
     def step(self, t_ms: float, dt_s: float, weather: Weather, cond: CabinetConditions) -> Step:
         n = self.n

@@ -70,6 +70,8 @@ class Simulation:
         ``None`` runs without end (real-time demos; stop by no longer iterating).
     period_s : reporting period of every device.
     seed : drives physics noise, weather and fault placement (the fleet has its own seed).
+    lead_in_s : quiet time before the scenario's clock starts: fault offsets count from
+        ``start + lead_in`` (a long fault-free history for detectors to learn from).
     """
 
     def __init__(
@@ -81,11 +83,14 @@ class Simulation:
         duration_s: float | None,
         period_s: float = 60.0,
         seed: int = 0,
+        lead_in_s: float = 0.0,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period must be positive, got {period_s}")
         if duration_s is not None and duration_s <= 0:
             raise ValueError(f"duration must be positive, got {duration_s}")
+        if lead_in_s < 0:
+            raise ValueError(f"lead-in must not be negative, got {lead_in_s}")
         self.fleet = fleet
         self.scenario = scenario
         self.start_ms = start_ms
@@ -108,8 +113,10 @@ class Simulation:
         seg = self._kinds[DeviceKind.CABLE_SEGMENT]
         self.climate = Climate(np.array([w.urban for w in fleet.wards], bool), start_ms, seed)
         self.cabinets = CabinetModel(ward_of[cab], np.array(fleet.urban, bool)[cab], seed)
+        self.cabinets.spin_up(start_ms, self.climate)
         self.segments = SegmentModel(ward_of[seg], seed, start_ms)
-        self.faults = resolve(scenario, fleet, start_ms, horizon, seed)
+        self.lead_in_ms = round(lead_in_s * 1000)
+        self.faults = resolve(scenario, fleet, start_ms + self.lead_in_ms, horizon, seed)
         self.engine = FaultEngine(self.faults, fleet, scenario.name, horizon)
 
         self._local = np.zeros(len(fleet), np.int64)

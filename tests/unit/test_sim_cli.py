@@ -26,6 +26,7 @@ runner = CliRunner()
         (["--output", "o.jsonl", "--speed", "-1"], "must be >= 0"),
         (["--output", "o.jsonl", "--duration", "-5"], "must be positive"),
         (["--output", "o.jsonl", "--duration", "0", "--speed", "60"], "needs 0 < --speed <= 1"),
+        (["--output", "o.jsonl", "--lead-in", "-1"], "must not be negative"),
         (["--output", "o.jsonl", "--start", "yesterday"], "is not ISO 8601"),
         (["--output", "o.jsonl", "--mode", "swarm"], "auto, per-device or pooled"),
         (
