@@ -89,6 +89,27 @@ class DetectorConfig:
     limit_margin_rel: float = 0.01
     """Hysteresis of the physical limits as a share of the metric's valid range."""
 
+    # Onset score (anomaly/calibrate.py): per-series calibrated evidence, reported once.
+    onset_from: tuple[str, ...] = ("baseline", "time_of_day", "level_shift")
+    """Sub-detectors whose calibrated statistic feeds the onset score: surprises in the
+    measured values. Sensor health (flatline, dropout) and physical limits are certain
+    by construction and raise their own events; fed into the onset they would make
+    every stuck or late generic series look like a process anomaly."""
+    onset_short_alpha: float = 0.5
+    """EWMA weight of the short average of ``log1p(|z|)``: a burst of a few readings
+    counts more than one, one extreme reading still counts."""
+    onset_long_alpha: float = 1.0 / 3000.0
+    """EWMA weight of the long-run mean/spread of that average (a memory of ~10 days of
+    5-minute readings, like HTM's likelihood history)."""
+    onset_min_sd: float = 1e-3
+    onset_min_history: int = 50
+    """Judged readings a sub-detector's calibration needs before it gives evidence."""
+    onset_half_life: float = 120.0
+    """Readings over which already-reported evidence halves: an episode is reported at
+    its onset, a new one must bring more evidence than what is left of the last."""
+    onset_half: float = 5.0
+    """Excess evidence in decades (-log10 p) that maps to 0.5 (p = 1e-5)."""
+
     # Device rules.
     fan_on_rpm: float = 2500.0
     heat_rise_c_per_h: float = 2.0
@@ -109,10 +130,18 @@ class DetectorConfig:
     area_window_ms: int = 10 * 60_000
 
     def __post_init__(self) -> None:
-        unknown = set(self.detectors) - set(SUB_DETECTORS)
+        unknown = (set(self.detectors) | set(self.onset_from)) - set(SUB_DETECTORS)
         if unknown:
             raise ValueError(f"unknown sub-detector(s) {sorted(unknown)}; known: {SUB_DETECTORS}")
-        for name in ("alpha", "alpha_scale", "tod_alpha", "alpha_repeat", "alpha_period"):
+        for name in (
+            "alpha",
+            "alpha_scale",
+            "tod_alpha",
+            "alpha_repeat",
+            "alpha_period",
+            "onset_short_alpha",
+            "onset_long_alpha",
+        ):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -120,7 +149,16 @@ class DetectorConfig:
             raise ValueError("need 0 < score_off < score_on < 1")
         if self.warmup < 1 or self.tod_bins < 1 or self.flatline_min_run < 2:
             raise ValueError("warmup, tod_bins must be >= 1 and flatline_min_run >= 2")
-        for name in ("clip_sigma", "cusum_h", "z_half", "dropout_k", "flatline_decades"):
+        for name in (
+            "clip_sigma",
+            "cusum_h",
+            "z_half",
+            "dropout_k",
+            "flatline_decades",
+            "onset_min_sd",
+            "onset_half_life",
+            "onset_half",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -142,8 +180,9 @@ class DetectorConfig:
         bad = set(data) - known
         if bad:
             raise ValueError(f"unknown detector setting(s) {sorted(bad)}")
-        if "detectors" in data:
-            data["detectors"] = tuple(data["detectors"])
+        for key in ("detectors", "onset_from"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 

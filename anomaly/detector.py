@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from anomaly.calibrate import Calibrator
 from anomaly.config import DetectorConfig
 from anomaly.context import BoolArray, FloatArray, IntArray, Round, Store
 from anomaly.decide import Decider
@@ -34,7 +35,7 @@ from anomaly.rules import DeviceRules
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import METRICS_BY_ID
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
@@ -49,6 +50,10 @@ class Update:
     components: dict[str, FloatArray] = field(default_factory=dict)
     """Per sub-detector scores, when asked for (``components=True``)."""
     slots: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    onset: FloatArray = field(default_factory=lambda: np.empty(0))
+    """Per reading: the calibrated onset score (anomaly/calibrate.py), high when this
+    series shows evidence unusual *for it* that it has not just reported. ``scores``
+    says how far from normal; ``onset`` says "a new anomaly starts here" (NAB, detect)."""
 
 
 def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -102,6 +107,8 @@ class Detector:
             comp.allocate(self.store, cap)
         self.decider = Decider(self.config, self.components, self.registry)
         self.decider.allocate(self.store, cap)
+        self.calibrator = Calibrator(self.config, self.components)
+        self.calibrator.allocate(self.store, cap)
         self.rules = DeviceRules(self.config, self.registry)
 
     # ----------------------------------------------------------------- feeding
@@ -133,6 +140,7 @@ class Detector:
         self._sync_capacity()
         n = len(x_arr)
         scores = np.zeros(n)
+        onset = np.zeros(n)
         parts = {c.name: np.zeros(n) for c in self.components} if components else {}
         events: list[Detection] = []
         for idx in plan_rounds(slot_arr, ts_arr):
@@ -140,6 +148,7 @@ class Detector:
             results = [c.score(r, self.store) for c in self.components]
             combined = self._combine(results, len(r))
             scores[idx] = combined
+            onset[idx] = self.calibrator.step(r, results, self.store)
             for c, res in zip(self.components, results, strict=True):
                 if components:
                     parts[c.name][idx] = res.score
@@ -149,7 +158,7 @@ class Detector:
             self._learn_core(r, combined)
         if n:
             events.extend(self.rules.evaluate(self.store, slot_arr, int(ts_arr.max())))
-        return Update(scores, events, parts, slot_arr)
+        return Update(scores, events, parts, slot_arr, onset)
 
     @staticmethod
     def _combine(results: Sequence[Scores], n: int) -> FloatArray:

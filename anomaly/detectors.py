@@ -29,6 +29,9 @@ class Scores(NamedTuple):
     score: FloatArray
     z: FloatArray
     ref: FloatArray
+    judged: BoolArray | None = None
+    """Readings the statistic is meaningful for (the calibration learns only those);
+    None: the readings with a positive score."""
 
 
 class SeriesDetector(Protocol):
@@ -159,7 +162,7 @@ class Baseline:
     def score(self, r: Round, store: Store) -> Scores:
         z, level = self._z(r, store)
         ok = r.warm & r.learnable & r.statistical
-        return Scores(_gated(squash(np.abs(z), r.config.z_half), ok), z, level)
+        return Scores(_gated(squash(np.abs(z), r.config.z_half), ok), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
@@ -245,7 +248,7 @@ class TimeOfDay:
         z = (r.x - level) / _scale(dev, level, cfg, store["tod_slow"][r.slots])
         history = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
         ok = r.warm & r.learnable & r.statistical & history & (count >= cfg.tod_min_count)
-        return Scores(_gated(squash(np.abs(z), cfg.z_half), ok), z, level)
+        return Scores(_gated(squash(np.abs(z), cfg.z_half), ok), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg = r.config

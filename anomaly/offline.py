@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +25,13 @@ def score_series(
     config: DetectorConfig | None = None,
     *,
     metric: int = GENERIC_METRIC,
+    view: Literal["onset", "max"] = "onset",
 ) -> list[FloatArray]:
     """Anomaly scores in [0, 1] for each ``(ts_ms, values)`` series, row for row.
+
+    ``view`` "onset" (the default) gives the calibrated onset score (``Update.onset``):
+    what an offline scorer such as NAB wants, one high score where an anomaly starts;
+    "max" gives the sub-detectors' max (``Update.scores``, how far from normal).
 
     Examples
     --------
@@ -51,4 +57,5 @@ def score_series(
         np.concatenate(slots), np.concatenate(stamps), np.concatenate(values)
     )
     bounds = np.cumsum([0, *(len(x) for x in values)])
-    return [result.scores[a:b] for a, b in itertools.pairwise(bounds)]
+    out = result.onset if view == "onset" else result.scores
+    return [out[a:b] for a, b in itertools.pairwise(bounds)]

@@ -9,11 +9,16 @@ nothing.
     python benchmarks/nab_detector.py [--data PATH/NAB] [--files] [--components]
 
 Choices, all general (none looks at NAB labels; the only thing chosen on this data is
-the threshold, by NAB's own sweep): the live configuration unchanged; the score of a
-reading is the max of the sub-detector scores, each a z-like statistic in the series'
-own noise units mapped by one squash (z = 4 -> 0.5); warm-up 48 readings (NAB's
-probation is 15 % of a file, at least 150 rows here). ``--components`` also sweeps each
-sub-detector's own score, to show where the combined score gains or loses.
+the threshold, by NAB's own sweep): the live configuration unchanged; the output is the
+detector's *onset* score (``Update.onset``, anomaly/calibrate.py): each statistical
+sub-detector's ``log1p(|z|)`` (log: heavy tails) is calibrated per series into a
+Gaussian tail probability of its short average against its own long-run distribution
+(HTM's anomaly-likelihood idea), the evidence is the max of those in decades, and only
+the excess over the recently reported evidence (half-life 120 readings) counts, so an
+episode scores at its onset. Flatline, dropout and limits raise their own events but do
+not feed the onset score (sensor health, not process anomalies). Warm-up 48 readings
+(NAB's probation is 15 % of a file, at least 150 rows here). ``--components`` also sweeps
+each sub-detector's own (uncalibrated) score, to show where the combination gains.
 """
 
 from __future__ import annotations
@@ -154,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{det:<22}" + "".join(f"{profs[p].normalised:>22.1f}" for p in profiles if p in profs)
         )
     print("published on these 51 files (standard): ARTime 77.0, CAD OSE 75.4, HTM 73.0")
+    print(
+        "ours: the onset score = per-series calibrated tail probability of log1p|z| "
+        "(baseline, time of day, level shift), max in decades, reported once per episode "
+        "(excess over the decaying last report); one configuration, the live one"
+    )
     t, c = ours["standard"]
     print(
         f"standard: windows detected {c.windows_detected}/{c.windows}, false-positive rows "

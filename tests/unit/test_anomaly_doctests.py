@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "anomaly.calibrate",
     "anomaly.config",
     "anomaly.context",
     "anomaly.detector",
