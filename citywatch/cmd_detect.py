@@ -6,6 +6,11 @@ Input: a CSV ``timestamp,value`` (one series), a directory in NAB layout
 ``timestamp,value,anomaly_score``; JSON lines as one line per reading (``"type":
 "reading"``) and per detection (``"type": "detection"``). Each score uses only the rows
 before it: the detector is the live one, fed in time order.
+
+A CSV's ``anomaly_score`` is the detector's onset score (``Update.onset``: calibrated
+per series, high where an anomaly starts; what NAB scores). A JSON-lines reading carries
+both ``anomaly_score`` (``Update.scores``, the sub-detectors' max, what the live
+pipeline charts) and ``onset_score``.
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ def detect_jsonl(source: Path, output: Path, config: DetectorConfig) -> tuple[in
                     "metric": metric_names[i],
                     "value": float(batch.value[i]),
                     "anomaly_score": round(float(res.scores[i]), 6),
+                    "onset_score": round(float(res.onset[i]), 6),
                 }
                 out.write(enc.encode(record) + b"\n")
             for ev in events:

@@ -109,6 +109,7 @@ def test_jsonl_stream_with_a_rejected_line(tmp_path: Path) -> None:
     records = [json.loads(x) for x in out.read_text().splitlines()]
     readings = [r for r in records if r["type"] == "reading"]
     assert len(readings) == 160
+    assert all(0.0 <= r["onset_score"] < 1.0 for r in readings)
     limits = [r for r in records if r["type"] == "detection" and r["kind"] == "limit"]
     assert limits
     assert limits[0]["active"]
