@@ -121,5 +121,8 @@ class Calibrator:
         )
         for name, new in updates:
             table = store[name]
-            table[s, col] = np.where(judged, new, table[s, col])
+            if judged.all():
+                table[s, col] = new
+            else:
+                table[s, col] = np.where(judged, new, table[s, col])
         return decades

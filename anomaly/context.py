@@ -80,6 +80,18 @@ class Store:
             arr[: len(src)] = src
 
 
+def put(column: FloatArray, slots: IntArray, ok: BoolArray, new: FloatArray) -> None:
+    """``column[slots] = new`` where ``ok``, else unchanged (``slots`` unique).
+
+    The common round has every reading ``ok``: a plain scatter then, without the extra
+    gather and select the masked form costs.
+    """
+    if ok.all():
+        column[slots] = new
+    else:
+        column[slots] = np.where(ok, new, column[slots])
+
+
 @dataclass(slots=True)
 class Round:
     """One round: at most one reading per series, every array of the same length."""

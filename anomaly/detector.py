@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from anomaly.calibrate import Calibrator
 from anomaly.config import DetectorConfig
-from anomaly.context import BoolArray, FloatArray, IntArray, Round, Store
+from anomaly.context import BoolArray, FloatArray, IntArray, Round, Store, put
 from anomaly.decide import Decider
 from anomaly.detectors import Dropout, Scores, SeriesDetector, build
 from anomaly.events import Detection, DetectionKind
@@ -240,8 +240,7 @@ class Detector:
             "core_last_score": combined,
         }
         for name, new in updates.items():
-            col = st[name]
-            col[s] = np.where(ok, new, col[s])
+            put(st[name], s, ok, new)
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:

@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from anomaly.config import DetectorConfig, squash
-from anomaly.context import DAY_MS, BoolArray, FloatArray, Round, Store
+from anomaly.context import DAY_MS, BoolArray, FloatArray, Round, Store, put
 from anomaly.events import DetectionKind
 
 _MAD_TO_SIGMA = 1.2533  # mean absolute deviation -> standard deviation (normal noise)
@@ -200,8 +200,7 @@ class Baseline:
             ("base_run", run),
             ("base_slow", slow),
         ):
-            col = store[name]
-            col[s] = np.where(ok, new, col[s])
+            put(store[name], s, ok, new)
 
 
 class TimeOfDay:
@@ -322,8 +321,7 @@ class LevelShift:
         neg = np.where(shifted, 0.0, neg)
         ok = r.learnable & r.statistical
         for name, new in (("cusum_dev", new_dev), ("cusum_pos", pos), ("cusum_neg", neg)):
-            col = store[name]
-            col[s] = np.where(ok, new, col[s])
+            put(store[name], s, ok, new)
 
 
 class Flatline:
