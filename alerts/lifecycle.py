@@ -63,9 +63,13 @@ def open_alert(
         explanation=detection.explanation,
         flap_changes=_recent(flap_history, policy, now_ms),
     )
-    if policy.for_type(detection.kind).pending_ms == 0:
+    if policy.for_type(detection.kind).pending_ms == 0 or _urgent(state, policy):
         return _raise(state, policy, now_ms)
     return state, [Change(ChangeKind.PENDING, now_ms, detection.explanation)]
+
+
+def _urgent(state: AlertState, policy: Policy) -> bool:
+    return policy.critical_at_once and state.severity is Severity.CRITICAL
 
 
 def on_detection(state: AlertState, detection: Detection, policy: Policy, now_ms: int) -> Result:
@@ -120,7 +124,7 @@ def tick(state: AlertState, policy: Policy, now_ms: int) -> Result:
         return state, []
     type_policy = policy.for_type(state.key.type)
     if state.status is AlertStatus.PENDING:
-        if now_ms - state.opened_at >= type_policy.pending_ms:
+        if now_ms - state.opened_at >= type_policy.pending_ms or _urgent(state, policy):
             return _raise(state, policy, now_ms)
         return state, []
     if (

@@ -73,6 +73,9 @@ class Policy:
     """A critical alert not acknowledged this long after raising is escalated."""
     reminder_every_ms: int = 30 * MINUTE_MS
     """Unacknowledged active alerts are re-notified this often (0: never)."""
+    critical_at_once: bool = True
+    """A critical detection skips its type's pending period: a dead mains feed or a fibre
+    with no light is not worth a minute's doubt (warnings still wait)."""
 
     def __post_init__(self) -> None:
         if self.flap_window_ms <= 0 or self.flap_threshold < 2:

@@ -32,14 +32,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from anomaly import Detector
 from citywatch.local_services import LocalInfluxd, LocalMosquitto
+from citywatch.pipeline import DataClock, DetectorSink
 from ingest import IngestService, load_settings
+from ingest.batch import PendingBatch
 from telemetry import SUBSCRIPTION, Channel, DeviceKind, Report, Topic, encode
 
 N_MESSAGES = 100_000
 N_DEVICES = 5_000
 NAIVE_CAP = 5_000
-CLIENTS = {"a": "bench-raw", "b": "bench-naive", "c": "bench-batcher", "ours": "bench-ingest"}
+CLIENTS = {
+    "a": "bench-raw",
+    "b": "bench-naive",
+    "c": "bench-batcher",
+    "ours": "bench-ingest",
+    "ours+detector": "bench-ingest-detector",
+}
 
 
 def make_messages() -> list[tuple[str, bytes]]:
@@ -253,18 +262,26 @@ def run_batcher(port: int, influx_url: str) -> float:
     return elapsed
 
 
-def run_ours(broker: LocalMosquitto, influx_url: str, spool: Path) -> tuple[float, IngestService]:
-    db = "bench_ours"
+def run_ours(
+    broker: LocalMosquitto, influx_url: str, spool: Path, *, detector: bool = False
+) -> tuple[float, IngestService]:
+    """Our ingest; with ``detector`` the live pipeline's detector sink scores every batch."""
+    db = "bench_ours_detector" if detector else "bench_ours"
     settings = load_settings(
         broker=broker.url,
         influx=influx_url,
         database=db,
         spool_dir=spool,
-        client_id=CLIENTS["ours"],
+        client_id=CLIENTS["ours+detector" if detector else "ours"],
         metrics_port=0,
         self_metrics_interval_s=60.0,
     )
-    service = IngestService(settings)
+    sinks = []
+    if detector:
+        sinks.append(DetectorSink(Detector(), DataClock(), emit=lambda _events: None))
+    service = IngestService(settings, sinks=sinks)
+    for sink in sinks:
+        sink.write = lambda lines: service.writer.submit(PendingBatch(lines=lines))
     service.influx.create_database()
     start = time.perf_counter()
     service.start()
@@ -291,7 +308,7 @@ def main() -> None:
             elapsed = run()
             results[name] = (n / elapsed, rss.stop())
             print(
-                f"  {name:>4}: {n:>7,} msgs in {elapsed:6.2f} s = {n / elapsed:9,.0f} msg/s, "
+                f"  {name:>13}: {n:>7,} msgs in {elapsed:6.2f} s = {n / elapsed:9,.0f} msg/s, "
                 f"peak RSS +{results[name][1]:.0f} MiB"
             )
 
@@ -306,6 +323,14 @@ def main() -> None:
             return elapsed
 
         timed("ours", ours, N_MESSAGES)
+
+        def ours_detector() -> float:
+            elapsed, svc = run_ours(broker, influx.url, Path(tmp) / "spool2", detector=True)
+            service.append(svc)
+            return elapsed
+
+        timed("ours+detector", ours_detector, N_MESSAGES)
+        det_lost = N_MESSAGES - count(influx.url, "bench_ours_detector")
         stats = service[0].stats
         lost = N_MESSAGES - count(influx.url, "bench_ours")
         rate = results["ours"][0]
@@ -319,6 +344,12 @@ def main() -> None:
         )
         for name in ("a", "b", "c"):
             print(f"ours / ({name}) = {rate / results[name][0]:.2f}")
+        with_detector = results["ours+detector"][0]
+        print(
+            f"ours with the detector on the path: {with_detector:,.0f} msg/s, loss {det_lost}; "
+            f"/ (a) = {with_detector / results['a'][0]:.2f}, / (c) = "
+            f"{with_detector / results['c'][0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -261,8 +261,11 @@ def demo(
         bool, typer.Option(help="Keep serving after the scenario ends (until Ctrl-C).")
     ] = True,
 ) -> None:
-    """The simulated city through the whole platform: a private broker and InfluxDB, the
-    pipeline and API, and a scenario played time-compressed; prints where to look."""
+    """A simulated Hanoi playing a scenario through the whole platform; shows where to look.
+
+    Starts a private Mosquitto and InfluxDB, the pipeline and API, and the simulators
+    (time-compressed), with a live summary of alerts and incidents.
+    """
     if devices < 1:
         raise typer.BadParameter(f"must be at least 1, got {devices}", param_hint="--devices")
     if speed <= 0:

@@ -443,3 +443,24 @@ def test_policy_validation() -> None:
         TypePolicy(pending_ms=-1)
     with pytest.raises(ValueError, match="flap_threshold"):
         Policy(flap_threshold=1)
+
+
+def test_critical_detections_skip_the_pending_period_warnings_wait() -> None:
+    critical = det(K.OFFLINE, severity=S.CRITICAL)
+    state, changes = lifecycle.open_alert(critical, POLICY, 0)
+    assert state.status is AlertStatus.ACTIVE
+    assert changes[0].kind is ChangeKind.RAISED
+
+    major = det(K.OFFLINE, severity=S.MAJOR, device="cab_2")
+    state, changes = lifecycle.open_alert(major, POLICY, 0)
+    assert state.status is AlertStatus.PENDING
+    # The condition turns critical while pending: raised at once, not after two minutes.
+    state, changes = lifecycle.on_detection(
+        state, det(K.OFFLINE, severity=S.CRITICAL, device="cab_2"), POLICY, M // 6
+    )
+    assert state.status is AlertStatus.ACTIVE
+    assert ChangeKind.RAISED in [c.kind for c in changes]
+
+    patient = replace(POLICY, critical_at_once=False)
+    state, _ = lifecycle.open_alert(critical, patient, 0)
+    assert state.status is AlertStatus.PENDING
