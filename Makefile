@@ -16,6 +16,7 @@ demo: setup
 
 ## test: lint, types, import contracts, unit and integration tests
 test: setup lint typecheck
+	scripts/system-deps.sh --browser
 	scripts/ensure-services.sh
 	$(VENV)/bin/pytest
 
