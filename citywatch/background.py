@@ -13,7 +13,7 @@ class BackgroundPipeline:
 
     def __init__(self, config: PipelineConfig, start_timeout_s: float = 60.0) -> None:
         self.pipeline = Pipeline(config)
-        self._loop = asyncio.new_event_loop()
+        self._runner = asyncio.Runner()  # cancels leftovers and closes cleanly, as asyncio.run
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="pipeline", daemon=True)
@@ -27,13 +27,11 @@ class BackgroundPipeline:
             time.sleep(0.05)
 
     def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.pipeline.run(self._stop))
-        except BaseException as exc:  # reported by close()
-            self._error = exc
-        finally:
-            self._loop.close()
+        with self._runner:
+            try:
+                self._runner.run(self.pipeline.run(self._stop))
+            except BaseException as exc:  # reported by close()
+                self._error = exc
 
     def wait_idle(self, timeout_s: float = 180.0, settle_s: float = 3.0) -> None:
         """Until everything received has reached the store, and stayed so for ``settle_s``."""
@@ -51,7 +49,7 @@ class BackgroundPipeline:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
+            self._runner.get_loop().call_soon_threadsafe(self._stop.set)
         self._thread.join(120)
         if self._error is not None:
             raise self._error

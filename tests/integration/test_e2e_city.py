@@ -92,3 +92,21 @@ def test_alerts_reach_the_sse_stream(monsoon_city: City) -> None:
             if ids <= seen:
                 break
     assert ids <= seen
+
+
+SEVERITY = {
+    "cable_cut": {"critical"},
+    "area_outage": {"critical"},
+    "flooding": {"major", "critical"},
+    "power_loss": {"major", "critical"},
+    "overheating": {"major", "critical"},
+    "fibre_degradation": {"minor", "major"},
+}
+
+
+def test_rule_alerts_carry_the_severity_a_crew_expects(monsoon_city: City) -> None:
+    alerts = [a for a in raised(all_alerts(monsoon_city)) if a["type"] in SEVERITY]
+    assert {a["type"] for a in alerts} >= {"cable_cut", "flooding", "area_outage"}
+    for alert in alerts:
+        assert alert["severity"] in SEVERITY[alert["type"]], alert
+        assert alert["explanation"], alert
