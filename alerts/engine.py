@@ -1,9 +1,11 @@
 """Async engines for the store: SQLite (WAL) embedded, PostgreSQL shared.
 
 ``sqlite+aiosqlite:///path/alerts.db`` or ``postgresql+asyncpg://user@host/db``. SQLite
-transactions start with ``BEGIN IMMEDIATE`` so that a read-then-write transaction takes
-the write lock up front: two writers then queue (busy timeout) instead of one failing
-half-way with "database is locked".
+write transactions (an engine derived with :func:`writer`) start with ``BEGIN IMMEDIATE``
+so that a read-then-write transaction takes the write lock up front: two writers then
+queue (busy timeout) instead of one failing half-way with "database is locked". Reads
+begin deferred: under WAL they never wait for a writer, so the API and the SSE feed stay
+responsive while a large burst of detections is being written.
 """
 
 from typing import Any
@@ -59,4 +61,14 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_WRITE_OPTION = "citywatch_write"
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (and pool) for write transactions: SQLite takes the write lock at
+    BEGIN; PostgreSQL is unaffected (the store serialises its writers with a lock)."""
+    return engine.execution_options(**{_WRITE_OPTION: True})

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts import apikeys, lifecycle
 from alerts.correlation import DeviceDirectory, IncidentScope, in_scope, no_directory, scope_of
-from alerts.engine import make_engine
+from alerts.engine import make_engine, writer
 from alerts.migrate import upgrade
 from alerts.model import (
     Alert,
@@ -137,6 +137,7 @@ class AlertStore:
         clock: Clock = wall_clock_ms,
     ) -> None:
         self.engine = engine
+        self._writer = writer(engine)
         self.policy = policy or Policy()
         self.directory = directory
         self.clock = clock
@@ -408,7 +409,7 @@ class AlertStore:
             "created_by": created_by,
             "created_at": self.clock() if now_ms is None else now_ms,
         }
-        async with self.engine.begin() as conn:
+        async with self._writer.begin() as conn:
             silence_id = await conn.scalar(
                 sa.insert(silences).values(**values).returning(silences.c.id)
             )
@@ -448,7 +449,7 @@ class AlertStore:
             return Page([_silence_of(r) for r in rows.mappings()], int(count or 0))
 
     async def delete_silence(self, silence_id: int) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(sa.delete(silences).where(silences.c.id == silence_id))
         if result.rowcount == 0:
             raise NotFoundError(f"no silence {silence_id}")
@@ -468,7 +469,7 @@ class AlertStore:
             raise ValueError(f"a {role.value} key sees every ward; wards apply to crew keys")
         key_id, key = apikeys.new_key()
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 sa.insert(api_keys).values(
                     id=key_id,
@@ -504,7 +505,7 @@ class AlertStore:
             return [_api_key_of(r) for r in rows.mappings()]
 
     async def revoke_api_key(self, key_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -536,7 +537,7 @@ class AlertStore:
             "error": error,
             "at_ms": self.clock() if now_ms is None else now_ms,
         }
-        async with self.engine.begin() as conn:
+        async with self._writer.begin() as conn:
             delivery_id = await conn.scalar(
                 sa.insert(deliveries).values(**values).returning(deliveries.c.id)
             )
@@ -569,7 +570,7 @@ class AlertStore:
         now = self.clock() if now_ms is None else now_ms
         for attempt in range(_RETRIES):
             try:
-                async with self.engine.begin() as conn:
+                async with self._writer.begin() as conn:
                     if conn.dialect.name == "postgresql":
                         # One lifecycle writer at a time, as SQLite's BEGIN IMMEDIATE does:
                         # no lock-order deadlocks between ticks, detections and incident

@@ -192,6 +192,8 @@ class DetectorSink:
             tmp.replace(path)
 
 
+_MAX_DETECTIONS_PER_WRITE = 500
+
 _OFFLINE_REASONS = {
     "lwt": "its connection dropped: last will",
     "status": "it said so",
@@ -352,10 +354,12 @@ class Pipeline:
             while True:
                 detections = await self._queue.get()
                 self._alerting = True
-                while not self._queue.empty():  # coalesce a burst into one transaction
+                # Coalesce a burst into few transactions, but keep each short so the
+                # API's and timers' turns at the store come often.
+                while not self._queue.empty() and len(detections) < _MAX_DETECTIONS_PER_WRITE:
                     detections += self._queue.get_nowait()
                 await publish(await store.apply_detections(detections))
-                self._alerting = False
+                self._alerting = not self._queue.empty()
 
         async def ticker() -> None:
             last_metrics = last_checkpoint = time.monotonic()
