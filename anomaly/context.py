@@ -80,16 +80,23 @@ class Store:
             arr[: len(src)] = src
 
 
-def put(column: FloatArray, slots: IntArray, ok: BoolArray, new: FloatArray) -> None:
+def put(
+    column: FloatArray,
+    slots: IntArray,
+    ok: BoolArray,
+    new: FloatArray,
+    all_ok: bool | None = None,
+) -> None:
     """``column[slots] = new`` where ``ok``, else unchanged (``slots`` unique).
 
     The common round has every reading ``ok``: a plain scatter then, without the extra
-    gather and select the masked form costs.
+    gather and select the masked form costs. ``all_ok`` is ``ok.all()`` if the caller
+    knows it (a round computes it once for all its columns).
     """
-    if ok.all():
+    if ok.all() if all_ok is None else all_ok:
         column[slots] = new
     else:
-        column[slots] = np.where(ok, new, column[slots])
+        column[slots] = np.where(ok, new, column.take(slots))
 
 
 @dataclass(slots=True)
@@ -122,13 +129,18 @@ class Round:
     """The Holt level + trend forecast for this reading's time (NaN for a first one)."""
     limits: FloatArray
     """``(m, 5)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin."""
+    dt_ms: FloatArray
+    """Time since the series' previous reading (NaN for its first one, >= 0)."""
+    learn_ok: BoolArray
+    """``learnable & statistical``: the readings the statistical detectors learn from."""
+    all_learnable: bool
+    """``learnable.all()``, computed once: most rounds skip the masked scatter."""
+    all_learn_ok: bool
+    """``learn_ok.all()``."""
+    judge_ok: BoolArray
+    """``warm & learn_ok``: the readings the statistical detectors may score."""
     cache: dict[str, Any] = field(default_factory=dict)
     """Intermediates a sub-detector computed in ``score`` and reuses in ``learn``."""
 
     def __len__(self) -> int:
         return len(self.x)
-
-    @property
-    def dt_ms(self) -> FloatArray:
-        """Time since the series' previous reading (NaN for its first one, >= 0)."""
-        return np.maximum(self.ts_ms - self.last_ts, 0.0)

@@ -90,6 +90,7 @@ class Detector:
         self.store = Store()
         self.components: list[SeriesDetector] = build(self.config)
         self._limits, self._period, self._is_bool = _metric_tables(self.config)
+        self._is_stat = ~self._is_bool
         cap = self.registry.capacity
         for name, fill in (
             ("n", 0.0),
@@ -174,32 +175,44 @@ class Detector:
         self.store.grow(cap)
 
     def _round(self, slots: IntArray, ts: IntArray, x: FloatArray) -> Round:
+        # ``take`` rather than fancy indexing: the same gather at a fraction of the cost.
         st = self.store
-        metric = self.registry.metric[slots]
-        n = st["core_n"][slots]
+        metric = self.registry.metric.take(slots)
+        n = st["core_n"].take(slots)
         finite = np.isfinite(x)
-        period = self._period[metric]
-        expected = np.where(np.isnan(period), st["core_period"][slots], period)
-        last_ts = st["core_last_ts"][slots]
-        dt_h = np.maximum(ts - last_ts, 0.0) / 3_600_000.0
-        pred = st["core_hlevel"][slots] + st["core_trend"][slots] * dt_h
+        statistical = self._is_stat.take(metric)
+        period = self._period.take(metric)
+        expected = np.where(np.isnan(period), st["core_period"].take(slots), period)
+        last_ts = st["core_last_ts"].take(slots)
+        dt_ms = np.maximum(ts - last_ts, 0.0)
+        pred = dt_ms / 3_600_000.0  # hours; then level + trend * hours, in place
+        pred *= st["core_trend"].take(slots)
+        pred += st["core_hlevel"].take(slots)
+        learn_ok = finite & statistical
+        warm = n >= self.config.warmup
+        all_learnable = bool(finite.all())
         return Round(
             config=self.config,
             slots=slots,
             ts_ms=ts,
-            x=np.where(finite, x, np.nan),  # inf would warn in arithmetic; NaN is gated
+            x=x if all_learnable else np.where(finite, x, np.nan),  # inf would warn
             learnable=finite,
-            statistical=~self._is_bool[metric],
+            statistical=statistical,
             n=n,
-            warm=n >= self.config.warmup,
-            last_x=st["core_last_x"][slots],
+            warm=warm,
+            last_x=st["core_last_x"].take(slots),
             last_ts=last_ts,
-            since_ts=st["core_since_ts"][slots],
-            first_ts=st["core_first_ts"][slots],
+            since_ts=st["core_since_ts"].take(slots),
+            first_ts=st["core_first_ts"].take(slots),
             period_ms=period,
             expected_ms=expected,
             pred=pred,
-            limits=self._limits[metric],
+            limits=self._limits.take(metric, axis=0),
+            dt_ms=dt_ms,
+            learn_ok=learn_ok,
+            all_learnable=all_learnable,
+            all_learn_ok=all_learnable and bool(statistical.all()),
+            judge_ok=warm & learn_ok,
         )
 
     def _learn_core(self, r: Round, combined: FloatArray) -> None:
@@ -209,13 +222,15 @@ class Detector:
         # hour for the rules and a trend-following forecast for the level-shift CUSUM.
         cfg = self.config
         dt = r.dt_ms
-        dt_h = np.nan_to_num(dt / 3_600_000.0)
-        level, trend = st["core_hlevel"][s], st["core_trend"][s]
+        # dt is >= 0 or NaN (a first reading): fmax(., 0) is nan_to_num without its passes.
+        dt_h = np.fmax(dt / 3_600_000.0, 0.0)
+        level, trend = st["core_hlevel"].take(s), st["core_trend"].take(s)
         unit = np.where(np.isnan(r.expected_ms), dt, r.expected_ms)
         with np.errstate(invalid="ignore", divide="ignore"):
             a = 1.0 - np.exp(-dt / (cfg.trend_level_periods * unit))
             b = 1.0 - np.exp(-dt / (cfg.trend_periods * unit))
-        a, b = np.nan_to_num(a, nan=1.0), np.nan_to_num(b)
+        # a, b are in [0, 1] or NaN: NaN -> 1 (a) and 0 (b), as nan_to_num would.
+        a, b = np.fmin(a, 1.0), np.fmax(b, 0.0)
         pred = r.pred
         new_level = np.where(first, r.x, pred + a * (r.x - pred))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -223,7 +238,7 @@ class Detector:
         new_trend = np.where(first, 0.0, trend + b * (step - trend))
         changed = r.x != r.last_x
         # The period a generic series reports at: robust EWMA of its gaps.
-        learned = st["core_period"][s]
+        learned = st["core_period"].take(s)
         gap = np.minimum(dt, np.where(np.isnan(learned), np.inf, 3.0 * learned))
         a_p = np.maximum(cfg.alpha_period, 1.0 / np.maximum(r.n, 1.0))
         new_period = np.where(np.isnan(learned), dt, learned + a_p * (gap - learned))
@@ -240,7 +255,7 @@ class Detector:
             "core_last_score": combined,
         }
         for name, new in updates.items():
-            put(st[name], s, ok, new)
+            put(st[name], s, ok, new, r.all_learnable)
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:

@@ -118,10 +118,14 @@ class Limits:
         return np.where(crit, 2.0, np.where(warn, 1.0, 0.0))
 
     def _new_level(self, r: Round, store: Store) -> FloatArray:
-        prev = store["lim_level"][r.slots]
-        outer = self._level(r.x, r.limits, np.zeros(len(r)))
-        inner = self._level(r.x, r.limits, r.limits[:, 4])
-        return np.where(r.learnable, np.maximum(outer, np.minimum(prev, inner)), prev)
+        if "lim" not in r.cache:
+            prev = store["lim_level"].take(r.slots)
+            outer = self._level(r.x, r.limits, np.zeros(len(r)))
+            inner = self._level(r.x, r.limits, r.limits[:, 4])
+            new = np.maximum(outer, np.minimum(prev, inner))
+            r.cache["lim"] = new if r.all_learnable else np.where(r.learnable, new, prev)
+        level: FloatArray = r.cache["lim"]
+        return level
 
     def score(self, r: Round, store: Store) -> Scores:
         level = self._new_level(r, store)
@@ -131,6 +135,7 @@ class Limits:
 
     def learn(self, r: Round, store: Store) -> None:
         store["lim_level"][r.slots] = self._new_level(r, store)
+        del r.cache["lim"]  # learn folds the round in: a later score sees the new state
 
 
 class Baseline:
@@ -153,40 +158,42 @@ class Baseline:
 
     def _z(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray]:
         if "base" not in r.cache:
-            level = store["base_level"][r.slots]
-            scale = _scale(store["base_dev"][r.slots], level, r.config, store["base_slow"][r.slots])
+            level = store["base_level"].take(r.slots)
+            dev, slow = store["base_dev"].take(r.slots), store["base_slow"].take(r.slots)
+            scale = _scale(dev, level, r.config, slow)
+            r.cache["base_dev"], r.cache["base_slow"] = dev, slow
             r.cache["base"] = ((r.x - level) / scale, level)
         z, level = r.cache["base"]
         return z, level
 
     def score(self, r: Round, store: Store) -> Scores:
         z, level = self._z(r, store)
-        ok = r.warm & r.learnable & r.statistical
+        ok = r.judge_ok
         return Scores(_gated(squash(np.abs(z), r.config.z_half), ok), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
-        ok = r.learnable & r.statistical
+        ok = r.learn_ok
         z, level = self._z(r, store)
-        warm = r.n >= cfg.warmup
+        warm = r.warm
         new_level, new_dev = _robust_step(
             r.x,
             level,
-            store["base_dev"][s],
+            r.cache["base_dev"],
             r.n,
             alpha=cfg.alpha,
             alpha_scale=cfg.alpha_scale,
             cfg=cfg,
             clip=warm,
         )
-        fast_prev = store["base_fast"][s]
+        fast_prev = store["base_fast"].take(s)
         a_fast = 2.0 / (cfg.rebaseline_run + 1.0)
         fast = np.where(np.isnan(fast_prev), r.x, fast_prev + a_fast * (r.x - fast_prev))
         with np.errstate(invalid="ignore"):
             side = np.where(warm & (np.abs(z) > cfg.clip_sigma), np.sign(z), 0.0)
-        run = store["base_run"][s]
+        run = store["base_run"].take(s)
         run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
-        slow_prev = store["base_slow"][s]
+        slow_prev = r.cache["base_slow"]
         a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
         resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
         slow = slow_prev + a_slow * (resid - slow_prev)
@@ -200,7 +207,7 @@ class Baseline:
             ("base_run", run),
             ("base_slow", slow),
         ):
-            put(store[name], s, ok, new)
+            put(store[name], s, ok, new, r.all_learn_ok)
 
 
 class TimeOfDay:
@@ -234,9 +241,9 @@ class TimeOfDay:
             flat = r.slots * self.bins + self.bin_of(r.ts_ms)
             r.cache["tod"] = (
                 flat,
-                store["tod_level"].reshape(-1)[flat],
-                store["tod_dev"].reshape(-1)[flat],
-                store["tod_n"].reshape(-1)[flat],
+                store["tod_level"].take(flat),
+                store["tod_dev"].take(flat),
+                store["tod_n"].take(flat),
             )
         flat, level, dev, count = r.cache["tod"]
         return flat, level, dev, count
@@ -244,31 +251,36 @@ class TimeOfDay:
     def score(self, r: Round, store: Store) -> Scores:
         cfg = r.config
         _, level, dev, count = self._state(r, store)
-        z = (r.x - level) / _scale(dev, level, cfg, store["tod_slow"][r.slots])
+        slow = store["tod_slow"].take(r.slots)
+        r.cache["tod_slow"] = slow
+        z = (r.x - level) / _scale(dev, level, cfg, slow)
         history = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
-        ok = r.warm & r.learnable & r.statistical & history & (count >= cfg.tod_min_count)
+        ok = r.judge_ok & history & (count >= cfg.tod_min_count)
         return Scores(_gated(squash(np.abs(z), cfg.z_half), ok), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg = r.config
         b, level, dev, count = self._state(r, store)
         bin_ms = DAY_MS / self.bins
-        dt = np.nan_to_num(r.dt_ms, nan=bin_ms)
-        alpha = cfg.tod_alpha * np.minimum(dt, bin_ms) / bin_ms
+        # dt >= 0 or NaN: fmin(dt, bin) is nan_to_num(dt, nan=bin) capped at a bin.
+        alpha = cfg.tod_alpha * np.fmin(r.dt_ms, bin_ms) / bin_ms
         new_level, new_dev = _robust_step(
             r.x, level, dev, count, alpha=alpha, alpha_scale=alpha, cfg=cfg, clip=count >= 3
         )
-        ok = r.learnable & r.statistical
-        slow_prev = store["tod_slow"][r.slots]
+        ok = r.learn_ok
+        slow_prev = r.cache.get("tod_slow")
+        if slow_prev is None:
+            slow_prev = store["tod_slow"].take(r.slots)
         a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
         resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
-        store["tod_slow"][r.slots] = np.where(
-            ok, slow_prev + a_slow * (resid - slow_prev), slow_prev
-        )
-        flat = b[ok]
-        store["tod_level"].reshape(-1)[flat] = new_level[ok]
-        store["tod_dev"].reshape(-1)[flat] = new_dev[ok]
-        store["tod_n"].reshape(-1)[flat] = count[ok] + 1.0
+        new_slow = slow_prev + a_slow * (resid - slow_prev)
+        put(store["tod_slow"], r.slots, ok, new_slow, r.all_learn_ok)
+        new_count = count + 1.0
+        if not r.all_learn_ok:
+            b, new_level, new_dev, new_count = b[ok], new_level[ok], new_dev[ok], new_count[ok]
+        store["tod_level"].reshape(-1)[b] = new_level
+        store["tod_dev"].reshape(-1)[b] = new_dev
+        store["tod_n"].reshape(-1)[b] = new_count
 
 
 class LevelShift:
@@ -290,13 +302,14 @@ class LevelShift:
     def _sums(self, r: Round, store: Store) -> tuple[FloatArray, FloatArray, FloatArray]:
         if "cusum" not in r.cache:
             cfg = r.config
-            scale = _scale(store["cusum_dev"][r.slots], r.pred, cfg)
+            dev = store["cusum_dev"].take(r.slots)
+            scale = _scale(dev, r.pred, cfg)
             resid = np.clip((r.x - r.pred) / scale, -cfg.cusum_clip, cfg.cusum_clip)
             resid = np.where(r.warm & ~np.isnan(resid), resid, 0.0)
-            pos = np.maximum(0.0, store["cusum_pos"][r.slots] + resid - cfg.cusum_k)
-            neg = np.maximum(0.0, store["cusum_neg"][r.slots] - resid - cfg.cusum_k)
-            r.cache["cusum"] = (pos, neg, scale)
-        pos, neg, scale = r.cache["cusum"]
+            pos = np.maximum(0.0, store["cusum_pos"].take(r.slots) + resid - cfg.cusum_k)
+            neg = np.maximum(0.0, store["cusum_neg"].take(r.slots) - resid - cfg.cusum_k)
+            r.cache["cusum"] = (pos, neg, scale, dev)
+        pos, neg, scale, _ = r.cache["cusum"]
         return pos, neg, scale
 
     def score(self, r: Round, store: Store) -> Scores:
@@ -304,14 +317,14 @@ class LevelShift:
         pos, neg, _ = self._sums(r, store)
         stat = np.maximum(pos, neg)
         z = np.where(pos >= neg, stat, -stat) / cfg.cusum_h
-        ok = r.warm & r.learnable & r.statistical
+        ok = r.judge_ok
         score = squash(cfg.z_on * stat / cfg.cusum_h, cfg.z_half)
         return Scores(_gated(score, ok), z, r.pred)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
         pos, neg, scale = self._sums(r, store)
-        dev = store["cusum_dev"][s]
+        dev = r.cache["cusum"][3]
         resid = np.abs(r.x - r.pred)
         bound = np.where(r.warm, cfg.clip_sigma * scale, np.inf)
         a = np.maximum(cfg.alpha_scale, 1.0 / (r.n + 1.0))
@@ -319,9 +332,9 @@ class LevelShift:
         shifted = np.maximum(pos, neg) >= cfg.cusum_h
         pos = np.where(shifted, 0.0, pos)
         neg = np.where(shifted, 0.0, neg)
-        ok = r.learnable & r.statistical
+        ok = r.learn_ok
         for name, new in (("cusum_dev", new_dev), ("cusum_pos", pos), ("cusum_neg", neg)):
-            put(store[name], s, ok, new)
+            put(store[name], s, ok, new, r.all_learn_ok)
 
 
 class Flatline:
@@ -340,28 +353,38 @@ class Flatline:
         store.add("flat_run", capacity, 0.0)
 
     def _run(self, r: Round, store: Store) -> FloatArray:
-        return np.where(r.x == r.last_x, store["flat_run"][r.slots] + 1.0, 0.0)
+        if "flat" not in r.cache:
+            prev = store["flat_run"].take(r.slots)
+            r.cache["flat"] = (np.where(r.x == r.last_x, prev + 1.0, 0.0), prev)
+        run: FloatArray = r.cache["flat"][0]
+        return run
 
     def score(self, r: Round, store: Store) -> Scores:
         cfg = r.config
         run = self._run(r, store)
-        rate = np.clip(store["flat_rate"][r.slots], 1e-3, 0.999)
+        raw_rate = store["flat_rate"].take(r.slots)
+        r.cache["flat_rate"] = raw_rate
+        rate = np.clip(raw_rate, 1e-3, 0.999)
         decades = run * -np.log10(rate)
         long_enough = run >= cfg.flatline_min_run - 1
         score = squash(cfg.z_on * decades / cfg.flatline_decades, cfg.z_half)
-        ok = r.warm & r.learnable & r.statistical & long_enough
+        ok = r.judge_ok & long_enough
         return Scores(_gated(score, ok), run + 1.0, r.last_x)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
         run = self._run(r, store)
-        ok = r.learnable & r.statistical
-        rate = store["flat_rate"][s]
+        prev_run = r.cache["flat"][1]
+        del r.cache["flat"]
+        ok = r.learn_ok
+        rate = r.cache.pop("flat_rate", None)
+        if rate is None:
+            rate = store["flat_rate"].take(s)
         a = np.maximum(cfg.alpha_repeat, 1.0 / (r.n + 1.0))
         same = (run > 0).astype(np.float64)
         learn_rate = ok & ~np.isnan(r.last_x)
         store["flat_rate"][s] = np.where(learn_rate, rate + a * (same - rate), rate)
-        store["flat_run"][s] = np.where(ok, run, store["flat_run"][s])
+        store["flat_run"][s] = run if r.all_learn_ok else np.where(ok, run, prev_run)
 
 
 class Dropout:
