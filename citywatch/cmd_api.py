@@ -9,27 +9,15 @@ from pydantic import ValidationError
 
 from alerts.engine import StoreUrlError, make_engine
 from api import ApiSettings, create_app
+from citywatch.options import DatabaseOpt, InfluxOpt, StoreOpt
 
 log = logging.getLogger(__name__)
 
 
 def api(
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            envvar="CITYWATCH_STORE_URL",
-            help="Alert store: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
-        ),
-    ] = None,
-    influx: Annotated[
-        str | None,
-        typer.Option("--influx", envvar="CITYWATCH_INFLUX", help="InfluxDB, http://host:8086"),
-    ] = None,
-    database: Annotated[
-        str | None,
-        typer.Option("--database", envvar="CITYWATCH_DATABASE", help="InfluxDB database"),
-    ] = None,
+    store: StoreOpt = None,
+    influx: InfluxOpt = None,
+    database: DatabaseOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port")] = 8000,
 ) -> None:

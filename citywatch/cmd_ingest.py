@@ -10,24 +10,16 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from citywatch.options import BrokerOpt, DatabaseOpt, InfluxOpt
 from ingest import IngestService, load_settings
 
 log = logging.getLogger(__name__)
 
 
 def ingest(
-    broker: Annotated[
-        str | None,
-        typer.Option("--broker", envvar="CITYWATCH_BROKER", help="MQTT broker, mqtt://host:port"),
-    ] = None,
-    influx: Annotated[
-        str | None,
-        typer.Option("--influx", envvar="CITYWATCH_INFLUX", help="InfluxDB, http://host:8086"),
-    ] = None,
-    database: Annotated[
-        str | None,
-        typer.Option("--database", envvar="CITYWATCH_DATABASE", help="InfluxDB database"),
-    ] = None,
+    broker: BrokerOpt = None,
+    influx: InfluxOpt = None,
+    database: DatabaseOpt = None,
     spool_dir: Annotated[
         Path | None,
         typer.Option("--spool-dir", envvar="CITYWATCH_SPOOL_DIR", help="On-disk spool directory"),

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from alerts.store import AlertStore
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, ServiceError, free_port
+from citywatch.options import BrokerOpt, DatabaseOpt, InfluxOpt, StoreOpt
 from citywatch.pipeline import Pipeline, PipelineConfig, install_stop_signals
 from ingest.source import parse_broker_url
 
@@ -79,29 +80,6 @@ async def _serve(config: PipelineConfig) -> None:
     await Pipeline(config).run(stop)
 
 
-BrokerOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="CITYWATCH_BROKER",
-        help="MQTT broker, mqtt://[user:pass@]HOST:PORT. Default: start a private Mosquitto.",
-    ),
-]
-InfluxOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="CITYWATCH_INFLUX",
-        help="InfluxDB v1 API, http://HOST:PORT. Default: start a private influxd.",
-    ),
-]
-DatabaseOpt = Annotated[str, typer.Option(envvar="CITYWATCH_DATABASE", help="InfluxDB database.")]
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="CITYWATCH_STORE_URL",
-        help="Alert store: sqlite+aiosqlite:///PATH or postgresql+asyncpg://… "
-        "Default: SQLite in the data dir.",
-    ),
-]
 ApiPortOpt = Annotated[int, typer.Option(envvar="CITYWATCH_API_PORT", help="API port.")]
 ApiHostOpt = Annotated[str, typer.Option(envvar="CITYWATCH_API_HOST", help="API address.")]
 DataDirOpt = Annotated[
@@ -119,7 +97,7 @@ MetricsPortOpt = Annotated[
 def run(
     broker: BrokerOpt = None,
     influx: InfluxOpt = None,
-    database: DatabaseOpt = "citywatch",
+    database: DatabaseOpt = None,
     store: StoreOpt = None,
     api_port: ApiPortOpt = 8000,
     api_host: ApiHostOpt = "127.0.0.1",
@@ -133,7 +111,10 @@ def run(
         typer.Option(envvar="CITYWATCH_WEBHOOK_SECRET", help="HMAC key signing webhook bodies."),
     ] = None,
 ) -> None:
-    """Ingest, detector, alerts and API in one process (Ctrl-C or SIGTERM drains and stops)."""
+    """Ingest, detector, alerts and API in one process (Ctrl-C or SIGTERM drains and stops).
+
+    Without --broker or --influx, a private Mosquitto or influxd is started for the run.
+    """
     _check_urls(broker, influx, api_port)
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
@@ -143,7 +124,7 @@ def run(
             config = PipelineConfig(
                 broker=ends.broker,
                 influx=ends.influx,
-                database=database,
+                database=database or "citywatch",
                 store_url=store or _default_store(data_dir),
                 data_dir=data_dir,
                 api_host=api_host,
