@@ -198,4 +198,5 @@ def squash(z: Any, z_half: float) -> Any:
     """
     z = np.minimum(np.asarray(z, dtype=np.float64), 1e6)  # inf -> finite; NaN stays NaN
     z4 = np.square(np.square(z))
-    return np.where(z4 >= 0.0, z4 / (z4 + z_half**4), 0.0)
+    # The ratio is >= 0 or NaN (z NaN): fmax maps NaN to 0 in the same pass.
+    return np.fmax(z4 / (z4 + z_half**4), 0.0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import HOUR_MS, Round, Store
+from anomaly.context import HOUR_MS, BoolArray, Round, Store
 from anomaly.detectors import Scores, SeriesDetector
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.explain import explain
@@ -54,15 +54,24 @@ class Decider:
         cfg = self.config
         out: list[Detection] = []
         active_tab, start_tab, peak_tab = store["ev_active"], store["ev_start"], store["ev_peak"]
+        # One row gather for every component; most rounds have nothing active and no
+        # score at ``score_on``, which two reductions per component tell.
+        active_rows: BoolArray = active_tab.take(r.slots, axis=0) > 0
+        any_active: BoolArray = np.asarray(active_rows.any(axis=0))
         for k, (det, res) in enumerate(zip(self.components, results, strict=True)):
-            active = active_tab[r.slots, k] > 0
-            begin = ~active & (res.score >= cfg.score_on)
-            end = active & (res.score < cfg.score_off) & r.learnable
-            if det.kind is DetectionKind.DROPOUT:
-                # The reading that ends a silence is the evidence of it: start and end.
-                end = active & r.learnable
-            if not (begin.any() or end.any() or active.any()):
-                continue
+            if not any_active[k]:
+                if not res.score.max() >= cfg.score_on:
+                    continue
+                active = active_rows[:, k]
+                begin = res.score >= cfg.score_on
+                end = active  # all False
+            else:
+                active = active_rows[:, k]
+                begin = ~active & (res.score >= cfg.score_on)
+                end = active & (res.score < cfg.score_off) & r.learnable
+                if det.kind is DetectionKind.DROPOUT:
+                    # The reading that ends a silence is the evidence of it: start and end.
+                    end = active & r.learnable
             still = active & ~end
             if still.any():
                 s = r.slots[still]

@@ -145,7 +145,7 @@ class Detector:
         parts = {c.name: np.zeros(n) for c in self.components} if components else {}
         events: list[Detection] = []
         for idx in plan_rounds(slot_arr, ts_arr):
-            r = self._round(slot_arr[idx], ts_arr[idx], x_arr[idx])
+            r = self._round(slot_arr.take(idx), ts_arr.take(idx), x_arr.take(idx))
             results = [c.score(r, self.store) for c in self.components]
             combined = self._combine(results, len(r))
             scores[idx] = combined

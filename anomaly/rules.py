@@ -93,7 +93,9 @@ class DeviceRules:
         safe = np.where(have, slots, 0)
 
         def pick(col: str, fill: float) -> FloatArray:
-            return np.where(have, store[col][safe], fill)
+            if not have.any():  # no device here has the metric: skip the gather
+                return np.full(len(devs), fill)
+            return np.where(have, store[col].take(safe), fill)
 
         return _View(
             pick("core_last_x", np.nan), pick("core_trend", 0.0), pick("core_last_score", 0.0)
