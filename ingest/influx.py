@@ -10,16 +10,13 @@ which and why), and success.
 
 import gzip
 import logging
-import re
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-log = logging.getLogger(__name__)
+from ingest.refusal import WriteRejected, parse_write_error
 
-_UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)': ([^\n]*?)(?=\s*(?:dropped=|\n|$))")
-_DROPPED = re.compile(r"dropped=(\d+)")
+log = logging.getLogger(__name__)
 
 
 class InfluxError(RuntimeError):
@@ -30,32 +27,25 @@ class InfluxUnavailableError(InfluxError):
     """The server could not take the write now (5xx, timeout, connection, auth); retry."""
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedLine:
-    line: str
-    reason: str
-
-
-class InfluxRejectedError(InfluxError):
+class InfluxRejectedError(InfluxError, WriteRejected):
     """The server refused the write or part of it (4xx); retrying the same body cannot help.
 
-    ``lines`` names the refused lines with the server's reason where it said so;
-    ``dropped`` is the server's count of points dropped for other reasons (field type
-    conflicts, retention); ``message`` is the server's error text.
+    ``lines`` names the unparsable lines with the server's reason, ``conflicts`` the field
+    type conflict it reported, ``dropped`` is the server's ``dropped=N``, ``partial`` says
+    the server stored the other points, ``message`` is the server's error text. Which
+    points were refused is found by ``ingest.refusal.identify_refused``.
     """
 
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         self.message = message
-        self.lines = [RejectedLine(m.group(1), m.group(2)) for m in _UNPARSABLE.finditer(message)]
-        dropped = _DROPPED.search(message)
-        self.dropped = int(dropped.group(1)) if dropped else 0
-        self.partial = message.startswith("partial write")
+        parsed = parse_write_error(message)
+        self.lines = list(parsed.unparsable)
+        self.conflicts = list(parsed.conflicts)
+        self.dropped = parsed.dropped
+        self.partial = parsed.partial
         what = "partial write" if self.partial else "write refused"
-        super().__init__(
-            f"InfluxDB {what} (HTTP {status}): {len(self.lines)} unparsable line(s), "
-            f"{self.dropped} dropped point(s): {message[:500]}"
-        )
+        super().__init__(f"InfluxDB {what} (HTTP {status}): {message[:500]}")
 
 
 def _quote_identifier(name: str) -> str:
@@ -148,6 +138,8 @@ def _error_text(response: httpx.Response) -> str:
         data = response.json()
     except ValueError:
         return response.text.strip()
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])
+    if isinstance(data, dict):  # 1.x says "error", the 2.x compatibility API "message"
+        for key in ("error", "message"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
     return response.text.strip()

@@ -7,9 +7,10 @@ HTTP. For each batch, in order:
    exponential backoff and full jitter for up to ``retry_budget_s``; if InfluxDB is still
    away, append the body to the spool (fsynced) and switch to spool mode, where later
    batches go straight to the spool until a replay succeeds.
-2. A 4xx (InfluxDB refused lines: our bug or a field type conflict) is not retried: the
-   server's reasons and the refused lines are logged and kept in ``rejected/*.lp`` next to
-   the spool, and the batch counts as done.
+2. A 4xx (InfluxDB refused lines: our bug or a field type conflict) is not retried as a
+   whole: InfluxDB stored the other points of a partial write, and ``ingest.refusal``
+   finds which points it refused and why; those are logged, counted (``points_refused``)
+   and kept in ``rejected/*.lp`` next to the spool, and the batch counts as done.
 3. Wait for the PUBACKs of the batch's dead letters, then acknowledge its MQTT messages.
 4. Hand the batch's readings to the reading sinks (the detector).
 
@@ -20,6 +21,7 @@ Maximum messages are unacknowledged (backpressure, no drop).
 
 import gzip
 import logging
+import os
 import queue
 import struct
 import threading
@@ -31,6 +33,7 @@ from typing import Final
 from ingest.backoff import Backoff
 from ingest.batch import AckToken, PendingBatch
 from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
+from ingest.refusal import Refused, identify_refused, split_points
 from ingest.sinks import BatchSink
 from ingest.spool import Spool
 from ingest.stats import IngestStats
@@ -162,7 +165,8 @@ class DurableWriter:
             try:
                 self.influx.write_gzipped(body)
             except InfluxRejectedError as exc:
-                self._refused(exc, body)
+                refused = self._refused(exc, body)
+                self.stats.points_written += max(0, points - refused)
                 return True
             except InfluxUnavailableError as exc:
                 self.stats.write_failures += 1
@@ -215,7 +219,8 @@ class DurableWriter:
             try:
                 self.influx.write_gzipped(body)
             except InfluxRejectedError as exc:
-                self._refused(exc, body)
+                refused = self._refused(exc, body)
+                self.stats.points_replayed += max(0, points - refused)
             except InfluxUnavailableError as exc:
                 self.stats.write_failures += 1
                 self.spool_mode = True
@@ -234,17 +239,56 @@ class DurableWriter:
             if not self._queue.empty() and not self._stopping:
                 return
 
-    def _refused(self, exc: InfluxRejectedError, body: bytes) -> None:
-        refused = len(exc.lines) + exc.dropped
-        if not exc.partial:
-            refused = max(refused, body.count(b"\n") + 1)
-        self.stats.points_refused += refused
-        for line in exc.lines[:5]:
-            log.error("InfluxDB refused line %r: %s", line.line[:300], line.reason)
-        log.error("%s", exc)
+    def _refused(self, exc: InfluxRejectedError, body: bytes) -> int:
+        """Find the refused points, keep them in ``rejected/`` with their reasons, say which.
+
+        Returns how many points were refused (the others are stored).
+        """
+        points = split_points(gzip.decompress(body).decode("utf-8", "replace"))
+        refused = identify_refused(points, exc.message, self._write_points)
+        self.stats.points_refused += len(refused)
+        if not refused:
+            log.warning("%s; written again, InfluxDB took every line", exc)
+            return 0
+        path = self._keep_refused(exc, refused)
+        named = "; ".join(f"line {r.index + 1} {r.line[:200]!r}: {r.reason}" for r in refused[:5])
+        more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+        log.error(
+            "InfluxDB refused %d of %d lines (HTTP %d; the others are stored), kept in %s: %s%s",
+            len(refused),
+            len(points),
+            exc.status,
+            path,
+            named,
+            more,
+        )
+        return len(refused)
+
+    def _write_points(self, points: Sequence[str]) -> None:
+        self.influx.write_gzipped(self.influx.compress("\n".join(points).encode()))
+
+    def _keep_refused(self, exc: InfluxRejectedError, refused: list[Refused]) -> Path:
+        """Append the refused lines, under ``# refused: <reason>`` comments, to today's file.
+
+        The file is valid line protocol (comments and points), so after fixing the cause
+        an operator can write it to InfluxDB as it is.
+        """
         self.rejected_dir.mkdir(parents=True, exist_ok=True)
         path = self.rejected_dir / f"{time.strftime('%Y%m%d')}.lp"
+        out = [_comment(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} HTTP {exc.status}: {exc.message}")]
+        reason = None
+        for r in refused:
+            if r.reason != reason:
+                reason = r.reason
+                out.append(_comment(f"refused: {reason}"))
+            out.append(r.line)
         with path.open("ab") as f:
-            header = f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} HTTP {exc.status}: "
-            f.write(header.encode() + exc.message.replace("\n", " ").encode() + b"\n")
-            f.write(gzip.decompress(body) + b"\n")
+            f.write("\n".join(out).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+
+def _comment(text: str) -> str:
+    """A one-line comment: a newline inside a reason would start a bogus point."""
+    return "# " + " ".join(text.splitlines())
