@@ -1,0 +1,133 @@
+"""``citywatch run``: the platform in one process keeps its detector's learning across a
+restart, drains on SIGTERM, and refuses bad flags with a clear message."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Endpoint
+
+from citywatch.background import BackgroundPipeline
+from citywatch.local_services import free_port
+from citywatch.pipeline import PipelineConfig
+from simulators import MqttSink, Simulation, build_fleet, load_scenario, load_wards, run
+
+CITYWATCH = str(Path(sys.executable).parent / "citywatch")
+
+
+def play_quiet_city(broker_url: str, minutes: int) -> int:
+    wards = load_wards()
+    fleet = build_fleet(20, 5, wards)
+    start_ms = int(time.time() * 1000) - minutes * 60_000
+    sim = Simulation(
+        fleet,
+        load_scenario("quiet_day"),
+        start_ms=start_ms,
+        duration_s=minutes * 60.0,
+        period_s=60.0,
+        seed=5,
+    )
+    sink = MqttSink(broker_url, fleet)
+    sink.connect()
+    return run(sim, sink, speed=0, progress=False).sent
+
+
+def test_restart_keeps_the_detectors_baselines(
+    broker: Endpoint, influx: Endpoint, tmp_path: Path
+) -> None:
+    config = PipelineConfig(
+        broker=broker.url,
+        influx=influx.url,
+        database="restart",
+        store_url=f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}",
+        data_dir=tmp_path,
+        api_port=free_port(),
+        metrics_port=0,
+    )
+    first = BackgroundPipeline(config)
+    play_quiet_city(broker.url, minutes=30)
+    first.wait_idle()
+    assert first.pipeline.sink is not None
+    learned = first.pipeline.sink.detector.registry.size
+    readings = first.pipeline.sink.readings
+    first.close()
+    assert learned > 0
+    assert readings > 0
+    assert (tmp_path / "detector.npz").exists()
+
+    second = BackgroundPipeline(config)
+    try:
+        assert second.pipeline.sink is not None
+        assert second.pipeline.sink.detector.registry.size == learned
+    finally:
+        second.close()
+
+
+def test_sigterm_drains_and_checkpoints(broker: Endpoint, influx: Endpoint, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            CITYWATCH,
+            "run",
+            "--broker",
+            broker.url,
+            "--influx",
+            influx.url,
+            "--database",
+            "sigterm",
+            "--api-port",
+            str(port),
+            "--metrics-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("citywatch run did not serve /health")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode()
+    assert (tmp_path / "detector.npz").exists()
+    assert b"detector state saved" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--broker", "http://127.0.0.1:1883"], "scheme must be mqtt"),
+        (["--influx", "ftp://x"], "is not an http(s)://HOST:PORT URL"),
+        (["--api-port", "70000"], "must be 1-65535"),
+        (["--webhook-url", "http://127.0.0.1:9/hook"], "a webhook needs --webhook-secret"),
+    ],
+)
+def test_bad_flags_are_refused_with_the_reason(flags: list[str], message: str) -> None:
+    result = subprocess.run(
+        [CITYWATCH, "run", *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
