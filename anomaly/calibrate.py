@@ -3,7 +3,7 @@
 The raw combined score (the max of the sub-detector scores) says "how far from normal
 in robust sigmas". On heavy-tailed series (counts, CPU, traffic) large z are routine,
 so that score saturates all the time and a real change drowns in it. The onset score
-asks two other questions, both per series and without labels:
+asks three other questions, all per series and without labels:
 
 1. **How unusual is this evidence for this series?** Each statistical sub-detector's
    statistic ``log1p(|z|)`` (the log tames heavy tails) is averaged over a few readings
@@ -11,19 +11,27 @@ asks two other questions, both per series and without labels:
    (the idea of HTM's anomaly likelihood). The Gaussian tail probability of that
    standardised average, in decades (``-log10 p``), is the evidence. A series whose z
    is always large learns it; a quiet one reacts to a modest change.
-2. **Is it new?** A detection is worth reporting at its onset; repeating it while the
+2. **Is it outside everything this series has shown?** A reading beyond the series'
+   observed range (its running min/max) by more than ``onset_extreme_tolerance`` of that
+   range is a new extreme, HTM's "spatial anomaly" check: certain evidence
+   (``onset_extreme_decades``, more for each doubling of the distance beyond the old
+   extreme) whatever the calibrated statistics say. Records are rare
+   in any stationary series (after n readings the next is a record with probability
+   1/(n+1), and the margin makes it rarer still), and the large evidence, decaying like
+   any report, also keeps the burst that follows a record from being reported again.
+3. **Is it new?** A detection is worth reporting at its onset; repeating it while the
    episode lasts adds nothing but noise (and alert fatigue). The evidence already
    reported decays with a half-life of ``onset_half_life`` readings; only the excess
    over it counts.
 
 The evidence is the max over the sub-detectors ``onset_from`` names (calibrated ones as
-above; limits, flatline or dropout, if named, with their scores mapped back to decades),
-then the excess is squashed to [0, 1) with ``onset_half`` decades -> 0.5. The level-shift
-CUSUM is zero most of the time by design, so its calibration learns from its excursions
-(positive scores) only; baseline and time of day learn from every reading they judge.
-Pure numpy; the Gaussian tail is hand-written (a closed-form approximation, Börjesson
-& Sundberg 1979, relative error < 0.3 %, stable far into the tail)
-because the design keeps ``anomaly`` numpy-only.
+above; limits, flatline or dropout, if named, with their scores mapped back to decades)
+and the new-extreme check, then the excess is squashed to [0, 1) with ``onset_half``
+decades -> 0.5. The level-shift CUSUM is zero most of the time by design, so its
+calibration learns from its excursions (positive scores) only; baseline and time of day
+learn from every reading they judge. Pure numpy; the Gaussian tail is hand-written (a
+closed-form approximation, Börjesson & Sundberg 1979, relative error < 0.3 %, stable far
+into the tail) because the design keeps ``anomaly`` numpy-only.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import BoolArray, FloatArray, Round, Store
+from anomaly.context import BoolArray, FloatArray, Round, Store, put
 from anomaly.detectors import Scores, SeriesDetector
 
 CALIBRATED: tuple[str, ...] = ("baseline", "time_of_day", "level_shift")
@@ -82,6 +90,9 @@ class Calibrator:
         store.add("cal_short", capacity, 0.0, width=width)
         store.add("cal_n", capacity, 0.0, width=width)
         store.add("cal_peak", capacity, 0.0)
+        # Running range of the values, for the new-extreme check.
+        store.add("cal_min", capacity, np.nan)
+        store.add("cal_max", capacity, np.nan)
 
     def step(self, r: Round, results: Sequence[Scores], store: Store) -> FloatArray:
         """The onset score of each reading of the round; folds the round into the state."""
@@ -91,6 +102,7 @@ class Calibrator:
             res = results[k]
             judged = res.judged if res.judged is not None else res.score > 0.0
             evidence = np.fmax(evidence, self._calibrate(col, res.z, judged, s, store))
+        evidence = np.fmax(evidence, self._extreme(r, store))
         half = cfg.onset_half
         for k in self.hard:
             score = np.minimum(results[k].score, 1.0 - 1e-12)
@@ -99,6 +111,28 @@ class Calibrator:
         excess = np.maximum(evidence - peak_prev, 0.0)
         store["cal_peak"][s] = np.where(r.learnable, np.fmax(peak_prev, evidence), peak_prev)
         return np.where(r.learnable, excess / (excess + half), 0.0)
+
+    def _extreme(self, r: Round, store: Store) -> FloatArray:
+        """Evidence of a new extreme per reading, in decades (0 inside the range); folds
+        the round's values into the running range."""
+        cfg, s = self.config, r.slots
+        lo, hi = store["cal_min"][s], store["cal_max"][s]
+        ok = r.learnable & r.statistical
+        # fmin/fmax skip NaN: the first reading starts the range.
+        put(store["cal_min"], s, ok, np.fmin(lo, r.x))
+        put(store["cal_max"], s, ok, np.fmax(hi, r.x))
+        if cfg.onset_extreme_decades == 0.0:
+            return np.zeros(len(r))
+        margin = cfg.onset_extreme_tolerance * (hi - lo)
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN range: first reading
+            beyond = np.fmax(r.x - hi, lo - r.x)
+            breach = ok & r.warm & (hi > lo) & (beyond > margin)
+            # Margins beyond the old extreme (>= 1 where it counts; 0-margin: just 1).
+            margins = np.where(margin > 0.0, beyond / margin, 1.0)
+        # Each doubling of the distance beyond the record adds the breach's evidence
+        # again: a wild value outranks a marginal record that came shortly before it.
+        grow = 1.0 + np.log2(np.clip(np.nan_to_num(margins), 1.0, 1e300))
+        return np.where(breach, cfg.onset_extreme_decades * grow, 0.0)
 
     def _calibrate(
         self, col: int, z: FloatArray, judged: BoolArray, s: np.ndarray, store: Store

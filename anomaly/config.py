@@ -129,6 +129,17 @@ class DetectorConfig:
     area_min_cabinets: int = 3
     area_window_ms: int = 10 * 60_000
 
+    # Onset score, new-extreme check (anomaly/calibrate.py; HTM's "spatial anomaly").
+    onset_extreme_tolerance: float = 0.05
+    """A reading beyond everything the series has shown by more than this share of its
+    observed range (max - min) is a new extreme; HTM's NAB detector uses the same 5 %."""
+    onset_extreme_decades: float = 20.0
+    """Evidence of a new extreme in decades: certain (p = 1e-20, onset 0.8 with
+    ``onset_half`` 5); each doubling of the distance beyond the old extreme (in
+    tolerance margins) adds as much again. Through the reported-evidence decay it also
+    keeps the burst that follows a record (aftershocks, recovery) from being reported
+    again for about two half-lives. 0 turns the check off."""
+
     def __post_init__(self) -> None:
         unknown = (set(self.detectors) | set(self.onset_from)) - set(SUB_DETECTORS)
         if unknown:
@@ -161,6 +172,9 @@ class DetectorConfig:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
+        for name in ("onset_extreme_tolerance", "onset_extreme_decades"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0")
 
     @property
     def z_on(self) -> float:

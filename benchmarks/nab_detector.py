@@ -13,10 +13,14 @@ the threshold, by NAB's own sweep): the live configuration unchanged; the output
 detector's *onset* score (``Update.onset``, anomaly/calibrate.py): each statistical
 sub-detector's ``log1p(|z|)`` (log: heavy tails) is calibrated per series into a
 Gaussian tail probability of its short average against its own long-run distribution
-(HTM's anomaly-likelihood idea), the evidence is the max of those in decades, and only
-the excess over the recently reported evidence (half-life 120 readings) counts, so an
-episode scores at its onset. Flatline, dropout and limits raise their own events but do
-not feed the onset score (sensor health, not process anomalies). Warm-up 48 readings
+(HTM's anomaly-likelihood idea), the evidence is the max of those in decades, a reading
+beyond the series' whole observed range by more than 5 % of it (HTM's "spatial anomaly"
+check, same tolerance) is certain evidence (20 decades, more for each doubling of the
+distance beyond the old extreme), and only the excess over the
+recently reported evidence (half-life 120 readings) counts, so an episode scores at its
+onset and a record's aftershocks are not reported again. Flatline, dropout and limits
+raise their own events but do not feed the onset score (sensor health, not process
+anomalies). Warm-up 48 readings
 (NAB's probation is 15 % of a file, at least 150 rows here). ``--components`` also sweeps
 each sub-detector's own (uncalibrated) score, to show where the combination gains.
 """
@@ -161,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print("published on these 51 files (standard): ARTime 77.0, CAD OSE 75.4, HTM 73.0")
     print(
         "ours: the onset score = per-series calibrated tail probability of log1p|z| "
-        "(baseline, time of day, level shift), max in decades, reported once per episode "
+        "(baseline, time of day, level shift), max in decades, plus HTM's new-extreme check "
+        "(beyond the observed range by 5 % of it = 20 decades), reported once per episode "
         "(excess over the decaying last report); one configuration, the live one"
     )
     t, c = ours["standard"]
