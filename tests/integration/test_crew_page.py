@@ -5,6 +5,7 @@ SSE; a new alert pushed through the store appears on both; other wards never sho
 screenshot of the phone viewport is kept in ``artifacts/``.
 """
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -171,7 +172,12 @@ async def test_crew_page_acknowledges_and_updates_live(
     await expect(_card(second, far).locator(".meta")).to_contain_text(
         "on it: crew-a", timeout=WAIT_MS
     )
+    # The page acknowledges, assigns, then comments: wait for the last of the three.
+    deadline = time.monotonic() + WAIT_MS / 1000
     detail = await store.get_alert(far)
+    while not detail.comments and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        detail = await store.get_alert(far)
     assert detail.alert.assignee == "crew-a"
     assert detail.alert.acknowledged
     assert [c.text for c in detail.comments] == ["On site"]
