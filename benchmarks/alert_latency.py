@@ -61,14 +61,18 @@ class SseRecorder(threading.Thread):
 
     def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.key}", "Last-Event-ID": "0"}
-        with httpx.stream("GET", self.url, headers=headers, timeout=None) as stream:
-            for line in stream.iter_lines():
-                if self.stop.is_set():
-                    return
-                if line.startswith("data:"):
-                    data = json.loads(line[5:])
-                    if "alert_id" in data:
-                        self.events.append((time.time_ns() // 1_000_000, data))
+        try:
+            with httpx.stream("GET", self.url, headers=headers, timeout=None) as stream:
+                for line in stream.iter_lines():
+                    if self.stop.is_set():
+                        return
+                    if line.startswith("data:"):
+                        data = json.loads(line[5:])
+                        if "alert_id" in data:
+                            self.events.append((time.time_ns() // 1_000_000, data))
+        except httpx.HTTPError:
+            if not self.stop.is_set():  # the API going away at the end is expected
+                raise
 
 
 def noc_key(store_url: str) -> str:
