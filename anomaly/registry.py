@@ -49,6 +49,9 @@ class SeriesRegistry:
         """Ward index of each device."""
         self.device_slots = np.full((16, MAX_METRIC_ID + 1), -1, dtype=np.int64)
         """Slot of (device index, metric id), -1 if the device has no such series."""
+        self.metric_slots = np.full((MAX_METRIC_ID + 1, 16), -1, dtype=np.int64)
+        """The transpose of :attr:`device_slots`, contiguous per metric: the rules read
+        one metric of many devices, which a strided column would make cache misses."""
 
     @property
     def size(self) -> int:
@@ -78,6 +81,9 @@ class SeriesRegistry:
                 self.device_slots = np.concatenate(
                     [self.device_slots, np.full_like(self.device_slots, -1)]
                 )
+                self.metric_slots = np.concatenate(
+                    [self.metric_slots, np.full_like(self.metric_slots, -1)], axis=1
+                )
             self.device_ward[index] = self._ward(ward or "")
         elif ward:
             self.device_ward[index] = self._ward(ward)
@@ -101,6 +107,7 @@ class SeriesRegistry:
         self.metric[slot] = key[1]
         self.device[slot] = dev
         self.device_slots[dev, key[1]] = slot
+        self.metric_slots[key[1], dev] = slot
         return slot
 
     def slots(

@@ -88,7 +88,7 @@ class DeviceRules:
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
     def _view(self, store: Store, devs: IntArray, name: str) -> _View:
-        slots = self.registry.device_slots[devs, M[name]]
+        slots = self.registry.metric_slots[M[name]].take(devs)
         have = slots >= 0
         safe = np.where(have, slots, 0)
 
@@ -223,7 +223,7 @@ class DeviceRules:
         n_dev = len(reg.devices)
         if n_dev == 0:
             return []
-        slots = reg.device_slots[:n_dev, M["on_battery"]]
+        slots = reg.metric_slots[M["on_battery"], :n_dev]
         have = slots >= 0
         if not have.any():
             return []
