@@ -38,6 +38,9 @@ class IngestSettings(BaseSettings):
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     write_timeout_s: float = Field(10.0, gt=0)
     retry_budget_s: float = Field(5.0, ge=0)
+    backoff_cap_s: float = Field(
+        10.0, gt=0, le=3600, description="longest wait between InfluxDB retries and replays"
+    )
     metrics_port: int = Field(9108, ge=0, le=65535, description="/metrics port; 0 = off")
     metrics_host: str = "127.0.0.1"
     self_metrics_interval_s: float = Field(5.0, gt=0)

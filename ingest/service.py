@@ -14,6 +14,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from ingest.backoff import Backoff
 from ingest.batch import PendingBatch
 from ingest.config import IngestSettings
 from ingest.device_status import device_status_line
@@ -68,6 +69,9 @@ class IngestService:
             stats=self.stats,
             sinks=sinks,
             retry_budget_s=settings.retry_budget_s,
+            backoff=lambda: Backoff(
+                base_s=min(0.2, settings.backoff_cap_s), cap_s=settings.backoff_cap_s
+            ),
             rejected_dir=settings.spool_dir / "rejected",
         )
         self.receiver = Receiver(

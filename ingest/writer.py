@@ -75,7 +75,8 @@ class DurableWriter:
         self._queue: queue.Queue[object] = queue.Queue()
         self._replay_backoff = backoff()
         self._next_replay_s = 0.0
-        self._stopping = False
+        self._stopping = threading.Event()
+        """Set by ``stop()``: give up waiting (retries, a full spool) and leave the rest unacked."""
         self._spool_full_logged = False
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
@@ -91,7 +92,12 @@ class DurableWriter:
         return self._queue.qsize()
 
     def stop(self, timeout_s: float | None = None) -> bool:
-        """Write (or spool) every submitted batch, then end the thread; True if it ended."""
+        """Write (or spool) every submitted batch, then end the thread; True if it ended.
+
+        Batches that find neither InfluxDB nor room in the spool stay unacknowledged (the
+        broker redelivers them to the next session) instead of holding the shutdown.
+        """
+        self._stopping.set()
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
@@ -106,7 +112,6 @@ class DurableWriter:
             except queue.Empty:
                 item = None
             if item is _STOP:
-                self._stopping = True
                 while not self._queue.empty():  # anything submitted after stop()
                     rest = self._queue.get()
                     if isinstance(rest, PendingBatch):
@@ -171,13 +176,13 @@ class DurableWriter:
             except InfluxUnavailableError as exc:
                 self.stats.write_failures += 1
                 delay = backoff.next_delay()
-                if self._stopping or time.monotonic() + delay > deadline:
+                if self._stopping.is_set() or time.monotonic() + delay > deadline:
                     log.warning("InfluxDB unavailable (%s): spooling", exc)
                     self.spool_mode = True
                     self._next_replay_s = time.monotonic() + self._replay_backoff.next_delay()
                     return False
                 log.info("InfluxDB write failed (%s); retrying in %.2f s", exc, delay)
-                time.sleep(delay)
+                self._stopping.wait(delay)
                 continue
             elapsed = time.monotonic() - started
             self.stats.write_latency_s.observe(elapsed)
@@ -197,9 +202,8 @@ class DurableWriter:
                     self.spool.max_bytes,
                 )
                 self._spool_full_logged = True
-            if self._stopping:
+            if self._stopping.wait(max(0.0, self._next_replay_s - time.monotonic())):
                 return False
-            time.sleep(max(0.0, self._next_replay_s - time.monotonic()))
             self._replay_some()
             if not self.spool_mode and self._write_with_retries(body, points):
                 return True
@@ -236,7 +240,7 @@ class DurableWriter:
                 log.info("InfluxDB is back: replaying %d spooled batches", self.spool.records)
             self.spool_mode = False
             self._replay_backoff.reset()
-            if not self._queue.empty() and not self._stopping:
+            if not self._queue.empty() and not self._stopping.is_set():
                 return
 
     def _refused(self, exc: InfluxRejectedError, body: bytes) -> int:
