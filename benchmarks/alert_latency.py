@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import csv
 import json
+import logging
 import statistics
 import subprocess
 import sys
@@ -93,6 +94,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--scenario", type=Path, default=SCENARIO)
     args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("httpx", "httpcore", "uvicorn.error"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if args.devices < 1 or args.period <= 0:
         parser.error("--devices must be >= 1 and --period > 0")
     load = args.devices / args.period

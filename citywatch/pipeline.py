@@ -347,33 +347,52 @@ class Pipeline:
         async def influx_follower() -> None:
             cursor = self._alert_cursor = await store.last_change_id()
             while True:
-                cursor = self._alert_cursor = await follow_into_influx(cursor)
+                try:
+                    cursor = self._alert_cursor = await follow_into_influx(cursor)
+                except Exception:  # the store is busy or down: resume from the cursor
+                    log.exception("following alert changes into InfluxDB failed; retrying")
                 await asyncio.sleep(0.5)
 
         async def alert_worker() -> None:
+            detections: list[Detection] = []
             while True:
-                detections = await self._queue.get()
+                if not detections:
+                    detections = await self._queue.get()
                 self._alerting = True
                 # Coalesce a burst into few transactions, but keep each short so the
                 # API's and timers' turns at the store come often.
                 while not self._queue.empty() and len(detections) < _MAX_DETECTIONS_PER_WRITE:
                     detections += self._queue.get_nowait()
-                await publish(await store.apply_detections(detections))
+                try:
+                    changes = await store.apply_detections(detections)
+                except Exception:  # the store is down or busy: keep them, try again
+                    log.exception(
+                        "alert store write failed; retrying %d detections", len(detections)
+                    )
+                    await asyncio.sleep(1.0)
+                    continue
+                detections = []
+                await publish(changes)
                 self._alerting = not self._queue.empty()
 
         async def ticker() -> None:
             last_metrics = last_checkpoint = time.monotonic()
             while True:
                 await asyncio.sleep(cfg.tick_s)
-                await asyncio.to_thread(sink.tick)
-                await publish(await store.tick())
-                now = time.monotonic()
-                if now - last_metrics >= cfg.self_metrics_s:
-                    sink.write(sink.self_metric_lines(ingest.settings.instance, now - last_metrics))
-                    last_metrics = now
-                if now - last_checkpoint >= cfg.checkpoint_s:
-                    await asyncio.to_thread(sink.save, self.checkpoint)
-                    last_checkpoint = now
+                try:
+                    await asyncio.to_thread(sink.tick)
+                    await publish(await store.tick())
+                    now = time.monotonic()
+                    if now - last_metrics >= cfg.self_metrics_s:
+                        sink.write(
+                            sink.self_metric_lines(ingest.settings.instance, now - last_metrics)
+                        )
+                        last_metrics = now
+                    if now - last_checkpoint >= cfg.checkpoint_s:
+                        await asyncio.to_thread(sink.save, self.checkpoint)
+                        last_checkpoint = now
+                except Exception:  # one failed round must not stop the timers for good
+                    log.exception("periodic work failed; trying again next tick")
 
         await asyncio.to_thread(ingest.start)
         tasks = [
@@ -399,6 +418,7 @@ class Pipeline:
             await asyncio.wait({stopped, serving, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for task in (serving, *tasks):
                 if task.done() and task.exception() is not None:
+                    log.error("%s stopped: %r", task.get_name(), task.exception())
                     raise task.exception()  # type: ignore[misc]
         finally:
             log.info("stopping: draining ingest, alerts and the detector")
