@@ -3,7 +3,8 @@
 ``IngestService`` builds the parts from ``IngestSettings``, runs a ticker thread (flush
 stale batches, liveness timeouts, self-metrics, registry saves), serves ``/metrics``, and
 ``stop()`` drains: stop taking messages, write or spool everything received, send the
-acks, disconnect (the broker keeps the session and queues what comes next).
+acks, disconnect (the broker keeps the session and queues what comes next), and write
+the final self-metrics straight to InfluxDB (best effort).
 """
 
 import logging
@@ -126,6 +127,7 @@ class IngestService:
         if not self.writer.stop(timeout_s):
             log.error("writer did not finish within %.0f s", timeout_s)
         self.source.stop()
+        self._write_final_self_metrics()
         self.registry.save()
         self.spool.close()
         self.influx.close()
@@ -176,6 +178,15 @@ class IngestService:
         now_ms = time.time_ns() // 1_000_000
         lines = self_metric_lines(self.stats, self.gauges(), self.settings.instance, now_ms)
         self.writer.submit(PendingBatch(lines=lines))
+
+    def _write_final_self_metrics(self) -> None:
+        """The figures at exit (acks included), so the board shows how the run ended."""
+        now_ms = time.time_ns() // 1_000_000
+        lines = self_metric_lines(self.stats, self.gauges(), self.settings.instance, now_ms)
+        try:
+            self.influx.write_gzipped(self.influx.compress("\n".join(lines).encode()))
+        except InfluxError as exc:  # best effort: InfluxDB may be the reason we stop
+            log.warning("final self-metrics not written: %s", exc)
 
     def _on_liveness(self, change: LivenessChange) -> None:
         self.stats.liveness_changes += 1
