@@ -139,24 +139,23 @@ class Calibrator:
     ) -> FloatArray:
         cfg = self.config
         raw = np.log1p(np.minimum(np.abs(np.nan_to_num(z)), 1e12))
-        mean, var = store["cal_mean"][s, col], store["cal_var"][s, col]
-        short, count = store["cal_short"][s, col], store["cal_n"][s, col]
-        short = np.where(count > 0, short + cfg.onset_short_alpha * (raw - short), raw)
+        # 1-D column views: indexing them is cheaper than a (slots, col) index, and the
+        # masked write-back reuses the values gathered here (slots are unique).
+        columns = [store[name][:, col] for name in ("cal_mean", "cal_var", "cal_short", "cal_n")]
+        mean, var, prev_short, count = (column[s] for column in columns)
+        short = np.where(count > 0, prev_short + cfg.onset_short_alpha * (raw - prev_short), raw)
         sd = np.maximum(np.sqrt(var), cfg.onset_min_sd)
         ready = judged & (count >= cfg.onset_min_history)
         decades = np.where(ready, tail_decades((short - mean) / sd), 0.0)
         a = np.maximum(cfg.onset_long_alpha, 1.0 / (count + 1.0))
         d = short - mean
         updates = (
-            ("cal_mean", mean + a * d),
-            ("cal_var", (1.0 - a) * (var + a * d * d)),
-            ("cal_short", short),
-            ("cal_n", count + 1.0),
+            (mean, mean + a * d),
+            (var, (1.0 - a) * (var + a * d * d)),
+            (prev_short, short),
+            (count, count + 1.0),
         )
-        for name, new in updates:
-            table = store[name]
-            if judged.all():
-                table[s, col] = new
-            else:
-                table[s, col] = np.where(judged, new, table[s, col])
+        every = bool(judged.all())
+        for column, (old, new) in zip(columns, updates, strict=True):
+            column[s] = new if every else np.where(judged, new, old)
         return decades
