@@ -17,9 +17,10 @@ Confirmation = Callable[[float], bool]
 class PendingBatch:
     """Lines to write plus everything that must wait until they are durable.
 
-    ``acks`` covers every message the batch closes, including ones that produced no line
-    (statuses, duplicates, dead letters), so acknowledgements never overtake the write of
-    a message received earlier.
+    ``acks`` covers every message the batch closes, in receive order, including ones that
+    produced no line (statuses, duplicates, dead letters), so acknowledgements never
+    overtake the write of a message received earlier. A dead letter's token is also in
+    ``deadletters`` with its confirmation: it is acked only once the broker has the letter.
     """
 
     lines: list[str] = field(default_factory=list)

@@ -146,6 +146,8 @@ class Receiver:
         with self._lock:
             # Acknowledged with the batch, once the dead letter itself is confirmed.
             self._batch.deadletters.append((ack, confirmation))
+            if ack is not None:
+                self._batch.acks.append(ack)
 
     def _close_locked(self) -> None:
         batch, self._batch = self._batch, PendingBatch()

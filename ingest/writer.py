@@ -131,13 +131,14 @@ class DurableWriter:
     def _handle(self, batch: PendingBatch) -> None:
         if batch.lines and not self._store(batch):
             return  # shutting down with nowhere to put it: leave it to the broker
-        acks = list(batch.acks)
+        unconfirmed: set[AckToken] = set()
         for token, confirmed in batch.deadletters:
-            if confirmed(self.deadletter_timeout_s):
-                if token is not None:
-                    acks.append(token)
-            else:
+            if not confirmed(self.deadletter_timeout_s):
                 log.warning("dead letter not confirmed by the broker; original stays unacked")
+                if token is not None:
+                    unconfirmed.add(token)
+        # In receive order (MQTT wants PUBACKs in the order the PUBLISHes came).
+        acks = [t for t in batch.acks if t not in unconfirmed] if unconfirmed else batch.acks
         if acks:
             self.ack(acks)
             self.stats.acked += len(acks)

@@ -1,0 +1,95 @@
+"""The receiver with fakes: what goes into which batch, and which acks wait for what."""
+
+from ingest.batch import AckToken, Confirmation, PendingBatch
+from ingest.liveness import LivenessChange, LivenessTracker
+from ingest.receiver import Receiver
+from ingest.registry import DeviceRegistry
+from ingest.stats import IngestStats
+from telemetry import Channel, DeviceKind, Report, Topic, encode
+
+NOW_MS = 1_800_000_000_000
+TOPIC = Topic("phuong_hoan_kiem", DeviceKind.CABINET, "cab-1", Channel.TELEMETRY).format()
+
+
+def _report(i: int) -> bytes:
+    report = Report(
+        v=1,
+        device="cab-1",
+        kind=DeviceKind.CABINET,
+        ts=NOW_MS - 60_000 + i * 1000,
+        seq=i,
+        metrics={"temp_inside": 20.0 + i, "humidity": 50.0},
+    )
+    return encode(report)
+
+
+class Harness:
+    def __init__(self, batch_lines: int) -> None:
+        self.batches: list[PendingBatch] = []
+        self.deadletters: list[tuple[str, bytes]] = []
+        self.changes: list[LivenessChange] = []
+        self.stats = IngestStats()
+        self.receiver = Receiver(
+            emit=self.batches.append,
+            publish_deadletter=self.publish,
+            registry=DeviceRegistry(None),
+            liveness=LivenessTracker(),
+            on_liveness=self.changes.append,
+            stats=self.stats,
+            batch_lines=batch_lines,
+            flush_interval_s=3600,
+            clock_ms=lambda: NOW_MS,
+        )
+
+    def publish(self, topic: str, payload: bytes) -> Confirmation:
+        self.deadletters.append((topic, payload))
+        return lambda _timeout: True
+
+    def receive(self, payload: bytes, mid: int) -> None:
+        token: AckToken = (0, mid)
+        self.receiver.receive(TOPIC, payload, token)
+
+
+def test_acks_ride_with_the_batch_that_closes_after_their_message() -> None:
+    h = Harness(batch_lines=2)
+    h.receive(_report(0), 1)
+    h.receive(b"not json", 2)  # dead letter: acked with the batch, after its PUBACK
+    h.receive(_report(1), 3)  # second line: the batch closes
+    h.receive(_report(1), 4)  # duplicate of mid 3: no line, acked only after mid 3's batch
+    h.receive(_report(2), 5)
+    h.receiver.flush()
+    first, second = h.batches
+    assert first.acks == [(0, 1), (0, 2), (0, 3)]  # receive order
+    assert [token for token, _ in first.deadletters] == [(0, 2)]
+    assert len(first.lines) == 2
+    assert second.acks == [(0, 4), (0, 5)]
+    assert len(second.lines) == 1
+    assert h.stats.duplicates == 1
+    assert h.stats.rejected == {"not_json": 1}
+    assert h.deadletters[0][0].startswith("cw/v1/_deadletter/not_json")
+
+
+def test_draining_receiver_leaves_messages_unacked_and_uncounted() -> None:
+    h = Harness(batch_lines=100)
+    h.receive(_report(0), 1)
+    h.receiver.accepting = False
+    h.receive(_report(1), 2)
+    h.receiver.flush()
+    [batch] = h.batches
+    assert batch.acks == [(0, 1)]
+    assert h.stats.received == 1
+
+
+def test_qos0_messages_are_written_without_an_ack() -> None:
+    h = Harness(batch_lines=100)
+    h.receiver.receive(TOPIC, _report(0), None)
+    h.receiver.flush()
+    [batch] = h.batches
+    assert (len(batch.lines), batch.acks) == (1, [])
+
+
+def test_empty_batches_are_not_emitted() -> None:
+    h = Harness(batch_lines=1)
+    h.receiver.flush()
+    h.receiver.flush_if_stale()
+    assert h.batches == []
