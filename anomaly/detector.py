@@ -35,7 +35,7 @@ from anomaly.rules import DeviceRules
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import METRICS_BY_ID
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: calibration min/max columns (new-extreme check)
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
