@@ -192,7 +192,7 @@ class DetectorSink:
             tmp.replace(path)
 
 
-_MAX_DETECTIONS_PER_WRITE = 500
+_MAX_DETECTIONS_PER_WRITE = 200
 
 _OFFLINE_REASONS = {
     "lwt": "its connection dropped: last will",
@@ -354,13 +354,29 @@ class Pipeline:
                 await asyncio.sleep(0.5)
 
         async def alert_worker() -> None:
+            """The pipeline's only writer of the store (detections and the lifecycle's
+            timers), so its own writes never wait for each other's locks."""
             detections: list[Detection] = []
+            next_tick = loop.time() + cfg.tick_s
             while True:
                 if not detections:
-                    detections = await self._queue.get()
+                    try:
+                        detections = await asyncio.wait_for(
+                            self._queue.get(), max(0.0, next_tick - loop.time())
+                        )
+                    except TimeoutError:
+                        detections = []
+                if loop.time() >= next_tick:
+                    try:
+                        await publish(await store.tick())
+                    except Exception:  # the store is down or busy: the next tick catches up
+                        log.exception("alert timers failed; trying again next tick")
+                    next_tick = loop.time() + cfg.tick_s
+                if not detections:
+                    continue
                 self._alerting = True
-                # Coalesce a burst into few transactions, but keep each short so the
-                # API's and timers' turns at the store come often.
+                # Coalesce a burst, but keep each transaction short so the API's writes
+                # (acknowledgements) get their turn at the store often.
                 while not self._queue.empty() and len(detections) < _MAX_DETECTIONS_PER_WRITE:
                     detections += self._queue.get_nowait()
                 try:
@@ -381,7 +397,6 @@ class Pipeline:
                 await asyncio.sleep(cfg.tick_s)
                 try:
                     await asyncio.to_thread(sink.tick)
-                    await publish(await store.tick())
                     now = time.monotonic()
                     if now - last_metrics >= cfg.self_metrics_s:
                         sink.write(
