@@ -159,16 +159,21 @@ def _status_table(api: str, noc_key: str, sim: subprocess.Popen[bytes], started:
     headers = {"Authorization": f"Bearer {noc_key}"}
     try:
         alerts = httpx.get(
-            f"{api}/alerts", params={"state": "active", "limit": 500}, headers=headers, timeout=2
+            f"{api}/alerts", params={"limit": 500}, headers=headers, timeout=2
+        ).json()
+        active = httpx.get(
+            f"{api}/alerts", params={"state": "active", "limit": 1}, headers=headers, timeout=2
         ).json()
         incidents = httpx.get(
-            f"{api}/incidents", params={"limit": 100}, headers=headers, timeout=2
+            f"{api}/incidents", params={"limit": 1}, headers=headers, timeout=2
         ).json()
         by_type: dict[str, int] = {}
         for alert in alerts["data"]:
-            by_type[alert["type"]] = by_type.get(alert["type"], 0) + 1
-        table.add_row("active alerts", str(alerts["count"]))
+            if alert["raised_at"] is not None:
+                by_type[alert["type"]] = by_type.get(alert["type"], 0) + 1
+        table.add_row("alerts raised", str(sum(by_type.values())))
         table.add_row("  by type", ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())) or "—")
+        table.add_row("active now", str(active["count"]))
         table.add_row("incidents", str(incidents["count"]))
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         table.add_row("API", f"not answering yet ({type(exc).__name__})")
