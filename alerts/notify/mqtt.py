@@ -53,6 +53,7 @@ class MqttNotifier:
             self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._closing = False
         self._client.reconnect_delay_set(1, 30)
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -63,7 +64,10 @@ class MqttNotifier:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._connected.clear()
-        log.warning("alert MQTT disconnected: %s", reason)
+        if self._closing:  # our own clean disconnect at shutdown
+            log.debug("alert MQTT disconnected: %s", reason)
+        else:
+            log.warning("alert MQTT disconnected: %s; reconnecting", reason)
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connect and start the network thread; raise ``ConnectionError`` on timeout."""
@@ -74,6 +78,7 @@ class MqttNotifier:
             raise ConnectionError(f"no MQTT broker answered at {self.host}:{self.port}")
 
     async def close(self) -> None:
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
 
