@@ -14,10 +14,19 @@ reconnect the broker resends unacknowledged messages (and may reuse their packet
 new ones), so a PUBACK of an earlier connection is dropped instead of risking to
 acknowledge a different message; the redelivered copy is recognised as a duplicate and
 acknowledged once the original is durable.
+
+The acks of a batch go out as one write: paho's ``Client.ack`` queues one 4-byte PUBACK
+per message, each with a wake-up byte to the network thread's socket pair and its own
+``send`` (two syscalls and a dict per message, ~10 % of the drain's CPU). ``ack`` packs
+all PUBACKs of a batch (in receive order) into one buffer and queues it as one packet
+through paho's internal ``_packet_queue`` (paho-mqtt 2.1, locked; checked at start, with
+``Client.ack`` as the fallback). A PUBACK with a success reason and no properties is the
+same 4 bytes in MQTT 3.1.1 and 5.
 """
 
 import logging
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +45,9 @@ from telemetry import SUBSCRIPTION
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, AckToken | None], None]
+
+_PUBACK_HEADER = (mqtt.PUBACK << 24) | (2 << 16)
+"""PUBACK fixed header (type, remaining length 2) above the 16-bit packet id, big-endian."""
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -93,6 +105,7 @@ class MqttSource:
         self._props.SessionExpiryInterval = session_expiry_s
         self._props.ReceiveMaximum = receive_maximum
         self.client = client
+        self._coalesce_acks = callable(getattr(client, "_packet_queue", None))
 
     def start(self) -> None:
         """Connect in the background (retrying until the broker answers)."""
@@ -162,8 +175,15 @@ class MqttSource:
         """Acknowledge messages of the current connection; older ones are redelivered."""
         with self._ack_lock:
             generation = self.generation
-            for token_generation, mid in tokens:
-                if token_generation == generation:
+            mids = [mid for token_generation, mid in tokens if token_generation == generation]
+            if not mids:
+                return
+            if self._coalesce_acks:
+                words = [_PUBACK_HEADER | mid for mid in mids]
+                packet = struct.pack(f"!{len(words)}I", *words)
+                self.client._packet_queue(mqtt.PUBACK, packet, 0, 0)
+            else:
+                for mid in mids:
                     self.client.ack(mid, 1)
 
     def publish(self, topic: str, payload: bytes) -> Confirmation:

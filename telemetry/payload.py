@@ -8,6 +8,7 @@ the field and the reason; nothing is silently dropped or coerced.
 """
 
 import math
+import operator
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,13 +103,65 @@ _decoders: dict[type[Message], msgspec.json.Decoder[Message]] = {
 _MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _M = TypeVar("_M", Report, Event, Status)
 
+_CACHE_LIMIT: Final = 100_000
+"""Entries per hot-path cache below; beyond it new keys are checked but not remembered."""
+_topics: dict[str, Topic] = {}
+"""Parsed device topics (a fleet reuses the same few thousand; ``Topic`` is immutable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _MetricsCheck:
+    """Everything a report with these metric names (in this order) must satisfy, as tuples.
+
+    ``types`` is ``float`` or ``bool`` per metric and ``low``/``high`` its valid range (0..1
+    for booleans, which always pass): a report passes when its value types equal ``types``
+    and every value is in range — two C-level comparisons instead of a Python loop per
+    metric. Anything else (NaN, infinities, wrong types) fails and takes the precise path.
+    """
+
+    types: tuple[type, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def passes(self, values: tuple[float | bool, ...]) -> bool:
+        return (
+            tuple(map(type, values)) == self.types
+            and all(map(operator.le, self.low, values))
+            and all(map(operator.le, values, self.high))
+        )
+
+
+_metric_checks: dict[tuple[DeviceKind, tuple[str, ...]], _MetricsCheck | None] = {}
+
+
+def _metrics_check(kind: DeviceKind, names: tuple[str, ...]) -> _MetricsCheck | None:
+    """The cached check of a metric-name tuple; None if a name is unknown (not cached)."""
+    key = (kind, names)
+    found = _metric_checks.get(key)
+    if found is not None:
+        return found
+    known = CATALOGUE[kind]
+    if not all(name in known for name in names):
+        return None
+    specs = [known[name] for name in names]
+    check = _MetricsCheck(
+        types=tuple(bool if m.dtype == "bool" else float for m in specs),
+        low=tuple(0.0 if m.dtype == "bool" else m.valid_min for m in specs),
+        high=tuple(1.0 if m.dtype == "bool" else m.valid_max for m in specs),
+    )
+    if len(_metric_checks) < _CACHE_LIMIT:
+        _metric_checks[key] = check
+    return check
+
 
 def encode(message: Message | DeviceInfo) -> bytes:
     """Serialise a message to its wire form (compact JSON)."""
     return _encoder.encode(message)
 
 
-def _decode_struct(payload: bytes, cls: type[_M], limits: DecodeLimits) -> _M:
+def _decode_struct(
+    payload: bytes, cls: type[_M], limits: DecodeLimits, topic: Topic | str = ""
+) -> _M:
     if len(payload) > limits.max_bytes:
         raise DecodeError(
             "$", "oversize", f"payload is {len(payload)} bytes, the limit is {limits.max_bytes}"
@@ -125,7 +178,9 @@ def _decode_struct(payload: bytes, cls: type[_M], limits: DecodeLimits) -> _M:
         raise DecodeError("$", "not_json", f"not valid JSON ({exc})") from None
     if message.v != VERSION:
         raise DecodeError("$.v", "version", f"unsupported payload version {message.v!r}")
-    if not is_valid_id(message.device):
+    # A parsed topic's device id is valid already: equal ids need no second regex match.
+    same = isinstance(topic, Topic) and topic.device_id == message.device
+    if not same and not is_valid_id(message.device):
         raise DecodeError(
             "$.device", "bad_id", f"device id {message.device!r} has characters outside a-z 0-9 _ -"
         )
@@ -179,12 +234,16 @@ def decode_report(
     >>> r.metrics["temp_inside"]
     31.5
     """
-    report = _decode_struct(payload, Report, limits)
+    report = _decode_struct(payload, Report, limits, topic)
     _check_topic(topic, report, Channel.TELEMETRY)
     _check_time(report.ts, now_ms, limits)
     _check_seq(report.seq)
     if not report.metrics:
         raise DecodeError("$.metrics", "empty", "a report must carry at least one metric")
+    check = _metrics_check(report.kind, tuple(report.metrics))
+    if check is not None and check.passes(tuple(report.metrics.values())):
+        return report
+    # The precise path: which metric is wrong, and why.
     known = CATALOGUE[report.kind]
     for name, value in report.metrics.items():
         field = f"$.metrics.{name}"
@@ -215,7 +274,7 @@ def decode_event(
     topic: Topic | str, payload: bytes, *, now_ms: int, limits: DecodeLimits = DEFAULT_LIMITS
 ) -> Event:
     """Decode and validate a device event, or raise ``DecodeError``."""
-    event = _decode_struct(payload, Event, limits)
+    event = _decode_struct(payload, Event, limits, topic)
     _check_topic(topic, event, Channel.EVENT)
     _check_time(event.ts, now_ms, limits)
     _check_seq(event.seq)
@@ -226,7 +285,7 @@ def decode_status(
     topic: Topic | str, payload: bytes, *, now_ms: int, limits: DecodeLimits = DEFAULT_LIMITS
 ) -> Status:
     """Decode and validate a status message, or raise ``DecodeError``."""
-    status = _decode_struct(payload, Status, limits)
+    status = _decode_struct(payload, Status, limits, topic)
     _check_topic(topic, status, Channel.STATUS)
     if status.ts is not None:
         _check_time(status.ts, now_ms, limits)
@@ -245,10 +304,14 @@ def decode_message(
     topic: str, payload: bytes, *, now_ms: int, limits: DecodeLimits = DEFAULT_LIMITS
 ) -> tuple[Topic, Message]:
     """Decode any device message, dispatching on the topic's channel."""
-    try:
-        parsed = Topic.parse(topic)
-    except TopicError as exc:
-        raise DecodeError("topic", "bad_topic", str(exc)) from None
+    parsed = _topics.get(topic)
+    if parsed is None:
+        try:
+            parsed = Topic.parse(topic)
+        except TopicError as exc:
+            raise DecodeError("topic", "bad_topic", str(exc)) from None
+        if len(_topics) < _CACHE_LIMIT:
+            _topics[topic] = parsed
     message: Message
     if parsed.channel is Channel.TELEMETRY:
         message = decode_report(parsed, payload, now_ms=now_ms, limits=limits)
