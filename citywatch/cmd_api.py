@@ -4,11 +4,7 @@ import logging
 from typing import Annotated
 
 import typer
-import uvicorn
-from pydantic import ValidationError
 
-from alerts.engine import StoreUrlError, make_engine
-from api import ApiSettings, create_app
 from citywatch.options import DatabaseOpt, InfluxOpt, StoreOpt
 
 log = logging.getLogger(__name__)
@@ -22,6 +18,12 @@ def api(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port")] = 8000,
 ) -> None:
     """Serve the API. Other settings come from CITYWATCH_* (see api.settings.ApiSettings)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from alerts.engine import StoreUrlError, make_engine
+    from api import ApiSettings, create_app
+
     given = {"store_url": store, "influx_url": influx, "influx_database": database}
     overrides = {name: value for name, value in given.items() if value is not None}
     try:

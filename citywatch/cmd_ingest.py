@@ -8,10 +8,8 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from citywatch.options import BrokerOpt, DatabaseOpt, InfluxOpt
-from ingest import IngestService, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,10 @@ def ingest(
     ] = None,
 ) -> None:
     """Take every device report from the broker and store it in InfluxDB, losing nothing."""
+    from pydantic import ValidationError
+
+    from ingest import IngestService, load_settings
+
     try:
         settings = load_settings(
             config,

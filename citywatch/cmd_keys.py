@@ -1,14 +1,17 @@
 """``citywatch keys``: create, list and revoke API keys in the alert store."""
 
+from __future__ import annotations
+
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alerts.engine import StoreUrlError
 from alerts.model import Role
-from alerts.store import AlertStore, NotFoundError
 from telemetry import is_valid_id
+
+if TYPE_CHECKING:
+    from alerts.store import AlertStore
 
 keys_app = typer.Typer(
     help="API keys (stored hashed; a new key is shown once).", no_args_is_help=True
@@ -25,6 +28,9 @@ StoreOption = Annotated[
 
 
 async def _open(url: str) -> AlertStore:
+    from alerts.engine import StoreUrlError  # the store stack loads only when a key is used
+    from alerts.store import AlertStore
+
     try:
         return await AlertStore.open(url)
     except StoreUrlError as exc:
@@ -92,6 +98,7 @@ def revoke(
     store: StoreOption,
 ) -> None:
     """Revoke a key at once (its SSE tickets stop working too)."""
+    from alerts.store import NotFoundError
 
     async def run() -> None:
         alert_store = await _open(store)

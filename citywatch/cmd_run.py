@@ -1,6 +1,8 @@
 """``citywatch run`` (the platform in one process) and ``citywatch demo`` (the platform
 with a simulated Hanoi city playing a scenario)."""
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import logging
@@ -10,20 +12,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-import httpx
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from alerts.store import AlertStore
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, ServiceError, free_port
 from citywatch.options import BrokerOpt, DatabaseOpt, InfluxOpt, StoreOpt
-from citywatch.pipeline import Pipeline, PipelineConfig, install_stop_signals
-from ingest.source import parse_broker_url
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from citywatch.pipeline import PipelineConfig
+
+# The platform's modules (pipeline, store, API) load inside the commands, not here, so
+# that `citywatch --help` and the other commands start at once.
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -55,6 +59,8 @@ def local_services(broker: str | None, influx: str | None, data_dir: Path) -> It
 
 
 def _check_urls(broker: str | None, influx: str | None, api_port: int) -> None:
+    from ingest.source import parse_broker_url
+
     if broker is not None:
         try:
             parse_broker_url(broker)
@@ -75,6 +81,8 @@ def _default_store(data_dir: Path) -> str:
 
 
 async def _serve(config: PipelineConfig) -> None:
+    from citywatch.pipeline import Pipeline, install_stop_signals
+
     stop = asyncio.Event()
     install_stop_signals(stop)
     await Pipeline(config).run(stop)
@@ -115,6 +123,8 @@ def run(
 
     Without --broker or --influx, a private Mosquitto or influxd is started for the run.
     """
+    from citywatch.pipeline import PipelineConfig
+
     _check_urls(broker, influx, api_port)
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
@@ -143,6 +153,8 @@ def run(
 
 
 async def _demo_keys(store_url: str, wards: list[str]) -> tuple[str, str]:
+    from alerts.store import AlertStore
+
     store = await AlertStore.open(store_url)
     try:
         _, noc = await store.create_api_key("noc", [], name="demo NOC")
@@ -153,6 +165,9 @@ async def _demo_keys(store_url: str, wards: list[str]) -> tuple[str, str]:
 
 
 def _status_table(api: str, noc_key: str, sim: subprocess.Popen[bytes], started: float) -> Table:
+    import httpx
+    from rich.table import Table
+
     table = Table(title="citywatch demo", show_header=False, expand=False)
     table.add_column(style="bold")
     table.add_column()
@@ -189,6 +204,10 @@ async def _demo(
     wards: list[str],
     linger: bool,
 ) -> None:
+    from rich.live import Live
+
+    from citywatch.pipeline import Pipeline, install_stop_signals
+
     stop = asyncio.Event()
     install_stop_signals(stop)
     noc_key, crew_key = await _demo_keys(config.store_url, wards)
@@ -252,6 +271,8 @@ def demo(
     Starts a private Mosquitto and InfluxDB, the pipeline and API, and the simulators
     (time-compressed), with a live summary of alerts and incidents.
     """
+    from citywatch.pipeline import PipelineConfig
+
     if devices < 1:
         raise typer.BadParameter(f"must be at least 1, got {devices}", param_hint="--devices")
     if speed <= 0:

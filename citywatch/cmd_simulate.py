@@ -8,16 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from simulators.fleet import build_fleet
-from simulators.injection import ResolveError
-from simulators.labels import parse_iso_utc, write_labels
-from simulators.publisher import MqttSink, PublishError, parse_broker_url
-from simulators.runner import run
-from simulators.scenario import QUIET, ScenarioError, load_scenario
-from simulators.simulation import Simulation
-from simulators.sinks import FileSink, Sink
-from simulators.wards import load_wards
-
 log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 3600.0
@@ -83,6 +73,16 @@ def simulate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run the simulated city: a seeded fleet of cabinets and cable segments, with faults."""
+    from simulators.fleet import build_fleet
+    from simulators.injection import ResolveError
+    from simulators.labels import parse_iso_utc, write_labels
+    from simulators.publisher import MqttSink, PublishError, parse_broker_url
+    from simulators.runner import run
+    from simulators.scenario import QUIET, ScenarioError, load_scenario
+    from simulators.simulation import Simulation
+    from simulators.sinks import FileSink, Sink
+    from simulators.wards import load_wards
+
     if (broker is None) == (output is None):
         raise typer.BadParameter(
             "give exactly one of --broker or --output", param_hint="--broker/--output"
