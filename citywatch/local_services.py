@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -53,7 +54,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-class _LocalServer:
+class _LocalServer(ABC):
     """A child process with a temporary home; subclasses say how to configure and probe it."""
 
     name = "server"
@@ -65,11 +66,13 @@ class _LocalServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path = self.root / f"{self.name}.log"
 
+    @abstractmethod
     def _command(self) -> list[str]:
-        raise NotImplementedError
+        """The command line that starts the server (writing its config first)."""
 
+    @abstractmethod
     def _ready(self) -> bool:
-        raise NotImplementedError
+        """Whether the server answers."""
 
     @property
     def running(self) -> bool:
