@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+
 from ingest.backoff import Backoff
 from ingest.batch import AckToken, PendingBatch
 from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
@@ -143,7 +145,7 @@ class DurableWriter:
             self.ack(acks)
             self.stats.acked += len(acks)
         if batch.lags_ms:
-            self.stats.broker_lag_s.observe_many([lag / 1000.0 for lag in batch.lags_ms])
+            self.stats.broker_lag_s.observe_many(np.asarray(batch.lags_ms, np.float64) / 1000.0)
         if self.sinks and batch.reports:
             readings = ReadingBatch.from_reports(batch.reports, batch.wards)
             for sink in self.sinks:
