@@ -81,7 +81,7 @@ class DetectorSink:
     charting to InfluxDB (``citywatch_score``), and hands detections to the alert layer.
 
     Also the liveness sink: a device going offline is a detection like any other.
-    Thread-safe: ingest calls it from its writer thread, the pipeline's ticker from the
+    Thread-safe: ingest calls it from its sink thread, the pipeline's ticker from the
     event loop's executor.
     """
 

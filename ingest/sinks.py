@@ -3,8 +3,9 @@
 Telegraf-like: the pipeline owns batching, durability and acks; a sink only handles
 batches. ``BatchSink``s (the detector, plugged in by ``citywatch``) receive each batch of
 accepted readings after it is durable (written to InfluxDB or the spool) and acknowledged,
-in arrival order, on the writer thread. A sink that raises is logged and counted and does
-not stop ingest; it must not block for long (it delays the next write).
+in arrival order, on ingest's sink thread (next to the writer thread, so scoring overlaps
+the next write). A sink that raises is logged and counted and does not stop ingest; it must
+not block for long (two batches wait for it, then the writer waits too).
 """
 
 from collections.abc import Sequence

@@ -12,7 +12,12 @@ HTTP. For each batch, in order:
    finds which points it refused and why; those are logged, counted (``points_refused``)
    and kept in ``rejected/*.lp`` next to the spool, and the batch counts as done.
 3. Wait for the PUBACKs of the batch's dead letters, then acknowledge its MQTT messages.
-4. Hand the batch's readings to the reading sinks (the detector).
+4. Hand the batch to the sink thread, which gives its readings to the reading sinks (the
+   detector) in the order the batches became durable. The sinks run on their own thread
+   so the detector's work overlaps the next batch's HTTP write instead of following it
+   (the writer was the drain's bottleneck: write, then score, then write); at most
+   ``sink_queue_batches`` wait for it, beyond that the writer waits (bounded memory,
+   backpressure through the unacknowledged window as before).
 
 Between batches the spool is replayed oldest first. When the spool is full, the writer
 keeps retrying InfluxDB and acknowledges nothing: the broker stops sending once Receive
@@ -62,6 +67,7 @@ class DurableWriter:
         backoff: Callable[[], Backoff] = lambda: Backoff(base_s=0.2, cap_s=10.0),
         rejected_dir: Path | None = None,
         deadletter_timeout_s: float = 10.0,
+        sink_queue_batches: int = 2,
     ) -> None:
         self.influx = influx
         self.spool = spool
@@ -81,17 +87,26 @@ class DurableWriter:
         """Set by ``stop()``: give up waiting (retries, a full spool) and leave the rest unacked."""
         self._spool_full_logged = False
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._sink_queue: queue.Queue[object] = queue.Queue(maxsize=sink_queue_batches)
+        self._sink_thread = (
+            threading.Thread(target=self._run_sinks, name="ingest-sinks", daemon=True)
+            if self.sinks
+            else None
+        )
 
     # -- control -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self._sink_thread is not None:
+            self._sink_thread.start()
         self._thread.start()
 
     def submit(self, batch: PendingBatch) -> None:
         self._queue.put(batch)
 
     def pending_batches(self) -> int:
-        return self._queue.qsize()
+        """Batches not yet through: waiting to be written, or for (or in) the sinks."""
+        return self._queue.qsize() + self._sink_queue.unfinished_tasks
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Write (or spool) every submitted batch, then end the thread; True if it ended.
@@ -114,10 +129,11 @@ class DurableWriter:
             except queue.Empty:
                 item = None
             if item is _STOP:
-                while not self._queue.empty():  # anything submitted after stop()
-                    rest = self._queue.get()
-                    if isinstance(rest, PendingBatch):
-                        self._handle(rest)
+                self._drain_queue()  # anything submitted after stop()
+                if self._sink_thread is not None and self._sink_thread.is_alive():
+                    self._sink_queue.put(_STOP)
+                    self._sink_thread.join()
+                    self._drain_queue()  # what the sinks wrote meanwhile (score lines)
                 return
             if isinstance(item, PendingBatch):
                 try:
@@ -129,6 +145,12 @@ class DurableWriter:
             except Exception:
                 log.exception("spool replay failed")
                 self._next_replay_s = time.monotonic() + self._replay_backoff.next_delay()
+
+    def _drain_queue(self) -> None:
+        while not self._queue.empty():
+            rest = self._queue.get()
+            if isinstance(rest, PendingBatch):
+                self._handle(rest)
 
     def _handle(self, batch: PendingBatch) -> None:
         if batch.lines and not self._store(batch):
@@ -146,14 +168,34 @@ class DurableWriter:
             self.stats.acked += len(acks)
         if batch.lags_ms:
             self.stats.broker_lag_s.observe_many(np.asarray(batch.lags_ms, np.float64) / 1000.0)
-        if self.sinks and batch.reports:
+        if self._sink_thread is not None and batch.reports:
+            self._sink_queue.put(batch)  # durable and acknowledged: the sinks may see it
+
+    def _run_sinks(self) -> None:
+        """The sink thread: each batch's readings to every sink, in the order of the queue."""
+        while True:
+            item = self._sink_queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if isinstance(item, PendingBatch):
+                    self._call_sinks(item)
+            finally:
+                self._sink_queue.task_done()
+
+    def _call_sinks(self, batch: PendingBatch) -> None:
+        try:
             readings = ReadingBatch.from_reports(batch.reports, batch.wards)
-            for sink in self.sinks:
-                try:
-                    sink.handle(readings)
-                except Exception:
-                    self.stats.sink_errors += 1
-                    log.exception("sink %r failed on a batch of %d readings", sink, len(readings))
+        except Exception:
+            self.stats.sink_errors += 1
+            log.exception("flattening a batch of %d reports for the sinks failed", len(batch))
+            return
+        for sink in self.sinks:
+            try:
+                sink.handle(readings)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.exception("sink %r failed on a batch of %d readings", sink, len(readings))
 
     # -- storing -------------------------------------------------------------------
 
