@@ -28,6 +28,14 @@ header byte plus one for the body, and runs ``select`` before every packet; a ba
 drain paid ~5 syscalls per message for that. The subclass reads the socket in 64 KiB
 chunks and serves paho's small reads from the chunk, and ``loop_read`` keeps handling
 packets while the chunk holds data (``select`` cannot see bytes already read).
+
+QoS 0/1 PUBLISH packets skip paho's generic path (an ``MQTTMessage`` with its
+``MQTTMessageInfo`` and ``threading.Condition``, parsed v5 ``Properties`` we never read,
+the topic-filter matcher, two mutexes): ``_BufferedClient._handle_publish`` takes topic,
+packet id and payload from the packet and calls ``publish_handler`` directly. Anything
+unusual (QoS 2, MQTT 3.x, a packet that does not parse) takes paho's own path. The skipped
+properties are not validated (paho would drop the connection over, e.g., a NUL in a user
+property, which the broker already refuses from publishers).
 """
 
 import logging
@@ -51,6 +59,8 @@ from telemetry import SUBSCRIPTION
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, AckToken | None], None]
+PublishHandler = Callable[[bytes, bytes, int, int], None]
+"""(topic bytes, payload, QoS, packet id) of a received PUBLISH."""
 
 _PUBACK_HEADER = (mqtt.PUBACK << 24) | (2 << 16)
 """PUBACK fixed header (type, remaining length 2) above the 16-bit packet id, big-endian."""
@@ -73,10 +83,10 @@ def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
 class _BufferedClient(mqtt.Client):
     """paho's client with chunked socket reads (see the module docstring).
 
-    Overrides two internals of paho-mqtt 2.1 (locked in uv.lock): ``_sock_recv`` (a real
+    Overrides three internals of paho-mqtt 2.1 (locked in uv.lock): ``_sock_recv`` (a real
     socket's semantics: up to ``bufsize`` bytes, ``b""`` when closed, ``BlockingIOError``
-    when nothing is there) and ``loop_read``. A buffer belongs to one socket: after a
-    reconnect nothing of the old connection is served.
+    when nothing is there), ``loop_read`` and ``_handle_publish``. A buffer belongs to one
+    socket: after a reconnect nothing of the old connection is served.
     """
 
     CHUNK = 65536
@@ -86,6 +96,36 @@ class _BufferedClient(mqtt.Client):
         self._chunk = b""
         self._chunk_pos = 0
         self._chunk_sock: object = None
+        self.publish_handler: PublishHandler | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        handler = self.publish_handler
+        header = self._in_packet["command"]
+        qos = (header & 0x06) >> 1
+        if handler is None or qos > 1 or self._protocol != mqtt.MQTTv5:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        end = len(packet)
+        topic_end = pos = 2 + int.from_bytes(packet[0:2], "big")
+        mid = 0
+        if qos:
+            mid = int.from_bytes(packet[pos : pos + 2], "big")
+            pos += 2
+        props_len, shift = 0, 0  # v5 properties: a variable byte integer, then skipped
+        while pos < end and shift <= 21:
+            byte = packet[pos]
+            pos += 1
+            props_len |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        else:
+            return super()._handle_publish()  # malformed: paho raises and disconnects
+        pos += props_len
+        if pos > end or (qos and mid == 0):
+            return super()._handle_publish()
+        handler(bytes(packet[2:topic_end]), bytes(packet[pos:]), qos, mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _buffered(self) -> bool:
         return self._chunk_sock is self._sock and self._chunk_pos < len(self._chunk)
@@ -146,6 +186,7 @@ class MqttSource:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.publish_handler = self._on_publish
         self._props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         self._props.SessionExpiryInterval = session_expiry_s
         self._props.ReceiveMaximum = receive_maximum
@@ -213,6 +254,18 @@ class MqttSource:
             topic = repr(message._topic)  # not UTF-8: dead-lettered as a bad topic
         try:
             self.handler(topic, bytes(message.payload), token)
+        except Exception:  # never kill the network thread; the message stays unacked
+            log.exception("handling a message on %r failed", topic)
+
+    def _on_publish(self, topic_bytes: bytes, payload: bytes, qos: int, mid: int) -> None:
+        """``_on_message`` without paho's ``MQTTMessage`` (the lean path)."""
+        token = (self.generation, mid) if qos else None
+        try:
+            topic = topic_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            topic = repr(topic_bytes)  # not UTF-8: dead-lettered as a bad topic
+        try:
+            self.handler(topic, payload, token)
         except Exception:  # never kill the network thread; the message stays unacked
             log.exception("handling a message on %r failed", topic)
 

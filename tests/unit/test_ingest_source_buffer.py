@@ -1,12 +1,16 @@
-"""The MQTT client's chunked reads behave like the socket's own: the same bytes in order,
-``BlockingIOError`` when nothing is there, and nothing of an old connection after a new one."""
+"""The MQTT client's shortcuts: chunked reads behave like the socket's own (the same bytes
+in order, ``BlockingIOError`` when nothing is there, nothing of an old connection after a
+new one); the lean PUBLISH path delivers exactly what paho's own parser does."""
 
 import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.client import MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.source import _BufferedClient
 
@@ -54,3 +58,41 @@ def test_a_new_connection_drops_what_the_old_one_buffered() -> None:
         assert client._sock_recv(100) == b"new"
         new_peer.close()
         assert client._sock_recv(100) == b""  # closed by the peer
+
+
+@st.composite
+def publish_packets(draw: st.DrawFn) -> tuple[int, bytearray]:
+    qos = draw(st.integers(0, 1))
+    topic = draw(st.binary(max_size=80))
+    mid = draw(st.integers(1, 65535))
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if draw(st.booleans()):
+        props.MessageExpiryInterval = draw(st.integers(0, 2**32 - 1))
+    # Strings MQTT allows (paho's parser refuses NUL, surrogates and U+FEFF; the broker too).
+    mqtt_text = st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"),
+        max_size=100,
+    )
+    for key, value in draw(st.lists(st.tuples(mqtt_text, mqtt_text), max_size=4)):
+        props.UserProperty = (key, value)  # appends
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    body += props.pack() + draw(st.binary(max_size=3000))
+    return 0x30 | (qos << 1), bytearray(body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(publish_packets())
+def test_lean_publish_path_delivers_what_paho_parses(packet: tuple[int, bytearray]) -> None:
+    command, body = packet
+    client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t", protocol=MQTTv5)
+    paho_got: list[tuple[bytes, bytes, int, int]] = []
+    lean_got: list[tuple[bytes, bytes, int, int]] = []
+    client.on_message = lambda _c, _u, m: paho_got.append((m._topic, m.payload, m.qos, m.mid))
+    client._in_packet = {**client._in_packet, "command": command, "packet": bytearray(body)}
+    client._handle_publish()
+    client.publish_handler = lambda *args: lean_got.append(args)
+    client._in_packet = {**client._in_packet, "command": command, "packet": bytearray(body)}
+    client._handle_publish()
+    assert lean_got == [(bytes(t), bytes(p), q, m if q else 0) for t, p, q, m in paho_got]
