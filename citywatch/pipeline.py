@@ -1,7 +1,8 @@
 """The whole platform in one process: ingest → detector → alerts → API.
 
-Ingest runs on its own threads (paho's network loop, the durable writer); the detector is
-plugged in as an ingest sink and runs on the writer thread, after each batch is durable.
+Ingest runs on its own threads (paho's network loop, the durable writer, the sink thread);
+the detector is plugged in as an ingest sink and runs on ingest's sink thread, on each
+batch in order once it is durable and acknowledged.
 Its detections cross into the asyncio loop, where the alert store, the notifiers and the
 API (uvicorn, in-process) live. Shutdown drains in order: the API stops taking requests,
 ingest drains and acknowledges, the last detections reach the store, the detector's state
