@@ -8,6 +8,7 @@ share scale with the fleet size.
 """
 
 import re
+from abc import abstractmethod
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -145,9 +146,9 @@ class FaultSpec(BaseModel):
         """Device kinds this fault hits."""
         return (DeviceKind.CABINET,)
 
+    @abstractmethod
     def metrics(self, kind: DeviceKind) -> tuple[str, ...]:
         """Metrics the fault changes on a device of ``kind`` (``*``: the whole device)."""
-        raise NotImplementedError
 
 
 def _check_ward(ward: str, info: ValidationInfo) -> None:

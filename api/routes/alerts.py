@@ -1,5 +1,6 @@
 """Alerts: list with filters and paging, one alert with its timeline, and the actions."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -95,7 +96,19 @@ async def _visible(store: AlertStore, principal: Principal, alert_id: int) -> No
     await _detail(store, principal, alert_id)
 
 
-async def _after(store: AlertStore, alert_id: int) -> AlertPublic:
+async def _act(
+    store: AlertStore,
+    principal: Principal,
+    alert_id: int,
+    change: Callable[[], Awaitable[object]],
+) -> AlertPublic:
+    """Every action's shape: 404 unless visible, the change (409 if the lifecycle refuses
+    it), then the alert as it is after."""
+    await _visible(store, principal, alert_id)
+    try:
+        await change()
+    except TransitionError as exc:
+        raise conflict(str(exc)) from None
     return AlertPublic.model_validate((await store.get_alert(alert_id)).alert)
 
 
@@ -111,14 +124,13 @@ _ACTION_ERRORS = {**NOT_FOUND, **CONFLICT}
 async def acknowledge(
     alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
 ) -> AlertPublic:
-    await _visible(store, principal, alert_id)
-    try:
+
+    async def change() -> None:
         await store.acknowledge(alert_id, principal.actor)
         if body is not None and body.note:
             await store.comment(alert_id, body.note, principal.actor)
-    except TransitionError as exc:
-        raise conflict(str(exc)) from None
-    return await _after(store, alert_id)
+
+    return await _act(store, principal, alert_id, change)
 
 
 @router.post(
@@ -128,12 +140,9 @@ async def acknowledge(
     summary="Take back an acknowledgement",
 )
 async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep) -> AlertPublic:
-    await _visible(store, principal, alert_id)
-    try:
-        await store.unacknowledge(alert_id, principal.actor)
-    except TransitionError as exc:
-        raise conflict(str(exc)) from None
-    return await _after(store, alert_id)
+    return await _act(
+        store, principal, alert_id, lambda: store.unacknowledge(alert_id, principal.actor)
+    )
 
 
 @router.post(
@@ -145,15 +154,13 @@ async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep)
 async def assign(
     alert_id: AlertId, body: AssignCreate, principal: Operator, store: StoreDep
 ) -> AlertPublic:
-    await _visible(store, principal, alert_id)
+    await _visible(store, principal, alert_id)  # 404 before 403: other wards stay unseen
     assignee = body.assignee or None
     if principal.role is Role.CREW and assignee not in (None, principal.actor):
         raise forbidden(f"a crew key may assign only itself ({principal.actor!r})")
-    try:
-        await store.assign(alert_id, assignee, principal.actor)
-    except TransitionError as exc:
-        raise conflict(str(exc)) from None
-    return await _after(store, alert_id)
+    return await _act(
+        store, principal, alert_id, lambda: store.assign(alert_id, assignee, principal.actor)
+    )
 
 
 @router.post(
@@ -165,12 +172,9 @@ async def assign(
 async def comment(
     alert_id: AlertId, body: CommentCreate, principal: Operator, store: StoreDep
 ) -> AlertPublic:
-    await _visible(store, principal, alert_id)
-    try:
-        await store.comment(alert_id, body.text, principal.actor)
-    except TransitionError as exc:
-        raise conflict(str(exc)) from None
-    return await _after(store, alert_id)
+    return await _act(
+        store, principal, alert_id, lambda: store.comment(alert_id, body.text, principal.actor)
+    )
 
 
 @router.post(
@@ -182,9 +186,7 @@ async def comment(
 async def resolve(
     alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
 ) -> AlertPublic:
-    await _visible(store, principal, alert_id)
-    try:
-        await store.resolve(alert_id, principal.actor, body.note if body else "")
-    except TransitionError as exc:
-        raise conflict(str(exc)) from None
-    return await _after(store, alert_id)
+    note = body.note if body else ""
+    return await _act(
+        store, principal, alert_id, lambda: store.resolve(alert_id, principal.actor, note)
+    )
