@@ -60,13 +60,27 @@ def tail_decades(z: FloatArray) -> FloatArray:
     [0.3, 1.3, 6.54, 0.0]
     """
     a, b = 0.339, 5.510
-    x = np.minimum(np.abs(z), 1e4)
-    # log Q(|z|) = -x^2/2 - log(((1-a) x + a sqrt(x^2 + b)) sqrt(2 pi))
-    log_q = -0.5 * x * x - np.log(((1.0 - a) * x + a * np.sqrt(x * x + b)) * _SQRT_2PI)
-    upper = -log_q / _LN10
-    # For z < 0 the tail is 1 - Q(|z|): -log10(1 - q), tiny.
-    lower = -np.log1p(-np.exp(log_q)) / _LN10
-    return np.where(z >= 0.0, upper, lower)
+    x = np.abs(z)
+    np.minimum(x, 1e4, out=x)
+    # log Q(|z|) = -x^2/2 - log(((1-a) x + a sqrt(x^2 + b)) sqrt(2 pi)), in place.
+    root = x * x
+    root += b
+    np.sqrt(root, out=root)
+    root *= a
+    inner = (1.0 - a) * x
+    inner += root
+    inner *= _SQRT_2PI
+    np.log(inner, out=inner)
+    log_q = -0.5 * x
+    log_q *= x
+    log_q -= inner
+    # For z < 0 the tail is 1 - Q(|z|): -log10(1 - q), tiny; computed only there.
+    lower = ~(z >= 0.0)
+    tiny = -np.log1p(-np.exp(log_q[lower])) / _LN10 if lower.any() else None
+    out = np.divide(log_q, -_LN10, out=log_q)  # the upper tail, -log10 Q
+    if tiny is not None:
+        out[lower] = tiny
+    return out
 
 
 class Calibrator:
@@ -97,65 +111,105 @@ class Calibrator:
     def step(self, r: Round, results: Sequence[Scores], store: Store) -> FloatArray:
         """The onset score of each reading of the round; folds the round into the state."""
         cfg, s = self.config, r.slots
-        evidence = np.zeros(len(r))
+        evidence = self._extreme(r, store)
         for col, (k, _) in enumerate(self.calibrated):
             res = results[k]
             judged = res.judged if res.judged is not None else res.score > 0.0
-            evidence = np.fmax(evidence, self._calibrate(col, res.z, judged, s, store))
-        evidence = np.fmax(evidence, self._extreme(r, store))
+            decades = self._calibrate(col, res.z, judged, s, store)
+            if decades is not None:
+                np.fmax(evidence, decades, out=evidence)
         half = cfg.onset_half
         for k in self.hard:
             score = np.minimum(results[k].score, 1.0 - 1e-12)
-            evidence = np.fmax(evidence, half * score / (1.0 - score))
-        peak_prev = store["cal_peak"][s] * self.decay
-        excess = np.maximum(evidence - peak_prev, 0.0)
-        store["cal_peak"][s] = np.where(r.learnable, np.fmax(peak_prev, evidence), peak_prev)
-        return np.where(r.learnable, excess / (excess + half), 0.0)
+            np.fmax(evidence, half * score / (1.0 - score), out=evidence)
+        peak_col = store["cal_peak"]
+        peak_prev = peak_col.take(s)
+        peak_prev *= self.decay
+        excess = np.subtract(evidence, peak_prev)
+        np.maximum(excess, 0.0, out=excess)
+        np.fmax(evidence, peak_prev, out=evidence)  # the new peak
+        onset = excess / (excess + half)
+        if r.all_learnable:
+            peak_col[s] = evidence
+            return onset
+        peak_col[s] = np.where(r.learnable, evidence, peak_prev)
+        return np.where(r.learnable, onset, 0.0)
 
     def _extreme(self, r: Round, store: Store) -> FloatArray:
         """Evidence of a new extreme per reading, in decades (0 inside the range); folds
         the round's values into the running range."""
         cfg, s = self.config, r.slots
-        lo, hi = store["cal_min"][s], store["cal_max"][s]
-        ok = r.learnable & r.statistical
+        lo, hi = store["cal_min"].take(s), store["cal_max"].take(s)
+        ok = r.learn_ok
         # fmin/fmax skip NaN: the first reading starts the range.
-        put(store["cal_min"], s, ok, np.fmin(lo, r.x))
-        put(store["cal_max"], s, ok, np.fmax(hi, r.x))
+        put(store["cal_min"], s, ok, np.fmin(lo, r.x), r.all_learn_ok)
+        put(store["cal_max"], s, ok, np.fmax(hi, r.x), r.all_learn_ok)
+        evidence = np.zeros(len(r))
         if cfg.onset_extreme_decades == 0.0:
-            return np.zeros(len(r))
-        margin = cfg.onset_extreme_tolerance * (hi - lo)
-        with np.errstate(invalid="ignore", divide="ignore"):  # NaN range: first reading
+            return evidence
+        width = hi - lo
+        margin = cfg.onset_extreme_tolerance * width
+        with np.errstate(invalid="ignore"):  # NaN range: first reading
             beyond = np.fmax(r.x - hi, lo - r.x)
-            breach = ok & r.warm & (hi > lo) & (beyond > margin)
-            # Margins beyond the old extreme (>= 1 where it counts; 0-margin: just 1).
-            margins = np.where(margin > 0.0, beyond / margin, 1.0)
-        # Each doubling of the distance beyond the record adds the breach's evidence
-        # again: a wild value outranks a marginal record that came shortly before it.
-        grow = 1.0 + np.log2(np.clip(np.nan_to_num(margins), 1.0, 1e300))
-        return np.where(breach, cfg.onset_extreme_decades * grow, 0.0)
+            breach = beyond > margin
+            breach &= width > 0.0
+            breach &= r.judge_ok
+        if not breach.any():  # the usual round: no record broken
+            return evidence
+        # Margins beyond the old extreme (>= 1 where it counts; 0-margin: just 1). Each
+        # doubling of the distance beyond the record adds the breach's evidence again: a
+        # wild value outranks a marginal record that came shortly before it.
+        m, b = margin[breach], beyond[breach]
+        with np.errstate(divide="ignore"):
+            margins = np.where(m > 0.0, b / np.where(m > 0.0, m, 1.0), 1.0)
+        grow = 1.0 + np.log2(np.clip(margins, 1.0, 1e300))
+        evidence[breach] = cfg.onset_extreme_decades * grow
+        return evidence
 
     def _calibrate(
         self, col: int, z: FloatArray, judged: BoolArray, s: np.ndarray, store: Store
-    ) -> FloatArray:
+    ) -> FloatArray | None:
+        """Decades of evidence per reading (None: no reading judged, nothing learned).
+
+        Only the judged readings are computed and learned: the level-shift CUSUM, and
+        time of day before its history, judge few or none of a round."""
         cfg = self.config
-        raw = np.log1p(np.minimum(np.abs(np.nan_to_num(z)), 1e12))
-        # 1-D column views: indexing them is cheaper than a (slots, col) index, and the
-        # masked write-back reuses the values gathered here (slots are unique).
-        columns = [store[name][:, col] for name in ("cal_mean", "cal_var", "cal_short", "cal_n")]
-        mean, var, prev_short, count = (column[s] for column in columns)
-        short = np.where(count > 0, prev_short + cfg.onset_short_alpha * (raw - prev_short), raw)
-        sd = np.maximum(np.sqrt(var), cfg.onset_min_sd)
-        ready = judged & (count >= cfg.onset_min_history)
-        decades = np.where(ready, tail_decades((short - mean) / sd), 0.0)
-        a = np.maximum(cfg.onset_long_alpha, 1.0 / (count + 1.0))
+        n_judged = int(np.count_nonzero(judged))
+        if n_judged == 0:
+            return None
+        every = n_judged == len(judged)
+        if not every:
+            picked = np.flatnonzero(judged)
+            z, s = z.take(picked), s.take(picked)
+        raw = np.abs(z)
+        np.minimum(raw, 1e12, out=raw)
+        np.fmax(raw, 0.0, out=raw)  # NaN -> 0 (nan_to_num; inf is capped above)
+        np.log1p(raw, out=raw)
+        # Flat indices into the (slot, column) tables: one contiguous take per table.
+        width = store["cal_mean"].shape[1]
+        flat = s * width + col if width > 1 else s
+        tables = [store[name].reshape(-1) for name in ("cal_mean", "cal_var", "cal_short", "cal_n")]
+        mean, var, prev_short, count = (table.take(flat) for table in tables)
+        seen = count > 0
+        short = prev_short + cfg.onset_short_alpha * (raw - prev_short)
+        if not seen.all():
+            short = np.where(seen, short, raw)
+        sd = np.sqrt(var)
+        np.maximum(sd, cfg.onset_min_sd, out=sd)
         d = short - mean
-        updates = (
-            (mean, mean + a * d),
-            (var, (1.0 - a) * (var + a * d * d)),
-            (prev_short, short),
-            (count, count + 1.0),
-        )
-        every = bool(judged.all())
-        for column, (old, new) in zip(columns, updates, strict=True):
-            column[s] = new if every else np.where(judged, new, old)
-        return decades
+        ready = count >= cfg.onset_min_history
+        decades = tail_decades(d / sd)
+        if not ready.all():
+            decades = np.where(ready, decades, 0.0)
+        a = 1.0 / (count + 1.0)
+        np.maximum(cfg.onset_long_alpha, a, out=a)
+        ad = a * d
+        tables[0][flat] = mean + ad
+        tables[1][flat] = (1.0 - a) * (var + ad * d)
+        tables[2][flat] = short
+        tables[3][flat] = count + 1.0
+        if every:
+            return decades
+        out = np.zeros(len(judged))
+        out[picked] = decades
+        return out
