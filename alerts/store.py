@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
@@ -103,12 +103,31 @@ class AlertFilter:
 
 @dataclass(slots=True)
 class _Tx:
+    """One lifecycle write transaction and what it knows of the alerts it touches.
+
+    Alert rows are written when the transaction needs them in the database (before it
+    reads the alerts table again, and at the end), in one multi-row statement each for
+    new and changed alerts: a burst of detections costs a handful of round trips, not a
+    few per detection (each round trip of the async driver is a thread hop, and those are
+    what a busy ingest process makes expensive).
+    """
+
     conn: AsyncConnection
     now: int
     events: list[tuple[int, str, Change]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
-    written: dict[int, AlertState] = field(default_factory=dict)
+    known: dict[int, AlertState] = field(default_factory=dict)
+    """The latest state of every alert this transaction loaded or wrote."""
+    open_ids: dict[str, int] = field(default_factory=dict)
+    """open_key -> id of the open alert, for the keys prefetched (absent: none open)."""
+    history: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """dedup_key -> flap_changes of its newest closed alert (flapping spans alerts)."""
+    to_insert: dict[int, AlertState] = field(default_factory=dict)
+    to_update: dict[int, AlertState] = field(default_factory=dict)
     _silences: list[Silence] | None = None
+    _incidents: list[sa.RowMapping] | None = None
+    _alert_ids: list[int] = field(default_factory=list)
+    _top_ids: dict[str, int] = field(default_factory=dict)
 
     async def active_silences(self) -> list[Silence]:
         if self._silences is None:
@@ -119,6 +138,96 @@ class _Tx:
             )
             self._silences = [_silence_of(r) for r in rows.mappings()]
         return self._silences
+
+    async def open_incidents(self) -> list[sa.RowMapping]:
+        if self._incidents is None:
+            rows = await self.conn.execute(
+                sa.select(incidents).where(incidents.c.closed_at.is_(None)).order_by(incidents.c.id)
+            )
+            self._incidents = list(rows.mappings())
+        return self._incidents
+
+    def incidents_changed(self) -> None:
+        self._incidents = None
+
+    async def prefetch(self, open_keys: set[str]) -> None:
+        """Load the open alerts of these keys, and the flap history of the others."""
+        wanted = sorted(k for k in open_keys if k not in self.open_ids)
+        for chunk in _chunks(wanted):
+            rows = await self.conn.execute(
+                sa.select(alerts).where(alerts.c.open_key.in_(chunk)).with_for_update()
+            )
+            for row in rows.mappings():
+                self.known[row["id"]] = _state_of(row)
+                self.open_ids[row["open_key"]] = row["id"]
+        closed = [k for k in wanted if k not in self.open_ids and k not in self.history]
+        for chunk in _chunks(closed):
+            newest = (
+                sa.select(sa.func.max(alerts.c.id))
+                .where(alerts.c.dedup_key.in_(chunk))
+                .group_by(alerts.c.dedup_key)
+            )
+            rows = await self.conn.execute(
+                sa.select(alerts.c.dedup_key, alerts.c.flap_changes).where(alerts.c.id.in_(newest))
+            )
+            for key, flaps in rows:
+                self.history[key] = tuple(flaps or ())
+
+    async def new_id(self, hint: int) -> int:
+        """An id for a new alert (``hint``: how many this transaction may need)."""
+        if not self._alert_ids:
+            self._alert_ids = (await self.take_ids(alerts, max(1, hint)))[::-1]
+        return self._alert_ids.pop()
+
+    async def take_ids(self, table: sa.Table, n: int) -> list[int]:
+        """``n`` ascending ids for new rows of ``table``, in one round trip.
+
+        Lifecycle writers are serialised (module doc), so ids can be taken before the
+        rows are written: from PostgreSQL's sequence, or on SQLite after the largest id
+        (SQLite's own rule for an INTEGER PRIMARY KEY; ids taken but not used are taken
+        again by the next transaction)."""
+        if self.conn.dialect.name == "postgresql":
+            rows = await self.conn.execute(
+                sa.text(
+                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
+                ),
+                {"t": table.name, "n": n},
+            )
+            return sorted(int(i) for (i,) in rows)
+        top = self._top_ids.get(table.name)
+        if top is None:
+            top = int(await self.conn.scalar(sa.select(sa.func.max(table.c.id))) or 0)
+        self._top_ids[table.name] = top + n
+        return list(range(top + 1, top + n + 1))
+
+    def record(self, alert_id: int, state: AlertState, before: AlertState | None) -> None:
+        """Remember a settled state; it reaches the database at the next :meth:`sync`."""
+        if before is None or alert_id in self.to_insert:
+            self.to_insert[alert_id] = state
+        elif state != before or alert_id in self.to_update:
+            self.to_update[alert_id] = state
+        self.known[alert_id] = state
+        key = state.key.open_key
+        if state.is_open:
+            self.open_ids[key] = alert_id
+        else:
+            if self.open_ids.get(key) == alert_id:
+                del self.open_ids[key]
+            self.history[key] = state.flap_changes
+
+    async def sync(self) -> None:
+        """Write the changed and the new alerts (one statement each). Changes first: an
+        alert closed in this transaction frees its open_key for a new one."""
+        if self.to_update:
+            rows = [{"alert_id": i, **_columns_of(s)} for i, s in self.to_update.items()]
+            self.to_update = {}
+            await self.conn.execute(
+                sa.update(alerts).where(alerts.c.id == sa.bindparam("alert_id")), rows
+            )
+        if self.to_insert:
+            rows = [{"id": i, **_columns_of(s)} for i, s in self.to_insert.items()]
+            self.to_insert = {}
+            await self.conn.execute(sa.insert(alerts), rows)
 
 
 class AlertStore:
@@ -192,8 +301,11 @@ class AlertStore:
         batch = list(detections)
 
         async def work(tx: _Tx) -> None:
+            keys = [lifecycle.key_of(d).open_key for d in batch]
+            await tx.prefetch(set(keys))
+            unopened = sum(1 for k in keys if k not in tx.open_ids)
             for detection in batch:
-                await self._apply_one(tx, detection)
+                await self._apply_one(tx, detection, unopened)
 
         return await self._write(work, now_ms)
 
@@ -209,10 +321,11 @@ class AlertStore:
                 .with_for_update()
             )
             loaded = [(r["id"], _state_of(r)) for r in rows.mappings()]
+            tx.known.update(loaded)
             silenced = await tx.active_silences()
-            for alert_id, stale in loaded:
+            for alert_id, _ in loaded:
                 # An earlier alert of this tick may have rewritten this one (incidents).
-                state = tx.written.get(alert_id, stale)
+                state = tx.known[alert_id]
                 if not state.is_open:
                     continue
                 new, changes = lifecycle.tick(state, self.policy, tx.now)
@@ -625,40 +738,22 @@ class AlertStore:
             raise NotFoundError(f"no alert {alert_id}")
         return _state_of(row)
 
-    async def _apply_one(self, tx: _Tx, detection: Detection) -> None:
+    async def _apply_one(self, tx: _Tx, detection: Detection, unopened: int) -> None:
+        """One detection, against the alerts ``tx.prefetch`` loaded for the batch."""
         key = lifecycle.key_of(detection)
-        row = (
-            (
-                await tx.conn.execute(
-                    sa.select(alerts.c.id)
-                    .where(alerts.c.open_key == key.open_key)
-                    .with_for_update()
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
+        alert_id = tx.open_ids.get(key.open_key)
+        if alert_id is None:
             if not lifecycle.opens(detection, self.policy):
                 return
-            history = await tx.conn.scalar(
-                sa.select(alerts.c.flap_changes)
-                .where(alerts.c.dedup_key == key.open_key)
-                .order_by(alerts.c.id.desc())
-                .limit(1)
-            )
             state, changes = lifecycle.open_alert(
-                detection, self.policy, tx.now, tuple(history or ())
+                detection, self.policy, tx.now, tx.history.get(key.open_key, ())
             )
-            alert_id = await tx.conn.scalar(
-                sa.insert(alerts).values(**_columns_of(state)).returning(alerts.c.id)
-            )
-            assert alert_id is not None
-            await self._settle(tx, int(alert_id), state, changes, before=None)
+            new_id = await tx.new_id(unopened)
+            await self._settle(tx, new_id, state, changes, before=None)
             return
-        before = await self._load(tx, row["id"])
+        before = tx.known[alert_id]
         state, changes = lifecycle.on_detection(before, detection, self.policy, tx.now)
-        await self._settle(tx, row["id"], state, changes, before=before)
+        await self._settle(tx, alert_id, state, changes, before=before)
 
     async def _settle(
         self,
@@ -681,11 +776,7 @@ class AlertStore:
             # cleared: a root closes its incident).
             state, more = await self._correlate(tx, alert_id, state)
             changes = changes + more
-        if state != before:
-            await tx.conn.execute(
-                sa.update(alerts).where(alerts.c.id == alert_id).values(**_columns_of(state))
-            )
-        tx.written[alert_id] = state
+        tx.record(alert_id, state, before)
         for change in lifecycle.finalize(state, changes):
             tx.events.append((alert_id, state.key.ward, change))
         tx.touched.add(alert_id)
@@ -697,10 +788,7 @@ class AlertStore:
             return state, []
         if state.incident_id is not None or not state.is_open:
             return state, []
-        open_rows = await tx.conn.execute(
-            sa.select(incidents).where(incidents.c.closed_at.is_(None)).order_by(incidents.c.id)
-        )
-        for row in open_rows.mappings():
+        for row in await tx.open_incidents():
             if row["root_alert_id"] != alert_id and in_scope(
                 _scope_of_row(row), state.key, self.directory
             ):
@@ -708,6 +796,9 @@ class AlertStore:
         scope = scope_of(state.key, self.directory)
         if scope is None or state.status is not AlertStatus.ACTIVE:
             return state, []
+        # A new incident: the rare path, which reads the alerts table, so write first.
+        await tx.sync()
+        tx.incidents_changed()
         incident_id = await tx.conn.scalar(
             sa.insert(incidents)
             .values(
@@ -723,8 +814,8 @@ class AlertStore:
         )
         assert incident_id is not None
         state, changes = lifecycle.join_incident(state, int(incident_id), True, tx.now)
-        candidates = await tx.conn.scalars(
-            sa.select(alerts.c.id)
+        candidates = await tx.conn.execute(
+            sa.select(alerts)
             .where(
                 alerts.c.open_key.is_not(None),
                 alerts.c.incident_id.is_(None),
@@ -732,9 +823,9 @@ class AlertStore:
                 alerts.c.device != "",
             )
             .order_by(alerts.c.id)
+            .with_for_update()
         )
-        for child_id in list(candidates):
-            child = await self._load(tx, child_id)
+        for child_id, child in [(r["id"], _state_of(r)) for r in candidates.mappings()]:
             if in_scope(scope, child.key, self.directory):
                 grouped, child_changes = lifecycle.join_incident(
                     child, int(incident_id), False, tx.now
@@ -744,6 +835,8 @@ class AlertStore:
 
     async def _close_incident(self, tx: _Tx, root: AlertState) -> None:
         assert root.incident_id is not None
+        await tx.sync()
+        tx.incidents_changed()
         result = await tx.conn.execute(
             sa.update(incidents)
             .where(incidents.c.id == root.incident_id, incidents.c.closed_at.is_(None))
@@ -751,21 +844,22 @@ class AlertStore:
         )
         if result.rowcount == 0:
             return
-        child_ids = await tx.conn.scalars(
-            sa.select(alerts.c.id)
+        rows = await tx.conn.execute(
+            sa.select(alerts)
             .where(
                 alerts.c.incident_id == root.incident_id,
                 alerts.c.incident_root.is_(False),
                 alerts.c.open_key.is_not(None),
             )
             .order_by(alerts.c.id)
+            .with_for_update()
         )
-        for child_id in list(child_ids):
-            child = await self._load(tx, child_id)
+        for child_id, child in [(r["id"], _state_of(r)) for r in rows.mappings()]:
             freed, changes = lifecycle.leave_incident(child, tx.now)
             await self._settle(tx, child_id, freed, changes, before=child)
 
     async def _flush(self, tx: _Tx) -> list[AlertChange]:
+        await tx.sync()
         if not tx.events:
             return []
         rows = [
@@ -780,11 +874,11 @@ class AlertStore:
             }
             for alert_id, ward, change in tx.events
         ]
-        ids = list(
-            await tx.conn.scalars(
-                sa.insert(alert_events).returning(alert_events.c.id, sort_by_parameter_order=True),
-                rows,
-            )
+        # Ids taken up front: one multi-row INSERT (RETURNING would cost a round trip per
+        # row on SQLite); they still increase in commit order, as the feed needs.
+        ids = await tx.take_ids(alert_events, len(rows))
+        await tx.conn.execute(
+            sa.insert(alert_events), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
         )
         snapshots = await _alerts_by_id(tx.conn, tx.touched)
         return [
@@ -997,6 +1091,12 @@ def _incident_of(row: sa.RowMapping, children: list[int]) -> Incident:
         title=row["title"],
         children=children,
     )
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Slices short enough for any database's limit on bound parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 async def _alerts_by_id(conn: AsyncConnection, ids: set[int]) -> dict[int, Alert]:
