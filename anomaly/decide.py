@@ -49,10 +49,14 @@ class Decider:
         store.add("ev_start", capacity, 0.0, width=width)
         store.add("ev_peak", capacity, 0.0, width=width)
 
-    def step(self, r: Round, results: Sequence[Scores], store: Store) -> list[Detection]:
-        """Events for the transitions of this round (a Python loop over transitions only)."""
+    def step(
+        self, r: Round, results: Sequence[Scores], store: Store
+    ) -> list[tuple[int, Detection]]:
+        """Events for the transitions of this round (a Python loop over transitions only),
+        each with its group ``2 k`` (component k's starts) or ``2 k + 1`` (its ends), the
+        order they go out in, so the pieces of a round give one round's events."""
         cfg = self.config
-        out: list[Detection] = []
+        out: list[tuple[int, Detection]] = []
         active_tab, start_tab, peak_tab = store["ev_active"], store["ev_start"], store["ev_peak"]
         # One row gather for every component; most rounds have nothing active and no
         # score at ``score_on``, which two reductions per component tell.
@@ -77,43 +81,22 @@ class Decider:
                 s = r.slots[still]
                 peak_tab[s, k] = np.maximum(peak_tab[s, k], res.score[still])
             for i in np.flatnonzero(begin):
-                slot = int(r.slots[i])
-                start = (
-                    float(r.last_ts[i]) if det.kind is DetectionKind.DROPOUT else float(r.ts_ms[i])
-                )
-                out.append(
-                    self.event(
-                        det.kind, r, res, int(i), active=True, start=start, peak=float(res.score[i])
-                    )
-                )
+                slot, at = int(r.slots[i]), int(i)
+                start = float(r.last_ts[i] if det.kind is DetectionKind.DROPOUT else r.ts_ms[i])
+                peak = float(res.score[i])
+                ev = self.event(det.kind, r, res, at, active=True, start=start, peak=peak)
+                out.append((2 * k, ev))
                 if det.kind is DetectionKind.DROPOUT:
-                    out.append(
-                        self.event(
-                            det.kind,
-                            r,
-                            res,
-                            int(i),
-                            active=False,
-                            start=start,
-                            peak=float(res.score[i]),
-                        )
-                    )
+                    ev = self.event(det.kind, r, res, at, active=False, start=start, peak=peak)
+                    out.append((2 * k, ev))
                     continue
                 active_tab[slot, k], start_tab[slot, k] = 1.0, start
                 peak_tab[slot, k] = res.score[i]
             for i in np.flatnonzero(end):
                 slot = int(r.slots[i])
-                out.append(
-                    self.event(
-                        det.kind,
-                        r,
-                        res,
-                        int(i),
-                        active=False,
-                        start=float(start_tab[slot, k]),
-                        peak=float(peak_tab[slot, k]),
-                    )
-                )
+                start, peak = float(start_tab[slot, k]), float(peak_tab[slot, k])
+                ev = self.event(det.kind, r, res, int(i), active=False, start=start, peak=peak)
+                out.append((2 * k + 1, ev))
                 active_tab[slot, k] = 0.0
         return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ from telemetry.batch import ReadingBatch
 from telemetry.catalogue import METRICS_BY_ID
 
 CHECKPOINT_VERSION = 3  # 3: calibration min/max columns (new-extreme check)
+
+_PIECE = 16384
+"""Readings per vectorised step: a whole round's temporaries would not stay in the cache."""
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
@@ -145,18 +149,26 @@ class Detector:
         parts = {c.name: np.zeros(n) for c in self.components} if components else {}
         events: list[Detection] = []
         for idx in plan_rounds(slot_arr, ts_arr):
-            r = self._round(slot_arr.take(idx), ts_arr.take(idx), x_arr.take(idx))
-            results = [c.score(r, self.store) for c in self.components]
-            combined = self._combine(results, len(r))
-            scores[idx] = combined
-            onset[idx] = self.calibrator.step(r, results, self.store)
-            for c, res in zip(self.components, results, strict=True):
+            # A round in pieces: every reading of a round is independent of the others,
+            # and a piece's temporaries stay in the cache where a whole round's would not.
+            grouped: list[tuple[int, Detection]] = []
+            for start in range(0, len(idx), _PIECE):
+                piece = idx[start : start + _PIECE]
+                r = self._round(slot_arr.take(piece), ts_arr.take(piece), x_arr.take(piece))
+                results = [c.score(r, self.store) for c in self.components]
+                combined = self._combine(results, len(r))
+                scores[piece] = combined
+                onset[piece] = self.calibrator.step(r, results, self.store)
                 if components:
-                    parts[c.name][idx] = res.score
-            events.extend(self.decider.step(r, results, self.store))
-            for c in self.components:
-                c.learn(r, self.store)
-            self._learn_core(r, combined)
+                    for c, res in zip(self.components, results, strict=True):
+                        parts[c.name][piece] = res.score
+                grouped.extend(self.decider.step(r, results, self.store))
+                for c in self.components:
+                    c.learn(r, self.store)
+                self._learn_core(r, combined)
+            if len(idx) > _PIECE:  # the events of a round in the order of a whole one
+                grouped.sort(key=itemgetter(0))
+            events.extend(event for _, event in grouped)
         if n:
             events.extend(self.rules.evaluate(self.store, slot_arr, int(ts_arr.max())))
         return Update(scores, events, parts, slot_arr, onset)

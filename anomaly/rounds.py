@@ -53,19 +53,20 @@ def plan_rounds(slots: IntArray, ts_ms: npt.NDArray[np.int64]) -> list[IntArray]
     n = len(slots)
     if n == 0:
         return []
-    counts = np.bincount(slots)
-    if counts.max() == 1:  # the usual live batch: every series at most once, one round
-        return [stable_order(slots)]
+    # Run lengths of the slots from the sorted order: O(n), where a bincount would cost
+    # O(series) for every batch (the fixed cost of a small batch).
     order = stable_order(slots)
-    sorted_slots = slots[order]
+    sorted_slots = slots.take(order)
     same = sorted_slots[1:] == sorted_slots[:-1]
-    sorted_ts = ts_ms[order]
+    if not same.any():  # the usual live batch: every series at most once, one round
+        return [order]
+    sorted_ts = ts_ms.take(order)
     if np.any(same & (sorted_ts[1:] < sorted_ts[:-1])):
         index = np.arange(n, dtype=np.int64)
         order = np.lexsort((index, ts_ms, slots))  # readings of a series out of time order
-    # Segment starts of the slots present, in slot order: counts say where each begins.
-    sizes = counts[counts > 0]
-    starts = np.cumsum(sizes) - sizes
+    # Segment starts of the slots present, in slot order, and their sizes.
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    sizes = np.diff(np.append(starts, n))
     rounds: list[IntArray] = []
     for rank in range(int(sizes.max())):
         if rank:

@@ -41,6 +41,13 @@ M = {
     for name in names
 }
 
+_METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
+# The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
+_TREND = ("temp_inside", "battery_soc", "optical_loss")
+_SCORE = ("strain", "optical_loss")
+_TREND_ROWS = [list(M).index(name) for name in _TREND]
+_SCORE_ROWS = [list(M).index(name) for name in _SCORE]
+
 RULES: tuple[DetectionKind, ...] = (
     DetectionKind.OVERHEATING,
     DetectionKind.POWER_LOSS,
@@ -87,23 +94,33 @@ class DeviceRules:
             self.area_active = np.concatenate([self.area_active, np.zeros_like(self.area_active)])
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
-    def _view(self, store: Store, devs: IntArray, name: str) -> _View:
-        slots = self.registry.metric_slots[M[name]].take(devs)
+    def _views(self, store: Store, devs: IntArray) -> dict[str, _View]:
+        # One (metric × device) block of slots and one gather per state column, rather
+        # than a gather per metric and column: a batch's fixed cost.
+        table = self.registry.metric_slots
+        slots = table.reshape(-1).take(_METRIC_IDS[:, None] * table.shape[1] + devs)
         have = slots >= 0
-        safe = np.where(have, slots, 0)
+        every = bool(have.all())
+        safe = slots if every else np.where(have, slots, 0)
 
-        def pick(col: str, fill: float) -> FloatArray:
-            if not have.any():  # no device here has the metric: skip the gather
-                return np.full(len(devs), fill)
-            return np.where(have, store[col].take(safe), fill)
+        def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
+            got = store[col].take(safe[rows])
+            return got if every else np.where(have[rows], got, fill)
 
-        return _View(
-            pick("core_last_x", np.nan), pick("core_trend", 0.0), pick("core_last_score", 0.0)
-        )
+        value = pick("core_last_x", slice(None), np.nan)
+        trend = pick("core_trend", _TREND_ROWS, 0.0)
+        score = pick("core_last_score", _SCORE_ROWS, 0.0)
+        no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
+        views = {}
+        for i, name in enumerate(M):
+            t = trend[_TREND.index(name)] if name in _TREND else no_trend
+            sc = score[_SCORE.index(name)] if name in _SCORE else no_score
+            views[name] = _View(value[i], t, sc)
+        return views
 
     def _verdicts(self, store: Store, devs: IntArray, now_ms: int) -> list[_Verdict]:
         cfg = self.config
-        v = {name: self._view(store, devs, name) for name in M}
+        v = self._views(store, devs)
         temp, fan = v["temp_inside"], v["fan_rpm"]
         soc = v["battery_soc"]
         with np.errstate(invalid="ignore"):
