@@ -314,6 +314,18 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """What a notifier did with one change, to be logged as a :class:`Delivery`."""
+
+    change: AlertChange
+    channel: str
+    target: str
+    delivered: bool
+    attempts: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One notification attempt series, as logged."""
 

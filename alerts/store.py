@@ -41,6 +41,7 @@ from alerts.model import (
     ChangeKind,
     Comment,
     Delivery,
+    DeliveryAttempt,
     Incident,
     IncidentKind,
     Role,
@@ -656,6 +657,27 @@ class AlertStore:
             )
         assert delivery_id is not None
         return Delivery(id=int(delivery_id), **values)  # type: ignore[arg-type]
+
+    async def record_deliveries(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Log many deliveries in one transaction (a burst of alerts notifies many)."""
+        if not attempts:
+            return
+        at_ms = self.clock()
+        rows = [
+            {
+                "change_id": a.change.id,
+                "alert_id": a.change.alert_id,
+                "channel": a.channel,
+                "target": a.target,
+                "status": "delivered" if a.delivered else "failed",
+                "attempts": a.attempts,
+                "error": a.error,
+                "at_ms": at_ms,
+            }
+            for a in attempts
+        ]
+        async with self._writer.begin() as conn:
+            await conn.execute(sa.insert(deliveries), rows)
 
     async def list_deliveries(
         self, *, alert_id: int | None = None, skip: int = 0, limit: int = 100

@@ -315,6 +315,8 @@ class Pipeline:
         self.ready = asyncio.Event()
         self.api_url = f"http://{config.api_host}:{config.api_port}"
         self._queue: asyncio.Queue[list[Detection]] = asyncio.Queue()
+        self._notify_queue: asyncio.Queue[list[AlertChange]] = asyncio.Queue()
+        self._notify_pending = 0
         self.alert_changes = 0
         self._alerting = False
         self._alert_cursor = 0
@@ -330,6 +332,7 @@ class Pipeline:
             and ingest.writer.pending_batches() == 0
             and self._queue.empty()
             and not self._alerting
+            and self._notify_pending == 0
         )
 
     @property
@@ -392,10 +395,24 @@ class Pipeline:
             if not changes:
                 return
             self.alert_changes += len(changes)
-            await dispatcher.dispatch(changes)
             services = getattr(app.state, "services", None)
             if services is not None:
                 services.feed.poke()  # SSE clients hear of it now, not at the next poll
+            # Notifiers wait for acknowledgements: they work beside the store's writer,
+            # in order, so a slow webhook never holds back the next detections.
+            self._notify_pending += 1
+            self._notify_queue.put_nowait(changes)
+
+        async def notify_worker() -> None:
+            while True:
+                changes = await self._notify_queue.get()
+                try:
+                    await dispatcher.dispatch(changes)
+                except Exception:  # the delivery log is down: the store still has them
+                    log.exception("notifying %d alert changes failed", len(changes))
+                finally:
+                    self._notify_pending -= 1
+                    self._notify_queue.task_done()
 
         async def follow_into_influx(cursor: int) -> int:
             """Write every alert transition since ``cursor`` — from detections, timers or
@@ -480,6 +497,7 @@ class Pipeline:
         await asyncio.to_thread(ingest.start)
         tasks = [
             asyncio.create_task(alert_worker(), name="alerts"),
+            asyncio.create_task(notify_worker(), name="notify"),
             asyncio.create_task(ticker(), name="ticker"),
             asyncio.create_task(influx_follower(), name="alerts-to-influx"),
         ]
@@ -510,6 +528,8 @@ class Pipeline:
             await asyncio.sleep(0)  # let the writer's last detections land in the queue
             while not self._queue.empty():
                 await publish(await store.apply_detections(self._queue.get_nowait()))
+            with contextlib.suppress(TimeoutError):  # the last notifications go out
+                await asyncio.wait_for(self._notify_queue.join(), timeout=15)
             try:  # the API finishes its requests and its lifespan (store stays ours)
                 await asyncio.wait_for(asyncio.shield(serving), timeout=15)
             except (TimeoutError, Exception):

@@ -5,7 +5,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from alerts.model import AlertChange
+from alerts.model import AlertChange, DeliveryAttempt
 from alerts.notify.base import DeliveryResult, Notifier
 from alerts.notify.broadcast import Broadcaster
 from alerts.store import AlertStore
@@ -42,9 +42,10 @@ class Dispatcher:
             if change.notify
             for notifier in self.notifiers
         ]
-        await asyncio.gather(*jobs)
+        # One log transaction for the whole burst, not one per delivery.
+        await self.store.record_deliveries(await asyncio.gather(*jobs))
 
-    async def _deliver(self, notifier: Notifier, change: AlertChange) -> None:
+    async def _deliver(self, notifier: Notifier, change: AlertChange) -> DeliveryAttempt:
         try:
             result = await notifier.send(change)
         except Exception as exc:  # a notifier bug must not lose the log row
@@ -61,7 +62,7 @@ class Dispatcher:
                 result.attempts,
                 result.error,
             )
-        await self.store.record_delivery(
+        return DeliveryAttempt(
             change,
             channel=notifier.channel,
             target=notifier.target_of(change),

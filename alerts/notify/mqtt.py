@@ -1,8 +1,10 @@
 """MQTT notifier for crew apps: each change on ``cw/v1/_alerts/{ward}``, QoS 1, not
 retained (a crew app that connects later reads the API, not stale retained alerts).
 
-paho-mqtt runs its network loop in its own thread; publishes are awaited in a worker
-thread until the broker acknowledges them (PUBACK), with retries.
+paho-mqtt runs its network loop in its own thread; each publish is awaited on the event
+loop until the broker acknowledges it (PUBACK, via paho's ``on_publish``), with retries.
+No thread waits per message: a burst of hundreds of alerts would otherwise queue on the
+loop's small default executor (shared with the pipeline's timers).
 """
 
 import asyncio
@@ -53,6 +55,10 @@ class MqttNotifier:
             self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._awaiting: dict[int, asyncio.Future[None]] = {}
+        """mid -> its PUBACK's future; touched only on the event loop's thread."""
         self._closing = False
         self._client.reconnect_delay_set(1, 30)
 
@@ -69,8 +75,32 @@ class MqttNotifier:
         else:
             log.warning("alert MQTT disconnected: %s; reconnecting", reason)
 
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
+        # paho's network thread (holding paho's message lock): hand over to the loop. The
+        # sender registered its future before it yielded, so the hand-over finds it.
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._acknowledge, mid)
+
+    def _acknowledge(self, mid: int) -> None:
+        future = self._awaiting.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def _acknowledged(self, info: mqtt.MQTTMessageInfo) -> bool:
+        """Wait (at most the ack timeout) for the PUBACK of a message just published."""
+        future = asyncio.get_running_loop().create_future()
+        self._awaiting[info.mid] = future
+        try:
+            await asyncio.wait_for(future, self._ack_timeout_s)
+        except TimeoutError:
+            self._awaiting.pop(info.mid, None)
+            return False
+        return True
+
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connect and start the network thread; raise ``ConnectionError`` on timeout."""
+        self._loop = asyncio.get_running_loop()
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
         if not await asyncio.to_thread(self._connected.wait, timeout_s):
@@ -86,6 +116,7 @@ class MqttNotifier:
         return alert_topic(change.ward)
 
     async def send(self, change: AlertChange) -> DeliveryResult:
+        self._loop = asyncio.get_running_loop()
         topic, body = alert_topic(change.ward), change_json(change)
         error = ""
         for attempt, delay in enumerate([*self._delays, None], start=1):
@@ -94,8 +125,7 @@ class MqttNotifier:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     error = f"publish failed: {mqtt.error_string(info.rc)}"
                 else:
-                    await asyncio.to_thread(info.wait_for_publish, self._ack_timeout_s)
-                    if info.is_published():
+                    if await self._acknowledged(info):
                         return DeliveryResult(True, attempt)
                     error = f"no PUBACK within {self._ack_timeout_s}s"
             except (RuntimeError, ValueError) as exc:  # paho: not connected / queue full

@@ -216,3 +216,49 @@ async def test_mqtt_notifier_reports_an_absent_broker() -> None:
     notifier = MqttNotifier("127.0.0.1", free_port())
     with pytest.raises(ConnectionError, match="no MQTT broker"):
         await notifier.start(timeout_s=0.5)
+
+
+async def test_a_burst_of_alerts_goes_out_acknowledged_and_logged(
+    broker, store: AlertStore
+) -> None:  # type: ignore[no-untyped-def]
+    """Hundreds of changes at once: each published, acknowledged by the broker (PUBACK
+    awaited on the event loop, no thread per message) and logged in one transaction."""
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed = threading.Event()
+    crew = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="crew-app-burst")
+    crew.on_connect = lambda c, *_: c.subscribe(alert_topic("+"), qos=1)
+    crew.on_subscribe = lambda *_: subscribed.set()
+    crew.on_message = lambda _c, _u, msg: got.put(msg)
+    crew.connect(broker.host, broker.port)
+    crew.loop_start()
+    notifier = MqttNotifier(broker.host, broker.port, client_id="citywatch-alerts-burst")
+    burst = [
+        Detection(
+            kind=DetectionKind.FLOODING,
+            severity=Severity.MAJOR,
+            active=True,
+            ward=f"ward_{i % 7}",
+            device=f"cab_{i}",
+            start_ms=1_000,
+            ts_ms=1_000,
+            score=0.95,
+            explanation="water in the plinth",
+        )
+        for i in range(300)
+    ]
+    try:
+        assert subscribed.wait(10)
+        await notifier.start()
+        changes = await store.apply_detections(burst, 1_000)
+        await Dispatcher(store, notifiers=[notifier]).dispatch(changes)
+        received = {json.loads(got.get(timeout=10).payload)["id"] for _ in changes}
+    finally:
+        await notifier.close()
+        crew.loop_stop()
+        crew.disconnect()
+    assert received == {c.id for c in changes}
+    assert len(changes) == 300
+    log = await store.list_deliveries(limit=1000)
+    assert log.count == 300
+    assert {(d.channel, d.status, d.attempts) for d in log.data} == {("mqtt", "delivered", 1)}
+    assert {d.change_id for d in log.data} == received
