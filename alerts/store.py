@@ -26,7 +26,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerts import apikeys, lifecycle
-from alerts.correlation import DeviceDirectory, IncidentScope, in_scope, no_directory, scope_of
+from alerts.correlation import (
+    CUT_CHILD_TYPES,
+    SIGNAL_METRICS,
+    DeviceDirectory,
+    IncidentScope,
+    in_scope,
+    no_directory,
+    scope_of,
+)
 from alerts.engine import make_engine, writer
 from alerts.migrate import upgrade
 from alerts.model import (
@@ -843,6 +851,7 @@ class AlertStore:
                 alerts.c.incident_id.is_(None),
                 alerts.c.id != alert_id,
                 alerts.c.device != "",
+                _may_join(scope),
             )
             .order_by(alerts.c.id)
             .with_for_update()
@@ -1112,6 +1121,17 @@ def _incident_of(row: sa.RowMapping, children: list[int]) -> Incident:
         closed_at=row["closed_at"],
         title=row["title"],
         children=children,
+    )
+
+
+def _may_join(scope: IncidentScope) -> sa.ColumnElement[bool]:
+    """A superset of :func:`in_scope` in SQL, so a new incident does not read every open
+    alert of the city (in_scope still decides, with the device directory)."""
+    if scope.kind is IncidentKind.AREA_OUTAGE:
+        return alerts.c.ward == scope.ward
+    return sa.or_(
+        alerts.c.type.in_(sorted(t.value for t in CUT_CHILD_TYPES)),
+        alerts.c.metric.in_(sorted(SIGNAL_METRICS)),
     )
 
 
