@@ -200,8 +200,10 @@ class DetectorConfig:
         return cls(**data)
 
 
-def squash(z: Any, z_half: float) -> Any:
+def squash(z: Any, z_half: float, *, inplace: bool = False) -> Any:
     """Map a non-negative z-like statistic to [0, 1): ``z^4 / (z^4 + z_half^4)``.
+
+    ``inplace``: ``z`` is a float64 array the caller no longer needs; it holds the result.
 
     Examples
     --------
@@ -210,7 +212,16 @@ def squash(z: Any, z_half: float) -> Any:
     >>> float(squash(0.0, 4.0))
     0.0
     """
-    z = np.minimum(np.asarray(z, dtype=np.float64), 1e6)  # inf -> finite; NaN stays NaN
-    z4 = np.square(np.square(z))
+    if not inplace:
+        z = np.array(z, dtype=np.float64)
+    if z.ndim == 0:
+        z = np.minimum(z, 1e6)  # inf -> finite; NaN stays NaN
+        z4 = np.square(np.square(z))
+        return np.fmax(z4 / (z4 + z_half**4), 0.0)
+    np.minimum(z, 1e6, out=z)  # inf -> finite; NaN stays NaN
+    np.square(z, out=z)
+    np.square(z, out=z)
+    denominator = z + z_half**4
+    np.divide(z, denominator, out=z)
     # The ratio is >= 0 or NaN (z NaN): fmax maps NaN to 0 in the same pass.
-    return np.fmax(z4 / (z4 + z_half**4), 0.0)
+    return np.fmax(z, 0.0, out=z)

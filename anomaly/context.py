@@ -139,6 +139,16 @@ class Round:
     """``learn_ok.all()``."""
     judge_ok: BoolArray
     """``warm & learn_ok``: the readings the statistical detectors may score."""
+    all_warm: bool
+    all_judge_ok: bool
+    """``judge_ok.all()``: the usual round of warm series skips the score gates."""
+    inv_n1: FloatArray
+    """``1 / (n + 1)``: the running-mean weight every EWMA starts with."""
+    hlevel: FloatArray
+    """The Holt level and trend (per hour) before this reading."""
+    trend: FloatArray
+    learned_ms: FloatArray
+    """The reporting period learned from the gaps (NaN until known)."""
     cache: dict[str, Any] = field(default_factory=dict)
     """Intermediates a sub-detector computed in ``score`` and reuses in ``learn``."""
 

@@ -194,15 +194,23 @@ class Detector:
         finite = np.isfinite(x)
         statistical = self._is_stat.take(metric)
         period = self._period.take(metric)
-        expected = np.where(np.isnan(period), st["core_period"].take(slots), period)
+        learned = st["core_period"].take(slots)
+        unknown = np.isnan(period)
+        expected = np.where(unknown, learned, period) if unknown.any() else period
         last_ts = st["core_last_ts"].take(slots)
-        dt_ms = np.maximum(ts - last_ts, 0.0)
+        dt_ms = np.subtract(ts, last_ts)
+        np.maximum(dt_ms, 0.0, out=dt_ms)
         pred = dt_ms / 3_600_000.0  # hours; then level + trend * hours, in place
-        pred *= st["core_trend"].take(slots)
-        pred += st["core_hlevel"].take(slots)
+        trend = st["core_trend"].take(slots)
+        hlevel = st["core_hlevel"].take(slots)
+        pred *= trend
+        pred += hlevel
         learn_ok = finite & statistical
         warm = n >= self.config.warmup
+        judge_ok = warm & learn_ok
         all_learnable = bool(finite.all())
+        inv_n1 = n + 1.0
+        np.divide(1.0, inv_n1, out=inv_n1)
         return Round(
             config=self.config,
             slots=slots,
@@ -224,48 +232,88 @@ class Detector:
             learn_ok=learn_ok,
             all_learnable=all_learnable,
             all_learn_ok=all_learnable and bool(statistical.all()),
-            judge_ok=warm & learn_ok,
+            judge_ok=judge_ok,
+            all_warm=bool(warm.all()),
+            all_judge_ok=bool(judge_ok.all()),
+            inv_n1=inv_n1,
+            hlevel=hlevel,
+            trend=trend,
+            learned_ms=learned,
         )
 
     def _learn_core(self, r: Round, combined: FloatArray) -> None:
         st, s, ok = self.store, r.slots, r.learnable
         first = np.isnan(r.last_ts)
+        any_first = bool(first.any())
         # Holt's linear trend with time constants in expected periods: a smooth slope per
         # hour for the rules and a trend-following forecast for the level-shift CUSUM.
         cfg = self.config
         dt = r.dt_ms
         # dt is >= 0 or NaN (a first reading): fmax(., 0) is nan_to_num without its passes.
-        dt_h = np.fmax(dt / 3_600_000.0, 0.0)
-        level, trend = st["core_hlevel"].take(s), st["core_trend"].take(s)
-        unit = np.where(np.isnan(r.expected_ms), dt, r.expected_ms)
+        dt_h = dt / 3_600_000.0
+        np.fmax(dt_h, 0.0, out=dt_h)
+        level, trend = r.hlevel, r.trend
+        no_unit = np.isnan(r.expected_ms)
+        unit = np.where(no_unit, dt, r.expected_ms) if no_unit.any() else r.expected_ms
+        neg_dt = np.negative(dt)
         with np.errstate(invalid="ignore", divide="ignore"):
-            a = 1.0 - np.exp(-dt / (cfg.trend_level_periods * unit))
-            b = 1.0 - np.exp(-dt / (cfg.trend_periods * unit))
+            # a = 1 - exp(-dt / (periods * unit)), b likewise, in place.
+            a = unit * cfg.trend_level_periods
+            np.divide(neg_dt, a, out=a)
+            np.exp(a, out=a)
+            np.subtract(1.0, a, out=a)
+            b = unit * cfg.trend_periods
+            np.divide(neg_dt, b, out=b)
+            np.exp(b, out=b)
+            np.subtract(1.0, b, out=b)
         # a, b are in [0, 1] or NaN: NaN -> 1 (a) and 0 (b), as nan_to_num would.
-        a, b = np.fmin(a, 1.0), np.fmax(b, 0.0)
+        np.fmin(a, 1.0, out=a)
+        np.fmax(b, 0.0, out=b)
         pred = r.pred
-        new_level = np.where(first, r.x, pred + a * (r.x - pred))
+        new_level = np.subtract(r.x, pred)
+        new_level *= a
+        new_level += pred
+        if any_first:
+            new_level = np.where(first, r.x, new_level)
         with np.errstate(invalid="ignore", divide="ignore"):
-            step = np.where(dt_h > 0, (new_level - level) / dt_h, trend)
-        new_trend = np.where(first, 0.0, trend + b * (step - trend))
+            step = new_level - level
+            step /= dt_h
+        moving = dt_h > 0
+        if not moving.all():
+            step = np.where(moving, step, trend)
+        step -= trend
+        step *= b
+        new_trend = np.add(trend, step, out=step)
+        if any_first:
+            new_trend[first] = 0.0
         changed = r.x != r.last_x
-        # The period a generic series reports at: robust EWMA of its gaps.
-        learned = st["core_period"].take(s)
-        gap = np.minimum(dt, np.where(np.isnan(learned), np.inf, 3.0 * learned))
-        a_p = np.maximum(cfg.alpha_period, 1.0 / np.maximum(r.n, 1.0))
-        new_period = np.where(np.isnan(learned), dt, learned + a_p * (gap - learned))
-        new_period = np.where(np.isnan(dt), learned, new_period)
+        # The period a generic series reports at: robust EWMA of its gaps. (fmin: a gap
+        # is capped at 3 learned periods, uncapped while none is learned.)
+        learned = r.learned_ms
+        gap = np.fmin(dt, 3.0 * learned)
+        gap -= learned
+        a_p = np.maximum(r.n, 1.0)
+        np.divide(1.0, a_p, out=a_p)
+        np.maximum(cfg.alpha_period, a_p, out=a_p)
+        gap *= a_p
+        new_period = np.add(learned, gap, out=gap)
+        no_period = np.isnan(learned)
+        if no_period.any():
+            new_period = np.where(no_period, dt, new_period)
+        if any_first:
+            new_period = np.where(first, learned, new_period)
         updates = {
             "core_n": r.n + 1.0,
             "core_last_x": r.x,
             "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
             "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),
-            "core_first_ts": np.where(first, r.ts_ms, r.first_ts),
             "core_period": new_period,
             "core_hlevel": new_level,
             "core_trend": new_trend,
             "core_last_score": combined,
         }
+        if any_first:  # else every first time is known and stays
+            updates["core_first_ts"] = np.where(first, r.ts_ms, r.first_ts)
         for name, new in updates.items():
             put(st[name], s, ok, new, r.all_learnable)
 

@@ -50,49 +50,88 @@ class SeriesDetector(Protocol):
         """Fold the round into the state."""
 
 
+def _floor(level: FloatArray, cfg: DetectorConfig) -> FloatArray:
+    """The scale floor relative to the level: a constant series keeps a finite z."""
+    floor = np.abs(level)
+    floor *= cfg.scale_floor_rel
+    floor += cfg.scale_floor_abs
+    return floor
+
+
 def _scale(
     dev: FloatArray, level: FloatArray, cfg: DetectorConfig, slow: FloatArray | None = None
 ) -> FloatArray:
     """Robust sigma, floored: relative to the level, and (``slow``) to a fraction of the
     long-run unclipped deviation, so a mostly-constant series with rare bursts keeps a
     finite scale instead of collapsing to zero and alarming at every burst."""
-    floor = cfg.scale_floor_rel * np.abs(level) + cfg.scale_floor_abs
+    floor = _floor(level, cfg)
     if slow is not None:
-        floor = np.fmax(floor, cfg.slow_floor * _MAD_TO_SIGMA * slow)
-    return np.fmax(_MAD_TO_SIGMA * dev, floor)
+        np.fmax(floor, slow * (cfg.slow_floor * _MAD_TO_SIGMA), out=floor)
+    scale = dev * _MAD_TO_SIGMA
+    return np.fmax(scale, floor, out=scale)
 
 
-def _gated(score: FloatArray, ok: BoolArray) -> FloatArray:
+def _gated(score: FloatArray, ok: BoolArray, all_ok: bool) -> FloatArray:
     # Scores come from ``squash`` or a table: never NaN, so one select does.
-    return np.where(ok, score, 0.0)
+    return score if all_ok else np.where(ok, score, 0.0)
+
+
+def _squashed(stat: FloatArray, ok: BoolArray, all_ok: bool, cfg: DetectorConfig) -> FloatArray:
+    """``squash`` of a fresh statistic array (reused), gated; no work when none is ok."""
+    if not all_ok and not ok.any():
+        return np.zeros(len(stat))
+    return _gated(squash(stat, cfg.z_half, inplace=True), ok, all_ok)
+
+
+def _fill_first(first: BoolArray, x: FloatArray, level: FloatArray) -> tuple[FloatArray, bool]:
+    """``level`` with its NaN (a series' first reading) replaced by ``x``."""
+    if first.any():
+        return np.where(first, x, level), True
+    return level, False
 
 
 def _robust_step(
     x: FloatArray,
     level: FloatArray,
     dev: FloatArray,
-    n: FloatArray,
+    inv_n1: FloatArray,
     *,
     alpha: float | FloatArray,
     alpha_scale: float | FloatArray,
     cfg: DetectorConfig,
     clip: BoolArray,
-) -> tuple[FloatArray, FloatArray]:
-    """One outlier-protected EWMA step of level and absolute deviation.
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """One outlier-protected EWMA step of level and absolute deviation; also returns the
+    absolute residual against the level (the first reading's: 0).
 
     Readings beyond ``clip_sigma`` scales are pulled to that bound before learning (where
     ``clip``), so a spike moves the baseline by a bounded amount. The first readings use
-    the running mean (weight 1/(n+1)) so the start is not biased to the first value.
+    the running mean (weight ``inv_n1`` = 1/(n+1)) so the start is not biased to the first
+    value.
     """
     first = np.isnan(level)
-    level = np.where(first, x, level)
-    bound = np.where(clip, cfg.clip_sigma * _scale(dev, level, cfg), np.inf)
+    level, any_first = _fill_first(first, x, level)
+    bound = _scale(dev, level, cfg)
+    bound *= cfg.clip_sigma
+    if not clip.all():
+        bound = np.where(clip, bound, np.inf)
     resid = x - level
-    a = np.maximum(alpha, 1.0 / (n + 1.0))
-    a_s = np.maximum(alpha_scale, 1.0 / (n + 1.0))
-    new_level = level + a * np.clip(resid, -bound, bound)
-    new_dev = dev + a_s * (np.minimum(np.abs(resid), bound) - dev)
-    return new_level, np.where(first, 0.0, new_dev)
+    abs_resid = np.abs(resid)
+    a = np.maximum(alpha, inv_n1)
+    a_s = a if alpha_scale is alpha else np.maximum(alpha_scale, inv_n1)
+    # level + a * clip(resid, -bound, bound), in place
+    np.maximum(resid, -bound, out=resid)
+    np.minimum(resid, bound, out=resid)
+    resid *= a
+    new_level = np.add(level, resid, out=resid)
+    # dev + a_s * (min(|resid|, bound) - dev)
+    step = np.minimum(abs_resid, bound)
+    step -= dev
+    step *= a_s
+    new_dev = np.add(dev, step, out=step)
+    if any_first:
+        new_dev[first] = 0.0
+    return new_level, new_dev, abs_resid
 
 
 class Limits:
@@ -111,27 +150,37 @@ class Limits:
         store.add("lim_level", capacity, 0.0)
 
     @staticmethod
-    def _level(x: FloatArray, lim: FloatArray, inward: FloatArray) -> FloatArray:
+    def _level(x: FloatArray, lim: FloatArray, inward: FloatArray | None) -> FloatArray:
         with np.errstate(invalid="ignore"):
-            warn = (x < lim[:, 0] + inward) | (x >= lim[:, 1] - inward)
-            crit = (x < lim[:, 2] + inward) | (x >= lim[:, 3] - inward)
-        return np.where(crit, 2.0, np.where(warn, 1.0, 0.0))
+            if inward is None:  # the limits themselves
+                warn = (x < lim[:, 0]) | (x >= lim[:, 1])
+                crit = (x < lim[:, 2]) | (x >= lim[:, 3])
+            else:
+                warn = (x < lim[:, 0] + inward) | (x >= lim[:, 1] - inward)
+                crit = (x < lim[:, 2] + inward) | (x >= lim[:, 3] - inward)
+        return np.where(crit, 2.0, warn)
 
     def _new_level(self, r: Round, store: Store) -> FloatArray:
         if "lim" not in r.cache:
-            prev = store["lim_level"].take(r.slots)
-            outer = self._level(r.x, r.limits, np.zeros(len(r)))
+            outer = self._level(r.x, r.limits, None)
             inner = self._level(r.x, r.limits, r.limits[:, 4])
-            new = np.maximum(outer, np.minimum(prev, inner))
-            r.cache["lim"] = new if r.all_learnable else np.where(r.learnable, new, prev)
+            prev = None
+            if not r.all_learnable or inner.any():  # else the hysteresis cannot hold a level
+                prev = store["lim_level"].take(r.slots)
+                new = np.maximum(outer, np.minimum(prev, inner))
+            else:
+                new = outer
+            r.cache["lim"] = (
+                new if prev is None or r.all_learnable else np.where(r.learnable, new, prev)
+            )
         level: FloatArray = r.cache["lim"]
         return level
 
     def score(self, r: Round, store: Store) -> Scores:
         level = self._new_level(r, store)
         table = np.array([0.0, r.config.limit_warn_score, 1.0])
-        score = table[level.astype(np.intp)]
-        return Scores(_gated(score, r.learnable), level, np.full(len(r), np.nan))
+        score = table.take(level.astype(np.intp))
+        return Scores(_gated(score, r.learnable, r.all_learnable), level, np.full(len(r), np.nan))
 
     def learn(self, r: Round, store: Store) -> None:
         store["lim_level"][r.slots] = self._new_level(r, store)
@@ -162,44 +211,51 @@ class Baseline:
             dev, slow = store["base_dev"].take(r.slots), store["base_slow"].take(r.slots)
             scale = _scale(dev, level, r.config, slow)
             r.cache["base_dev"], r.cache["base_slow"] = dev, slow
-            r.cache["base"] = ((r.x - level) / scale, level)
+            z = np.subtract(r.x, level)
+            z /= scale
+            r.cache["base"] = (z, level)
         z, level = r.cache["base"]
         return z, level
 
     def score(self, r: Round, store: Store) -> Scores:
         z, level = self._z(r, store)
         ok = r.judge_ok
-        return Scores(_gated(squash(np.abs(z), r.config.z_half), ok), z, level, ok)
+        return Scores(_squashed(np.abs(z), ok, r.all_judge_ok, r.config), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
-        ok = r.learn_ok
         z, level = self._z(r, store)
         warm = r.warm
-        new_level, new_dev = _robust_step(
+        new_level, new_dev, abs_resid = _robust_step(
             r.x,
             level,
             r.cache["base_dev"],
-            r.n,
+            r.inv_n1,
             alpha=cfg.alpha,
             alpha_scale=cfg.alpha_scale,
             cfg=cfg,
             clip=warm,
         )
         fast_prev = store["base_fast"].take(s)
-        a_fast = 2.0 / (cfg.rebaseline_run + 1.0)
-        fast = np.where(np.isnan(fast_prev), r.x, fast_prev + a_fast * (r.x - fast_prev))
+        fast = np.subtract(r.x, fast_prev)
+        fast *= 2.0 / (cfg.rebaseline_run + 1.0)
+        fast += fast_prev
+        fast, _ = _fill_first(np.isnan(fast_prev), r.x, fast)
+        # Outliers in a row on one side; the usual round has none, and no run to extend.
         with np.errstate(invalid="ignore"):
-            side = np.where(warm & (np.abs(z) > cfg.clip_sigma), np.sign(z), 0.0)
+            outlier = np.abs(z) > cfg.clip_sigma
+        outlier &= warm
         run = store["base_run"].take(s)
-        run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
+        if outlier.any() or run.any():
+            side = np.where(outlier, np.sign(z), 0.0)
+            run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
+            moved = np.abs(run) >= cfg.rebaseline_run
+            new_level = np.where(moved, fast, new_level)
+            run = np.where(moved, 0.0, run)
         slow_prev = r.cache["base_slow"]
-        a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
-        resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
-        slow = slow_prev + a_slow * (resid - slow_prev)
-        moved = np.abs(run) >= cfg.rebaseline_run
-        new_level = np.where(moved, fast, new_level)
-        run = np.where(moved, 0.0, run)
+        slow = abs_resid - slow_prev  # |x - level|, the first reading's 0
+        slow *= np.maximum(cfg.alpha_slow, r.inv_n1)
+        slow += slow_prev
         for name, new in (
             ("base_level", new_level),
             ("base_dev", new_dev),
@@ -207,7 +263,7 @@ class Baseline:
             ("base_run", run),
             ("base_slow", slow),
         ):
-            put(store[name], s, ok, new, r.all_learn_ok)
+            put(store[name], s, r.learn_ok, new, r.all_learn_ok)
 
 
 class TimeOfDay:
@@ -231,19 +287,22 @@ class TimeOfDay:
     def bin_of(self, ts_ms: FloatArray | np.ndarray) -> np.ndarray:
         """Local-time bin of each timestamp."""
         local = (np.asarray(ts_ms, dtype=np.int64) + self.offset_ms) % DAY_MS
-        return (local * self.bins) // DAY_MS
+        local *= self.bins
+        local //= DAY_MS
+        return local
 
     def _state(
         self, r: Round, store: Store
     ) -> tuple[np.ndarray, FloatArray, FloatArray, FloatArray]:
         if "tod" not in r.cache:
             # Flat indices into the raveled tables: cheaper than a 2-D fancy index.
-            flat = r.slots * self.bins + self.bin_of(r.ts_ms)
+            flat = r.slots * self.bins
+            flat += self.bin_of(r.ts_ms)
             r.cache["tod"] = (
                 flat,
-                store["tod_level"].take(flat),
-                store["tod_dev"].take(flat),
-                store["tod_n"].take(flat),
+                store["tod_level"].reshape(-1).take(flat),
+                store["tod_dev"].reshape(-1).take(flat),
+                store["tod_n"].reshape(-1).take(flat),
             )
         flat, level, dev, count = r.cache["tod"]
         return flat, level, dev, count
@@ -253,29 +312,40 @@ class TimeOfDay:
         _, level, dev, count = self._state(r, store)
         slow = store["tod_slow"].take(r.slots)
         r.cache["tod_slow"] = slow
-        z = (r.x - level) / _scale(dev, level, cfg, slow)
-        history = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
-        ok = r.judge_ok & history & (count >= cfg.tod_min_count)
-        return Scores(_gated(squash(np.abs(z), cfg.z_half), ok), z, level, ok)
+        z = np.subtract(r.x, level)
+        z /= _scale(dev, level, cfg, slow)
+        ok = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
+        ok &= r.judge_ok
+        ok &= count >= cfg.tod_min_count
+        return Scores(_squashed(np.abs(z), ok, False, cfg), z, level, ok)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg = r.config
         b, level, dev, count = self._state(r, store)
         bin_ms = DAY_MS / self.bins
         # dt >= 0 or NaN: fmin(dt, bin) is nan_to_num(dt, nan=bin) capped at a bin.
-        alpha = cfg.tod_alpha * np.fmin(r.dt_ms, bin_ms) / bin_ms
-        new_level, new_dev = _robust_step(
-            r.x, level, dev, count, alpha=alpha, alpha_scale=alpha, cfg=cfg, clip=count >= 3
+        alpha = np.fmin(r.dt_ms, bin_ms)
+        alpha *= cfg.tod_alpha
+        alpha /= bin_ms
+        new_count = count + 1.0
+        new_level, new_dev, abs_resid = _robust_step(
+            r.x,
+            level,
+            dev,
+            1.0 / new_count,
+            alpha=alpha,
+            alpha_scale=alpha,
+            cfg=cfg,
+            clip=count >= 3,
         )
         ok = r.learn_ok
         slow_prev = r.cache.get("tod_slow")
         if slow_prev is None:
             slow_prev = store["tod_slow"].take(r.slots)
-        a_slow = np.maximum(cfg.alpha_slow, 1.0 / (r.n + 1.0))
-        resid = np.abs(r.x - np.where(np.isnan(level), r.x, level))
-        new_slow = slow_prev + a_slow * (resid - slow_prev)
+        new_slow = abs_resid - slow_prev
+        new_slow *= np.maximum(cfg.alpha_slow, r.inv_n1)
+        new_slow += slow_prev
         put(store["tod_slow"], r.slots, ok, new_slow, r.all_learn_ok)
-        new_count = count + 1.0
         if not r.all_learn_ok:
             b, new_level, new_dev, new_count = b[ok], new_level[ok], new_dev[ok], new_count[ok]
         store["tod_level"].reshape(-1)[b] = new_level
@@ -304,34 +374,59 @@ class LevelShift:
             cfg = r.config
             dev = store["cusum_dev"].take(r.slots)
             scale = _scale(dev, r.pred, cfg)
-            resid = np.clip((r.x - r.pred) / scale, -cfg.cusum_clip, cfg.cusum_clip)
-            resid = np.where(r.warm & ~np.isnan(resid), resid, 0.0)
-            pos = np.maximum(0.0, store["cusum_pos"].take(r.slots) + resid - cfg.cusum_k)
-            neg = np.maximum(0.0, store["cusum_neg"].take(r.slots) - resid - cfg.cusum_k)
-            r.cache["cusum"] = (pos, neg, scale, dev)
-        pos, neg, scale, _ = r.cache["cusum"]
+            resid = np.subtract(r.x, r.pred)
+            resid /= scale
+            np.maximum(resid, -cfg.cusum_clip, out=resid)
+            np.minimum(resid, cfg.cusum_clip, out=resid)
+            off = np.isnan(resid)
+            if not r.all_warm:
+                off |= ~r.warm
+            if off.any():
+                resid[off] = 0.0
+            pos = store["cusum_pos"].take(r.slots)
+            pos += resid
+            pos -= cfg.cusum_k
+            np.maximum(0.0, pos, out=pos)
+            neg = store["cusum_neg"].take(r.slots)
+            neg -= resid
+            neg -= cfg.cusum_k
+            np.maximum(0.0, neg, out=neg)
+            r.cache["cusum"] = (pos, neg, scale, dev, np.maximum(pos, neg))
+        pos, neg, scale, _, _ = r.cache["cusum"]
         return pos, neg, scale
 
     def score(self, r: Round, store: Store) -> Scores:
         cfg = r.config
         pos, neg, _ = self._sums(r, store)
-        stat = np.maximum(pos, neg)
-        z = np.where(pos >= neg, stat, -stat) / cfg.cusum_h
+        stat: FloatArray = r.cache["cusum"][4]
+        if not stat.any():  # every sum at rest: score and z are 0
+            return Scores(np.zeros(len(r)), np.zeros(len(r)), r.pred)
+        z = np.where(pos >= neg, stat, -stat)
+        z /= cfg.cusum_h
         ok = r.judge_ok
-        score = squash(cfg.z_on * stat / cfg.cusum_h, cfg.z_half)
-        return Scores(_gated(score, ok), z, r.pred)
+        score = _squashed(cfg.z_on * stat / cfg.cusum_h, ok, r.all_judge_ok, cfg)
+        return Scores(score, z, r.pred)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
         pos, neg, scale = self._sums(r, store)
-        dev = r.cache["cusum"][3]
-        resid = np.abs(r.x - r.pred)
-        bound = np.where(r.warm, cfg.clip_sigma * scale, np.inf)
-        a = np.maximum(cfg.alpha_scale, 1.0 / (r.n + 1.0))
-        new_dev = np.where(np.isnan(r.pred), dev, dev + a * (np.minimum(resid, bound) - dev))
-        shifted = np.maximum(pos, neg) >= cfg.cusum_h
-        pos = np.where(shifted, 0.0, pos)
-        neg = np.where(shifted, 0.0, neg)
+        dev, stat = r.cache["cusum"][3], r.cache["cusum"][4]
+        bound = scale * cfg.clip_sigma
+        if not r.all_warm:
+            bound = np.where(r.warm, bound, np.inf)
+        step = np.subtract(r.x, r.pred)
+        np.abs(step, out=step)
+        np.minimum(step, bound, out=step)
+        step -= dev
+        step *= np.maximum(cfg.alpha_scale, r.inv_n1)
+        new_dev = np.add(dev, step, out=step)
+        unknown = np.isnan(r.pred)  # a series' first reading: no forecast to learn from
+        if unknown.any():
+            new_dev = np.where(unknown, dev, new_dev)
+        shifted = stat >= cfg.cusum_h
+        if shifted.any():
+            pos = np.where(shifted, 0.0, pos)
+            neg = np.where(shifted, 0.0, neg)
         ok = r.learn_ok
         for name, new in (("cusum_dev", new_dev), ("cusum_pos", pos), ("cusum_neg", neg)):
             put(store[name], s, ok, new, r.all_learn_ok)
@@ -355,7 +450,8 @@ class Flatline:
     def _run(self, r: Round, store: Store) -> FloatArray:
         if "flat" not in r.cache:
             prev = store["flat_run"].take(r.slots)
-            r.cache["flat"] = (np.where(r.x == r.last_x, prev + 1.0, 0.0), prev)
+            same = r.x == r.last_x
+            r.cache["flat"] = (np.where(same, prev + 1.0, 0.0), prev, same)
         run: FloatArray = r.cache["flat"][0]
         return run
 
@@ -364,26 +460,31 @@ class Flatline:
         run = self._run(r, store)
         raw_rate = store["flat_rate"].take(r.slots)
         r.cache["flat_rate"] = raw_rate
-        rate = np.clip(raw_rate, 1e-3, 0.999)
-        decades = run * -np.log10(rate)
-        long_enough = run >= cfg.flatline_min_run - 1
-        score = squash(cfg.z_on * decades / cfg.flatline_decades, cfg.z_half)
-        ok = r.judge_ok & long_enough
-        return Scores(_gated(score, ok), run + 1.0, r.last_x)
+        ok = run >= cfg.flatline_min_run - 1
+        if ok.any():  # else no run is long enough to judge: no log10
+            ok &= r.judge_ok
+            rate = np.clip(raw_rate, 1e-3, 0.999)
+            decades = run * -np.log10(rate)
+            score = _squashed(cfg.z_on * decades / cfg.flatline_decades, ok, False, cfg)
+        else:
+            score = np.zeros(len(r))
+        return Scores(score, run + 1.0, r.last_x)
 
     def learn(self, r: Round, store: Store) -> None:
         cfg, s = r.config, r.slots
         run = self._run(r, store)
-        prev_run = r.cache["flat"][1]
-        del r.cache["flat"]
+        _, prev_run, same = r.cache.pop("flat")
         ok = r.learn_ok
         rate = r.cache.pop("flat_rate", None)
         if rate is None:
             rate = store["flat_rate"].take(s)
-        a = np.maximum(cfg.alpha_repeat, 1.0 / (r.n + 1.0))
-        same = (run > 0).astype(np.float64)
-        learn_rate = ok & ~np.isnan(r.last_x)
-        store["flat_rate"][s] = np.where(learn_rate, rate + a * (same - rate), rate)
+        new_rate = same.astype(np.float64)
+        new_rate -= rate
+        new_rate *= np.maximum(cfg.alpha_repeat, r.inv_n1)
+        new_rate += rate
+        learn_rate = ~np.isnan(r.last_x)
+        learn_rate &= ok
+        store["flat_rate"][s] = np.where(learn_rate, new_rate, rate)
         store["flat_run"][s] = run if r.all_learn_ok else np.where(ok, run, prev_run)
 
 
@@ -402,9 +503,13 @@ class Dropout:
         cfg = r.config
         period = r.expected_ms
         gap = r.dt_ms / period
-        known = ~np.isnan(r.period_ms) | r.warm  # a learned period needs the warm-up
-        score = squash(cfg.z_on * gap / cfg.dropout_k, cfg.z_half)
-        return Scores(_gated(score, known & r.learnable & ~np.isnan(gap)), gap, period)
+        ok = ~np.isnan(gap)
+        if not r.all_warm:  # a learned period needs the warm-up
+            ok &= ~np.isnan(r.period_ms) | r.warm
+        if not r.all_learnable:
+            ok &= r.learnable
+        score = _squashed(cfg.z_on * gap / cfg.dropout_k, ok, False, cfg)
+        return Scores(score, gap, period)
 
     def learn(self, r: Round, store: Store) -> None:
         """Nothing to learn beyond the core's period."""
