@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import BoolArray, FloatArray, Round, Store, put
+from anomaly.context import FloatArray, IntArray, Round, Store, put
 from anomaly.detectors import Scores, SeriesDetector
 
 CALIBRATED: tuple[str, ...] = ("baseline", "time_of_day", "level_shift")
@@ -111,20 +111,15 @@ class Calibrator:
     def step(self, r: Round, results: Sequence[Scores], store: Store) -> FloatArray:
         """The onset score of each reading of the round; folds the round into the state."""
         cfg, s = self.config, r.slots
+        peak_col = store["cal_peak"]
+        peak_prev = peak_col.take(s)
+        peak_prev *= self.decay
         evidence = self._extreme(r, store)
-        for col, (k, _) in enumerate(self.calibrated):
-            res = results[k]
-            judged = res.judged if res.judged is not None else res.score > 0.0
-            decades = self._calibrate(col, res.z, judged, s, store)
-            if decades is not None:
-                np.fmax(evidence, decades, out=evidence)
+        self._calibrated(results, s, store, peak_prev, evidence)
         half = cfg.onset_half
         for k in self.hard:
             score = np.minimum(results[k].score, 1.0 - 1e-12)
             np.fmax(evidence, half * score / (1.0 - score), out=evidence)
-        peak_col = store["cal_peak"]
-        peak_prev = peak_col.take(s)
-        peak_prev *= self.decay
         excess = np.subtract(evidence, peak_prev)
         np.maximum(excess, 0.0, out=excess)
         np.fmax(evidence, peak_prev, out=evidence)  # the new peak
@@ -166,28 +161,63 @@ class Calibrator:
         evidence[breach] = cfg.onset_extreme_decades * grow
         return evidence
 
-    def _calibrate(
-        self, col: int, z: FloatArray, judged: BoolArray, s: np.ndarray, store: Store
-    ) -> FloatArray | None:
-        """Decades of evidence per reading (None: no reading judged, nothing learned).
+    def _calibrated(
+        self,
+        results: Sequence[Scores],
+        s: IntArray,
+        store: Store,
+        peak_prev: FloatArray,
+        evidence: FloatArray,
+    ) -> None:
+        """Raise ``evidence`` to the decades of every calibrated sub-detector and fold
+        their judged readings into the calibration: the judged readings of all of them
+        in one pass (the level-shift CUSUM, and time of day before its history, judge
+        few or none of a round)."""
+        width = store["cal_mean"].shape[1]
+        row = s * width if width > 1 else s
+        parts: list[tuple[IntArray | None, FloatArray, IntArray]] = []
+        for col, (k, _) in enumerate(self.calibrated):
+            res = results[k]
+            judged = res.judged if res.judged is not None else res.score > 0.0
+            n_judged = int(np.count_nonzero(judged))
+            if n_judged == len(judged):
+                parts.append((None, res.z, row + col))
+            elif n_judged:
+                picked = np.flatnonzero(judged)
+                parts.append((picked, res.z.take(picked), row.take(picked) + col))
+        if not parts:
+            return
+        if len(parts) == 1:
+            z, flat = parts[0][1], parts[0][2]
+        else:
+            z = np.concatenate([part[1] for part in parts])
+            flat = np.concatenate([part[2] for part in parts])
+        floor = None
+        if len(z) >= _BOUND_MIN:
+            floors = [peak_prev if p is None else peak_prev.take(p) for p, _, _ in parts]
+            floor = floors[0] if len(floors) == 1 else np.concatenate(floors)
+        decades = self._learn(z, flat, store, floor)
+        start = 0
+        for at, part_z, _ in parts:
+            part = decades[start : start + len(part_z)]
+            start += len(part_z)
+            if at is None:
+                np.fmax(evidence, part, out=evidence)
+            else:
+                evidence[at] = np.fmax(evidence.take(at), part)
 
-        Only the judged readings are computed and learned: the level-shift CUSUM, and
-        time of day before its history, judge few or none of a round."""
+    def _learn(
+        self, z: FloatArray, flat: IntArray, store: Store, floor: FloatArray | None
+    ) -> FloatArray:
+        """Decades of evidence of statistics ``z`` at ``flat`` indices of the calibration
+        tables, which they are folded into. Where ``floor`` (the decayed peak of evidence
+        already reported) is given, decades that cannot exceed it come out 0: the onset
+        and the new peak are the same for any evidence up to the peak."""
         cfg = self.config
-        n_judged = int(np.count_nonzero(judged))
-        if n_judged == 0:
-            return None
-        every = n_judged == len(judged)
-        if not every:
-            picked = np.flatnonzero(judged)
-            z, s = z.take(picked), s.take(picked)
         raw = np.abs(z)
         np.minimum(raw, 1e12, out=raw)
         np.fmax(raw, 0.0, out=raw)  # NaN -> 0 (nan_to_num; inf is capped above)
         np.log1p(raw, out=raw)
-        # Flat indices into the (slot, column) tables: one contiguous take per table.
-        width = store["cal_mean"].shape[1]
-        flat = s * width + col if width > 1 else s
         tables = [store[name].reshape(-1) for name in ("cal_mean", "cal_var", "cal_short", "cal_n")]
         mean, var, prev_short, count = (table.take(flat) for table in tables)
         seen = count > 0
@@ -198,7 +228,7 @@ class Calibrator:
         np.maximum(sd, cfg.onset_min_sd, out=sd)
         d = short - mean
         ready = count >= cfg.onset_min_history
-        decades = tail_decades(d / sd)
+        decades = _bounded_tail(d / sd, floor)
         if not ready.all():
             decades = np.where(ready, decades, 0.0)
         a = 1.0 / (count + 1.0)
@@ -208,8 +238,33 @@ class Calibrator:
         tables[1][flat] = (1.0 - a) * (var + ad * d)
         tables[2][flat] = short
         tables[3][flat] = count + 1.0
-        if every:
-            return decades
-        out = np.zeros(len(judged))
-        out[picked] = decades
-        return out
+        return decades
+
+
+_BOUND_MIN = 4096
+"""Statistics per round from which skipping the tail where it cannot matter pays."""
+
+
+def _bounded_tail(z: FloatArray, floor: FloatArray | None) -> FloatArray:
+    """``tail_decades(z)``, or 0 where it cannot exceed ``floor``.
+
+    ``(x^2/2 + 0.4 x + 1.16) / ln 10`` (x = |z|) bounds the tail from above, by at least
+    0.07 decades: ``sqrt(x^2 + b) <= x + sqrt(b)`` and the log below its tangent at 2.5.
+    Its few multiplications spare the log, sqrt and exp of most readings: a quiet series'
+    evidence stays below what it last reported.
+    """
+    if floor is None:
+        return tail_decades(z)
+    bound = np.abs(z)
+    above = bound + 0.8
+    above *= bound
+    above *= 0.5
+    above += 1.16
+    np.greater(above, floor * _LN10, out=above)  # 1.0 where the tail may exceed the floor
+    picked = np.flatnonzero(above)
+    if len(picked) == len(z):
+        return tail_decades(z)
+    out = np.zeros(len(z))
+    if len(picked):
+        out[picked] = tail_decades(z.take(picked))
+    return out
