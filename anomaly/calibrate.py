@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import FloatArray, IntArray, Round, Store, put
+from anomaly.context import FloatArray, IntArray, Round, Store, every, nonzero, put, some
 from anomaly.detectors import Scores, SeriesDetector
 
 CALIBRATED: tuple[str, ...] = ("baseline", "time_of_day", "level_shift")
@@ -64,19 +64,19 @@ def tail_decades(z: FloatArray) -> FloatArray:
     np.minimum(x, 1e4, out=x)
     # log Q(|z|) = -x^2/2 - log(((1-a) x + a sqrt(x^2 + b)) sqrt(2 pi)), in place.
     root = x * x
-    root += b
+    np.add(root, b, out=root)
     np.sqrt(root, out=root)
-    root *= a
+    np.multiply(root, a, out=root)
     inner = (1.0 - a) * x
-    inner += root
-    inner *= _SQRT_2PI
+    np.add(inner, root, out=inner)
+    np.multiply(inner, _SQRT_2PI, out=inner)
     np.log(inner, out=inner)
     log_q = -0.5 * x
-    log_q *= x
-    log_q -= inner
+    np.multiply(log_q, x, out=log_q)
+    np.subtract(log_q, inner, out=log_q)
     # For z < 0 the tail is 1 - Q(|z|): -log10(1 - q), tiny; computed only there.
     lower = ~(z >= 0.0)
-    tiny = -np.log1p(-np.exp(log_q[lower])) / _LN10 if lower.any() else None
+    tiny = -np.log1p(-np.exp(log_q[lower])) / _LN10 if some(lower) else None
     out = np.divide(log_q, -_LN10, out=log_q)  # the upper tail, -log10 Q
     if tiny is not None:
         out[lower] = tiny
@@ -113,7 +113,7 @@ class Calibrator:
         cfg, s = self.config, r.slots
         peak_col = store["cal_peak"]
         peak_prev = peak_col.take(s)
-        peak_prev *= self.decay
+        np.multiply(peak_prev, self.decay, out=peak_prev)
         evidence = self._extreme(r, store)
         self._calibrated(results, s, store, peak_prev, evidence)
         half = cfg.onset_half
@@ -149,7 +149,7 @@ class Calibrator:
             breach = beyond > margin
             breach &= width > 0.0
             breach &= r.judge_ok
-        if not breach.any():  # the usual round: no record broken
+        if not some(breach):  # the usual round: no record broken
             return evidence
         # Margins beyond the old extreme (>= 1 where it counts; 0-margin: just 1). Each
         # doubling of the distance beyond the record adds the breach's evidence again: a
@@ -183,7 +183,7 @@ class Calibrator:
             if n_judged == len(judged):
                 parts.append((None, res.z, row + col))
             elif n_judged:
-                picked = np.flatnonzero(judged)
+                picked = nonzero(judged)
                 parts.append((picked, res.z.take(picked), row.take(picked) + col))
         if not parts:
             return
@@ -222,14 +222,14 @@ class Calibrator:
         mean, var, prev_short, count = (table.take(flat) for table in tables)
         seen = count > 0
         short = prev_short + cfg.onset_short_alpha * (raw - prev_short)
-        if not seen.all():
+        if not every(seen):
             short = np.where(seen, short, raw)
         sd = np.sqrt(var)
         np.maximum(sd, cfg.onset_min_sd, out=sd)
         d = short - mean
         ready = count >= cfg.onset_min_history
         decades = _bounded_tail(d / sd, floor)
-        if not ready.all():
+        if not every(ready):
             decades = np.where(ready, decades, 0.0)
         a = 1.0 / (count + 1.0)
         np.maximum(cfg.onset_long_alpha, a, out=a)
@@ -257,11 +257,11 @@ def _bounded_tail(z: FloatArray, floor: FloatArray | None) -> FloatArray:
         return tail_decades(z)
     bound = np.abs(z)
     above = bound + 0.8
-    above *= bound
-    above *= 0.5
-    above += 1.16
+    np.multiply(above, bound, out=above)
+    np.multiply(above, 0.5, out=above)
+    np.add(above, 1.16, out=above)
     np.greater(above, floor * _LN10, out=above)  # 1.0 where the tail may exceed the floor
-    picked = np.flatnonzero(above)
+    picked = nonzero(above)
     if len(picked) == len(z):
         return tail_decades(z)
     out = np.zeros(len(z))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import HOUR_MS, BoolArray, Round, Store
+from anomaly.context import HOUR_MS, BoolArray, Round, Store, nonzero, some
 from anomaly.detectors import Scores, SeriesDetector
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.explain import explain
@@ -77,10 +77,10 @@ class Decider:
                     # The reading that ends a silence is the evidence of it: start and end.
                     end = active & r.learnable
             still = active & ~end
-            if still.any():
+            if some(still):
                 s = r.slots[still]
                 peak_tab[s, k] = np.maximum(peak_tab[s, k], res.score[still])
-            for i in np.flatnonzero(begin):
+            for i in nonzero(begin):
                 slot, at = int(r.slots[i]), int(i)
                 start = float(r.last_ts[i] if det.kind is DetectionKind.DROPOUT else r.ts_ms[i])
                 peak = float(res.score[i])
@@ -92,7 +92,7 @@ class Decider:
                     continue
                 active_tab[slot, k], start_tab[slot, k] = 1.0, start
                 peak_tab[slot, k] = res.score[i]
-            for i in np.flatnonzero(end):
+            for i in nonzero(end):
                 slot = int(r.slots[i])
                 start, peak = float(start_tab[slot, k]), float(peak_tab[slot, k])
                 ev = self.event(det.kind, r, res, int(i), active=False, start=start, peak=peak)

@@ -26,7 +26,17 @@ import numpy.typing as npt
 
 from anomaly.calibrate import Calibrator
 from anomaly.config import DetectorConfig
-from anomaly.context import BoolArray, FloatArray, IntArray, Round, Store, put
+from anomaly.context import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Round,
+    Store,
+    every,
+    nonzero,
+    put,
+    some,
+)
 from anomaly.decide import Decider
 from anomaly.detectors import Dropout, Scores, SeriesDetector, build
 from anomaly.events import Detection, DetectionKind
@@ -196,19 +206,19 @@ class Detector:
         period = self._period.take(metric)
         learned = st["core_period"].take(slots)
         unknown = np.isnan(period)
-        expected = np.where(unknown, learned, period) if unknown.any() else period
+        expected = np.where(unknown, learned, period) if some(unknown) else period
         last_ts = st["core_last_ts"].take(slots)
         dt_ms = np.subtract(ts, last_ts)
         np.maximum(dt_ms, 0.0, out=dt_ms)
         pred = dt_ms / 3_600_000.0  # hours; then level + trend * hours, in place
         trend = st["core_trend"].take(slots)
         hlevel = st["core_hlevel"].take(slots)
-        pred *= trend
-        pred += hlevel
+        np.multiply(pred, trend, out=pred)
+        np.add(pred, hlevel, out=pred)
         learn_ok = finite & statistical
         warm = n >= self.config.warmup
         judge_ok = warm & learn_ok
-        all_learnable = bool(finite.all())
+        all_learnable = every(finite)
         inv_n1 = n + 1.0
         np.divide(1.0, inv_n1, out=inv_n1)
         return Round(
@@ -231,10 +241,10 @@ class Detector:
             dt_ms=dt_ms,
             learn_ok=learn_ok,
             all_learnable=all_learnable,
-            all_learn_ok=all_learnable and bool(statistical.all()),
+            all_learn_ok=all_learnable and every(statistical),
             judge_ok=judge_ok,
-            all_warm=bool(warm.all()),
-            all_judge_ok=bool(judge_ok.all()),
+            all_warm=every(warm),
+            all_judge_ok=every(judge_ok),
             inv_n1=inv_n1,
             hlevel=hlevel,
             trend=trend,
@@ -244,7 +254,7 @@ class Detector:
     def _learn_core(self, r: Round, combined: FloatArray) -> None:
         st, s, ok = self.store, r.slots, r.learnable
         first = np.isnan(r.last_ts)
-        any_first = bool(first.any())
+        any_first = bool(some(first))
         # Holt's linear trend with time constants in expected periods: a smooth slope per
         # hour for the rules and a trend-following forecast for the level-shift CUSUM.
         cfg = self.config
@@ -254,7 +264,7 @@ class Detector:
         np.fmax(dt_h, 0.0, out=dt_h)
         level, trend = r.hlevel, r.trend
         no_unit = np.isnan(r.expected_ms)
-        unit = np.where(no_unit, dt, r.expected_ms) if no_unit.any() else r.expected_ms
+        unit = np.where(no_unit, dt, r.expected_ms) if some(no_unit) else r.expected_ms
         neg_dt = np.negative(dt)
         with np.errstate(invalid="ignore", divide="ignore"):
             # a = 1 - exp(-dt / (periods * unit)), b likewise, in place.
@@ -271,18 +281,18 @@ class Detector:
         np.fmax(b, 0.0, out=b)
         pred = r.pred
         new_level = np.subtract(r.x, pred)
-        new_level *= a
-        new_level += pred
+        np.multiply(new_level, a, out=new_level)
+        np.add(new_level, pred, out=new_level)
         if any_first:
             new_level = np.where(first, r.x, new_level)
         with np.errstate(invalid="ignore", divide="ignore"):
             step = new_level - level
-            step /= dt_h
+            np.divide(step, dt_h, out=step)
         moving = dt_h > 0
-        if not moving.all():
+        if not every(moving):
             step = np.where(moving, step, trend)
-        step -= trend
-        step *= b
+        np.subtract(step, trend, out=step)
+        np.multiply(step, b, out=step)
         new_trend = np.add(trend, step, out=step)
         if any_first:
             new_trend[first] = 0.0
@@ -291,14 +301,14 @@ class Detector:
         # is capped at 3 learned periods, uncapped while none is learned.)
         learned = r.learned_ms
         gap = np.fmin(dt, 3.0 * learned)
-        gap -= learned
+        np.subtract(gap, learned, out=gap)
         a_p = np.maximum(r.n, 1.0)
         np.divide(1.0, a_p, out=a_p)
         np.maximum(cfg.alpha_period, a_p, out=a_p)
-        gap *= a_p
+        np.multiply(gap, a_p, out=gap)
         new_period = np.add(learned, gap, out=gap)
         no_period = np.isnan(learned)
-        if no_period.any():
+        if some(no_period):
             new_period = np.where(no_period, dt, new_period)
         if any_first:
             new_period = np.where(first, learned, new_period)
@@ -335,7 +345,7 @@ class Detector:
             silent = (now_ms - last) > self.config.dropout_k * period
         silent &= st["ev_active"][:size, k] == 0
         events: list[Detection] = []
-        for slot in np.flatnonzero(silent):
+        for slot in nonzero(silent):
             slots = np.array([slot], dtype=np.int64)
             r = self._round(slots, np.array([now_ms], np.int64), st["core_last_x"][slots])
             gap = (now_ms - last[slot]) / period[slot]

@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from anomaly.config import DetectorConfig, squash
-from anomaly.context import DAY_MS, BoolArray, FloatArray, Round, Store, put
+from anomaly.context import DAY_MS, BoolArray, FloatArray, Round, Store, every, put, some
 from anomaly.events import DetectionKind
 
 _MAD_TO_SIGMA = 1.2533  # mean absolute deviation -> standard deviation (normal noise)
@@ -53,8 +53,8 @@ class SeriesDetector(Protocol):
 def _floor(level: FloatArray, cfg: DetectorConfig) -> FloatArray:
     """The scale floor relative to the level: a constant series keeps a finite z."""
     floor = np.abs(level)
-    floor *= cfg.scale_floor_rel
-    floor += cfg.scale_floor_abs
+    np.multiply(floor, cfg.scale_floor_rel, out=floor)
+    np.add(floor, cfg.scale_floor_abs, out=floor)
     return floor
 
 
@@ -78,14 +78,14 @@ def _gated(score: FloatArray, ok: BoolArray, all_ok: bool) -> FloatArray:
 
 def _squashed(stat: FloatArray, ok: BoolArray, all_ok: bool, cfg: DetectorConfig) -> FloatArray:
     """``squash`` of a fresh statistic array (reused), gated; no work when none is ok."""
-    if not all_ok and not ok.any():
+    if not all_ok and not some(ok):
         return np.zeros(len(stat))
     return _gated(squash(stat, cfg.z_half, inplace=True), ok, all_ok)
 
 
 def _fill_first(first: BoolArray, x: FloatArray, level: FloatArray) -> tuple[FloatArray, bool]:
     """``level`` with its NaN (a series' first reading) replaced by ``x``."""
-    if first.any():
+    if some(first):
         return np.where(first, x, level), True
     return level, False
 
@@ -112,8 +112,8 @@ def _robust_step(
     first = np.isnan(level)
     level, any_first = _fill_first(first, x, level)
     bound = _scale(dev, level, cfg)
-    bound *= cfg.clip_sigma
-    if not clip.all():
+    np.multiply(bound, cfg.clip_sigma, out=bound)
+    if not every(clip):
         bound = np.where(clip, bound, np.inf)
     resid = x - level
     abs_resid = np.abs(resid)
@@ -122,12 +122,12 @@ def _robust_step(
     # level + a * clip(resid, -bound, bound), in place
     np.maximum(resid, -bound, out=resid)
     np.minimum(resid, bound, out=resid)
-    resid *= a
+    np.multiply(resid, a, out=resid)
     new_level = np.add(level, resid, out=resid)
     # dev + a_s * (min(|resid|, bound) - dev)
     step = np.minimum(abs_resid, bound)
-    step -= dev
-    step *= a_s
+    np.subtract(step, dev, out=step)
+    np.multiply(step, a_s, out=step)
     new_dev = np.add(dev, step, out=step)
     if any_first:
         new_dev[first] = 0.0
@@ -165,7 +165,7 @@ class Limits:
             outer = self._level(r.x, r.limits, None)
             inner = self._level(r.x, r.limits, r.limits[:, 4])
             prev = None
-            if not r.all_learnable or inner.any():  # else the hysteresis cannot hold a level
+            if not r.all_learnable or some(inner):  # else the hysteresis cannot hold a level
                 prev = store["lim_level"].take(r.slots)
                 new = np.maximum(outer, np.minimum(prev, inner))
             else:
@@ -212,7 +212,7 @@ class Baseline:
             scale = _scale(dev, level, r.config, slow)
             r.cache["base_dev"], r.cache["base_slow"] = dev, slow
             z = np.subtract(r.x, level)
-            z /= scale
+            np.divide(z, scale, out=z)
             r.cache["base"] = (z, level)
         z, level = r.cache["base"]
         return z, level
@@ -238,15 +238,15 @@ class Baseline:
         )
         fast_prev = store["base_fast"].take(s)
         fast = np.subtract(r.x, fast_prev)
-        fast *= 2.0 / (cfg.rebaseline_run + 1.0)
-        fast += fast_prev
+        np.multiply(fast, 2.0 / (cfg.rebaseline_run + 1.0), out=fast)
+        np.add(fast, fast_prev, out=fast)
         fast, _ = _fill_first(np.isnan(fast_prev), r.x, fast)
         # Outliers in a row on one side; the usual round has none, and no run to extend.
         with np.errstate(invalid="ignore"):
             outlier = np.abs(z) > cfg.clip_sigma
         outlier &= warm
         run = store["base_run"].take(s)
-        if outlier.any() or run.any():
+        if some(outlier) or some(run):
             side = np.where(outlier, np.sign(z), 0.0)
             run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
             moved = np.abs(run) >= cfg.rebaseline_run
@@ -254,8 +254,8 @@ class Baseline:
             run = np.where(moved, 0.0, run)
         slow_prev = r.cache["base_slow"]
         slow = abs_resid - slow_prev  # |x - level|, the first reading's 0
-        slow *= np.maximum(cfg.alpha_slow, r.inv_n1)
-        slow += slow_prev
+        np.multiply(slow, np.maximum(cfg.alpha_slow, r.inv_n1), out=slow)
+        np.add(slow, slow_prev, out=slow)
         for name, new in (
             ("base_level", new_level),
             ("base_dev", new_dev),
@@ -287,8 +287,8 @@ class TimeOfDay:
     def bin_of(self, ts_ms: FloatArray | np.ndarray) -> np.ndarray:
         """Local-time bin of each timestamp."""
         local = (np.asarray(ts_ms, dtype=np.int64) + self.offset_ms) % DAY_MS
-        local *= self.bins
-        local //= DAY_MS
+        np.multiply(local, self.bins, out=local)
+        np.floor_divide(local, DAY_MS, out=local)
         return local
 
     def _state(
@@ -297,7 +297,7 @@ class TimeOfDay:
         if "tod" not in r.cache:
             # Flat indices into the raveled tables: cheaper than a 2-D fancy index.
             flat = r.slots * self.bins
-            flat += self.bin_of(r.ts_ms)
+            np.add(flat, self.bin_of(r.ts_ms), out=flat)
             r.cache["tod"] = (
                 flat,
                 store["tod_level"].reshape(-1).take(flat),
@@ -313,7 +313,7 @@ class TimeOfDay:
         slow = store["tod_slow"].take(r.slots)
         r.cache["tod_slow"] = slow
         z = np.subtract(r.x, level)
-        z /= _scale(dev, level, cfg, slow)
+        np.divide(z, _scale(dev, level, cfg, slow), out=z)
         ok = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
         ok &= r.judge_ok
         ok &= count >= cfg.tod_min_count
@@ -325,8 +325,8 @@ class TimeOfDay:
         bin_ms = DAY_MS / self.bins
         # dt >= 0 or NaN: fmin(dt, bin) is nan_to_num(dt, nan=bin) capped at a bin.
         alpha = np.fmin(r.dt_ms, bin_ms)
-        alpha *= cfg.tod_alpha
-        alpha /= bin_ms
+        np.multiply(alpha, cfg.tod_alpha, out=alpha)
+        np.divide(alpha, bin_ms, out=alpha)
         new_count = count + 1.0
         new_level, new_dev, abs_resid = _robust_step(
             r.x,
@@ -343,8 +343,8 @@ class TimeOfDay:
         if slow_prev is None:
             slow_prev = store["tod_slow"].take(r.slots)
         new_slow = abs_resid - slow_prev
-        new_slow *= np.maximum(cfg.alpha_slow, r.inv_n1)
-        new_slow += slow_prev
+        np.multiply(new_slow, np.maximum(cfg.alpha_slow, r.inv_n1), out=new_slow)
+        np.add(new_slow, slow_prev, out=new_slow)
         put(store["tod_slow"], r.slots, ok, new_slow, r.all_learn_ok)
         if not r.all_learn_ok:
             b, new_level, new_dev, new_count = b[ok], new_level[ok], new_dev[ok], new_count[ok]
@@ -375,21 +375,21 @@ class LevelShift:
             dev = store["cusum_dev"].take(r.slots)
             scale = _scale(dev, r.pred, cfg)
             resid = np.subtract(r.x, r.pred)
-            resid /= scale
+            np.divide(resid, scale, out=resid)
             np.maximum(resid, -cfg.cusum_clip, out=resid)
             np.minimum(resid, cfg.cusum_clip, out=resid)
             off = np.isnan(resid)
             if not r.all_warm:
                 off |= ~r.warm
-            if off.any():
+            if some(off):
                 resid[off] = 0.0
             pos = store["cusum_pos"].take(r.slots)
-            pos += resid
-            pos -= cfg.cusum_k
+            np.add(pos, resid, out=pos)
+            np.subtract(pos, cfg.cusum_k, out=pos)
             np.maximum(0.0, pos, out=pos)
             neg = store["cusum_neg"].take(r.slots)
-            neg -= resid
-            neg -= cfg.cusum_k
+            np.subtract(neg, resid, out=neg)
+            np.subtract(neg, cfg.cusum_k, out=neg)
             np.maximum(0.0, neg, out=neg)
             r.cache["cusum"] = (pos, neg, scale, dev, np.maximum(pos, neg))
         pos, neg, scale, _, _ = r.cache["cusum"]
@@ -399,10 +399,10 @@ class LevelShift:
         cfg = r.config
         pos, neg, _ = self._sums(r, store)
         stat: FloatArray = r.cache["cusum"][4]
-        if not stat.any():  # every sum at rest: score and z are 0
+        if not some(stat):  # every sum at rest: score and z are 0
             return Scores(np.zeros(len(r)), np.zeros(len(r)), r.pred)
         z = np.where(pos >= neg, stat, -stat)
-        z /= cfg.cusum_h
+        np.divide(z, cfg.cusum_h, out=z)
         ok = r.judge_ok
         score = _squashed(cfg.z_on * stat / cfg.cusum_h, ok, r.all_judge_ok, cfg)
         return Scores(score, z, r.pred)
@@ -417,14 +417,14 @@ class LevelShift:
         step = np.subtract(r.x, r.pred)
         np.abs(step, out=step)
         np.minimum(step, bound, out=step)
-        step -= dev
-        step *= np.maximum(cfg.alpha_scale, r.inv_n1)
+        np.subtract(step, dev, out=step)
+        np.multiply(step, np.maximum(cfg.alpha_scale, r.inv_n1), out=step)
         new_dev = np.add(dev, step, out=step)
         unknown = np.isnan(r.pred)  # a series' first reading: no forecast to learn from
-        if unknown.any():
+        if some(unknown):
             new_dev = np.where(unknown, dev, new_dev)
         shifted = stat >= cfg.cusum_h
-        if shifted.any():
+        if some(shifted):
             pos = np.where(shifted, 0.0, pos)
             neg = np.where(shifted, 0.0, neg)
         ok = r.learn_ok
@@ -461,7 +461,7 @@ class Flatline:
         raw_rate = store["flat_rate"].take(r.slots)
         r.cache["flat_rate"] = raw_rate
         ok = run >= cfg.flatline_min_run - 1
-        if ok.any():  # else no run is long enough to judge: no log10
+        if some(ok):  # else no run is long enough to judge: no log10
             ok &= r.judge_ok
             rate = np.clip(raw_rate, 1e-3, 0.999)
             decades = run * -np.log10(rate)
@@ -479,9 +479,9 @@ class Flatline:
         if rate is None:
             rate = store["flat_rate"].take(s)
         new_rate = same.astype(np.float64)
-        new_rate -= rate
-        new_rate *= np.maximum(cfg.alpha_repeat, r.inv_n1)
-        new_rate += rate
+        np.subtract(new_rate, rate, out=new_rate)
+        np.multiply(new_rate, np.maximum(cfg.alpha_repeat, r.inv_n1), out=new_rate)
+        np.add(new_rate, rate, out=new_rate)
         learn_rate = ~np.isnan(r.last_x)
         learn_rate &= ok
         store["flat_rate"][s] = np.where(learn_rate, new_rate, rate)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from anomaly.context import nonzero, some
+
 IntArray = npt.NDArray[np.int64]
 
 
@@ -58,14 +60,14 @@ def plan_rounds(slots: IntArray, ts_ms: npt.NDArray[np.int64]) -> list[IntArray]
     order = stable_order(slots)
     sorted_slots = slots.take(order)
     same = sorted_slots[1:] == sorted_slots[:-1]
-    if not same.any():  # the usual live batch: every series at most once, one round
+    if not some(same):  # the usual live batch: every series at most once, one round
         return [order]
     sorted_ts = ts_ms.take(order)
-    if np.any(same & (sorted_ts[1:] < sorted_ts[:-1])):
+    if some(same & (sorted_ts[1:] < sorted_ts[:-1])):
         index = np.arange(n, dtype=np.int64)
         order = np.lexsort((index, ts_ms, slots))  # readings of a series out of time order
     # Segment starts of the slots present, in slot order, and their sizes.
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    starts = nonzero(np.concatenate(([True], ~same)))
     sizes = np.diff(np.append(starts, n))
     rounds: list[IntArray] = []
     for rank in range(int(sizes.max())):

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
-from anomaly.context import HOUR_MS, BoolArray, FloatArray, IntArray, Store
+from anomaly.context import HOUR_MS, BoolArray, FloatArray, IntArray, Store, every, nonzero, some
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.registry import SeriesRegistry
 from telemetry.catalogue import metric_id
@@ -100,12 +100,12 @@ class DeviceRules:
         table = self.registry.metric_slots
         slots = table.reshape(-1).take(_METRIC_IDS[:, None] * table.shape[1] + devs)
         have = slots >= 0
-        every = bool(have.all())
-        safe = slots if every else np.where(have, slots, 0)
+        full = every(have)
+        safe = slots if full else np.where(have, slots, 0)
 
         def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
             got = store[col].take(safe[rows])
-            return got if every else np.where(have[rows], got, fill)
+            return got if full else np.where(have[rows], got, fill)
 
         value = pick("core_last_x", slice(None), np.nan)
         trend = pick("core_trend", _TREND_ROWS, 0.0)
@@ -204,12 +204,12 @@ class DeviceRules:
         else:  # O(n + devices), no sort
             touched = np.zeros(len(self.registry.devices), dtype=bool)
             touched[owners] = True
-            devs = np.flatnonzero(touched).astype(np.int64)
+            devs = nonzero(touched).astype(np.int64)
         events: list[Detection] = []
         verdicts = self._verdicts(store, devs, now_ms)
         was = self.active.take(devs, axis=0)
         changed = np.stack([v.on for v in verdicts], axis=1) != was
-        if not changed.any():  # the usual batch: no rule starts or ends
+        if not some(changed):  # the usual batch: no rule starts or ends
             return events + self._area(store, now_ms)
         base = {
             DetectionKind.OVERHEATING: Severity.MAJOR,
@@ -220,7 +220,7 @@ class DeviceRules:
             DetectionKind.FIBRE_DEGRADATION: Severity.MINOR,
         }
         for k, (kind, verdict) in enumerate(zip(RULES, verdicts, strict=True)):
-            for i in np.flatnonzero(changed[:, k]):
+            for i in nonzero(changed[:, k]):
                 dev = int(devs[i])
                 on = bool(verdict.on[i])
                 if on:
@@ -252,7 +252,7 @@ class DeviceRules:
             return []
         slots = reg.metric_slots[M["on_battery"], :n_dev]
         have = slots >= 0
-        if not have.any():
+        if not some(have):
             return []
         safe = np.where(have, slots, 0)
         on = have & (store["core_last_x"][safe] >= 1)
@@ -269,7 +269,7 @@ class DeviceRules:
         active = self.area_active[:n_ward]
         new = np.where(active, hold, start)
         events: list[Detection] = []
-        for w in np.flatnonzero(new != active):
+        for w in nonzero(new != active):
             is_on = bool(new[w])
             if is_on:
                 self.area_start[w] = now_ms
