@@ -38,6 +38,8 @@ class Store:
     def __init__(self) -> None:
         self._arrays: dict[str, FloatArray] = {}
         self._fill: dict[str, float] = {}
+        self._capacity = 0
+        """The fewest slots every array holds."""
 
     def add(self, name: str, capacity: int, fill: float, width: int = 0) -> None:
         """Allocate a column (``width`` 0) or a ``capacity × width`` table."""
@@ -46,6 +48,7 @@ class Store:
         shape = (capacity, width) if width else (capacity,)
         self._arrays[name] = np.full(shape, fill, dtype=np.float64)
         self._fill[name] = fill
+        self._capacity = min(len(a) for a in self._arrays.values())
 
     def __getitem__(self, name: str) -> FloatArray:
         return self._arrays[name]
@@ -55,6 +58,9 @@ class Store:
 
     def grow(self, capacity: int) -> None:
         """Extend every array to ``capacity`` slots with its initial value."""
+        if capacity <= self._capacity:  # every batch asks; the registry rarely grew
+            return
+        self._capacity = capacity
         for name, arr in self._arrays.items():
             if len(arr) < capacity:
                 extra = np.full((capacity - len(arr), *arr.shape[1:]), self._fill[name])

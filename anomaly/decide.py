@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anomaly.config import DetectorConfig
-from anomaly.context import HOUR_MS, BoolArray, Round, Store, nonzero, some
+from anomaly.context import HOUR_MS, BoolArray, FloatArray, Round, Store, nonzero, some
 from anomaly.detectors import Scores, SeriesDetector
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.explain import explain
@@ -50,11 +50,16 @@ class Decider:
         store.add("ev_peak", capacity, 0.0, width=width)
 
     def step(
-        self, r: Round, results: Sequence[Scores], store: Store
+        self,
+        r: Round,
+        results: Sequence[Scores],
+        store: Store,
+        combined: FloatArray | None = None,
     ) -> list[tuple[int, Detection]]:
         """Events for the transitions of this round (a Python loop over transitions only),
         each with its group ``2 k`` (component k's starts) or ``2 k + 1`` (its ends), the
-        order they go out in, so the pieces of a round give one round's events."""
+        order they go out in, so the pieces of a round give one round's events.
+        ``combined``: the max of the components' scores, if the caller has it."""
         cfg = self.config
         out: list[tuple[int, Detection]] = []
         active_tab, start_tab, peak_tab = store["ev_active"], store["ev_start"], store["ev_peak"]
@@ -62,6 +67,8 @@ class Decider:
         # score at ``score_on``, which two reductions per component tell.
         active_rows: BoolArray = active_tab.take(r.slots, axis=0) > 0
         any_active: BoolArray = np.asarray(active_rows.any(axis=0))
+        if combined is not None and not some(any_active) and combined.max() < cfg.score_on:
+            return out  # nothing active, nothing starting (NaN would fail the test)
         for k, (det, res) in enumerate(zip(self.components, results, strict=True)):
             if not any_active[k]:
                 if not res.score.max() >= cfg.score_on:

@@ -172,7 +172,7 @@ class Detector:
                 if components:
                     for c, res in zip(self.components, results, strict=True):
                         parts[c.name][piece] = res.score
-                grouped.extend(self.decider.step(r, results, self.store))
+                grouped.extend(self.decider.step(r, results, self.store, combined))
                 for c in self.components:
                     c.learn(r, self.store)
                 self._learn_core(r, combined)

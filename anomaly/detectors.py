@@ -151,13 +151,13 @@ class Limits:
 
     @staticmethod
     def _level(x: FloatArray, lim: FloatArray, inward: FloatArray | None) -> FloatArray:
-        with np.errstate(invalid="ignore"):
-            if inward is None:  # the limits themselves
-                warn = (x < lim[:, 0]) | (x >= lim[:, 1])
-                crit = (x < lim[:, 2]) | (x >= lim[:, 3])
-            else:
-                warn = (x < lim[:, 0] + inward) | (x >= lim[:, 1] - inward)
-                crit = (x < lim[:, 2] + inward) | (x >= lim[:, 3] - inward)
+        # NaN (no limit, or a non-finite reading) compares False, without a warning.
+        if inward is None:  # the limits themselves
+            warn = (x < lim[:, 0]) | (x >= lim[:, 1])
+            crit = (x < lim[:, 2]) | (x >= lim[:, 3])
+        else:
+            warn = (x < lim[:, 0] + inward) | (x >= lim[:, 1] - inward)
+            crit = (x < lim[:, 2] + inward) | (x >= lim[:, 3] - inward)
         return np.where(crit, 2.0, warn)
 
     def _new_level(self, r: Round, store: Store) -> FloatArray:
@@ -242,8 +242,7 @@ class Baseline:
         np.add(fast, fast_prev, out=fast)
         fast, _ = _fill_first(np.isnan(fast_prev), r.x, fast)
         # Outliers in a row on one side; the usual round has none, and no run to extend.
-        with np.errstate(invalid="ignore"):
-            outlier = np.abs(z) > cfg.clip_sigma
+        outlier = np.abs(z) > cfg.clip_sigma
         outlier &= warm
         run = store["base_run"].take(s)
         if some(outlier) or some(run):
