@@ -1,4 +1,4 @@
-"""Rounds on large batches (the radix-sort path): equal to a plain lexsort reference."""
+"""Rounds on large batches (packed sort, radix fallback): equal to a plain lexsort reference."""
 
 from __future__ import annotations
 
@@ -34,4 +34,12 @@ def test_plan_rounds_matches_reference(top: int, in_time_order: bool) -> None:
 def test_stable_order_keeps_ties_in_input_order() -> None:
     rng = np.random.default_rng(1)
     keys = rng.integers(0, 200_000, 10_000).astype(np.int64)
+    np.testing.assert_array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("top", [1, 3, 70_000, 2**45])
+@pytest.mark.parametrize("n", [0, 1, 2, 999, 5_000])
+def test_stable_order_packed_and_wide_keys(top: int, n: int) -> None:
+    # Keys too wide to pack beside the index take the radix path: same order.
+    keys = np.random.default_rng(n).integers(0, top, n).astype(np.int64)
     np.testing.assert_array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
