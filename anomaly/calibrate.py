@@ -137,8 +137,13 @@ class Calibrator:
         lo, hi = store["cal_min"].take(s), store["cal_max"].take(s)
         ok = r.learn_ok
         # fmin/fmax skip NaN: the first reading starts the range.
-        put(store["cal_min"], s, ok, np.fmin(lo, r.x), r.all_learn_ok)
-        put(store["cal_max"], s, ok, np.fmax(hi, r.x), r.all_learn_ok)
+        # Only a new record (or a first value: NaN != NaN) changes the range.
+        for name, old, new in (
+            ("cal_min", lo, np.fmin(lo, r.x)),
+            ("cal_max", hi, np.fmax(hi, r.x)),
+        ):
+            if some(new != old):
+                put(store[name], s, ok, new, r.all_learn_ok)
         evidence = np.zeros(len(r))
         if cfg.onset_extreme_decades == 0.0:
             return evidence

@@ -244,24 +244,20 @@ class Baseline:
         # Outliers in a row on one side; the usual round has none, and no run to extend.
         outlier = np.abs(z) > cfg.clip_sigma
         outlier &= warm
-        run = store["base_run"].take(s)
-        if some(outlier) or some(run):
-            side = np.where(outlier, np.sign(z), 0.0)
-            run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
-            moved = np.abs(run) >= cfg.rebaseline_run
-            new_level = np.where(moved, fast, new_level)
-            run = np.where(moved, 0.0, run)
         slow_prev = r.cache["base_slow"]
         slow = abs_resid - slow_prev  # |x - level|, the first reading's 0
         np.multiply(slow, np.maximum(cfg.alpha_slow, r.inv_n1), out=slow)
         np.add(slow, slow_prev, out=slow)
-        for name, new in (
-            ("base_level", new_level),
-            ("base_dev", new_dev),
-            ("base_fast", fast),
-            ("base_run", run),
-            ("base_slow", slow),
-        ):
+        updates = [("base_dev", new_dev), ("base_fast", fast), ("base_slow", slow)]
+        run = store["base_run"].take(s)
+        if some(outlier) or some(run):  # else every run is and stays 0: nothing to write
+            side = np.where(outlier, np.sign(z), 0.0)
+            run = np.where(side == 0, 0.0, np.where(np.sign(run) == side, run + side, side))
+            moved = np.abs(run) >= cfg.rebaseline_run
+            new_level = np.where(moved, fast, new_level)
+            updates.append(("base_run", np.where(moved, 0.0, run)))
+        updates.append(("base_level", new_level))
+        for name, new in updates:
             put(store[name], s, r.learn_ok, new, r.all_learn_ok)
 
 
@@ -484,7 +480,8 @@ class Flatline:
         learn_rate = ~np.isnan(r.last_x)
         learn_rate &= ok
         store["flat_rate"][s] = np.where(learn_rate, new_rate, rate)
-        store["flat_run"][s] = run if r.all_learn_ok else np.where(ok, run, prev_run)
+        if some(run) or some(prev_run):  # else every run is and stays 0
+            store["flat_run"][s] = run if r.all_learn_ok else np.where(ok, run, prev_run)
 
 
 class Dropout:
