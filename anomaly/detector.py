@@ -71,15 +71,17 @@ class Update:
 
 
 def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin),
-    catalogue period in ms (NaN: learn it) and whether the metric is a bool."""
-    limits = np.full((MAX_METRIC_ID + 1, 5), np.nan)
+    """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin,
+    valid_min, valid_max), catalogue period in ms (NaN: learn it) and whether the metric
+    is a bool."""
+    limits = np.full((MAX_METRIC_ID + 1, 7), np.nan)
     limits[:, 4] = 0.0
     period = np.full(MAX_METRIC_ID + 1, np.nan)
     is_bool = np.zeros(MAX_METRIC_ID + 1, dtype=bool)
     for mid, m in METRICS_BY_ID.items():
         period[mid] = m.period_s * 1000.0
         is_bool[mid] = m.dtype == "bool"
+        limits[mid, 5:7] = m.valid_min, m.valid_max
         if m.name in _RULE_OWNED:
             continue
         for col, lim in enumerate((m.warn_low, m.warn_high, m.crit_low, m.crit_high)):

@@ -433,6 +433,10 @@ class Flatline:
     The surprise of a run of L repeats is ``L × -log10(p)`` with ``p`` the series' own
     repeat rate (a slow EWMA, so a series whose long runs are normal learns it): a
     noisy sensor is stuck after a few equal readings while a quantised one needs many.
+
+    A value at a bound of the metric's physical range is a state, not a frozen reading:
+    a fan at 0 rpm is off, a battery at 100 % is full. Such runs are not judged (a dead
+    fan or sensor shows in the device rules and the limits instead).
     """
 
     name = "flatline"
@@ -458,6 +462,8 @@ class Flatline:
         ok = run >= cfg.flatline_min_run - 1
         if some(ok):  # else no run is long enough to judge: no log10
             ok &= r.judge_ok
+            ok &= r.x != r.limits[:, 5]  # NaN bounds (generic series) compare unequal
+            ok &= r.x != r.limits[:, 6]
             rate = np.clip(raw_rate, 1e-3, 0.999)
             decades = run * -np.log10(rate)
             score = _squashed(cfg.z_on * decades / cfg.flatline_decades, ok, False, cfg)

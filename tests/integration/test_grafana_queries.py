@@ -17,7 +17,10 @@ BOARDS = sorted((Path(__file__).parents[2] / "grafana" / "dashboards").glob("*.j
 
 def substitute(query: str, city: City, values: dict[str, str]) -> str:
     """What Grafana sends for ``query``: time filter, intervals, template variables."""
-    time_filter = f"time >= {city.start_ms - 300_000}ms and time <= {city.end_ms + 600_000}ms"
+    # From the simulated run's device time to now: the platform's own metrics are stamped
+    # with wall time, which follows the (pinned, earlier) device time of the run.
+    until_ms = max(city.end_ms, time.time_ns() // 1_000_000) + 600_000
+    time_filter = f"time >= {city.start_ms - 300_000}ms and time <= {until_ms}ms"
     text = query.replace("$timeFilter", time_filter)
     # Grafana's auto interval for a 2-3 h range on a board-wide panel.
     text = text.replace("$__interval", "10s").replace("$interval", "10s")

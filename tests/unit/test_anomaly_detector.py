@@ -260,3 +260,23 @@ def test_config_round_trips_and_refuses_nonsense() -> None:
         DetectorConfig(score_on=0.3, score_off=0.5)
     with pytest.raises(ValueError, match="unknown detector setting"):
         DetectorConfig.from_json('{"wamup": 3}')
+
+
+def test_a_value_at_its_physical_bound_is_a_state_not_a_frozen_sensor() -> None:
+    """A fan at 0 rpm for an hour is off; the same fan frozen at 1,480 rpm is stuck."""
+    det = Detector(DetectorConfig(warmup=20))
+    fan = metric_id("cabinet", "fan_rpm")
+    off, stuck = det.registry.slot("cab-off", fan), det.registry.slot("cab-stuck", fan)
+    rng = np.random.default_rng(3)
+    running = 1_500 + rng.normal(0, 40, 60)
+    quiet = np.r_[running, np.zeros(60)]  # the fan stops: exactly 0 rpm
+    frozen = np.r_[running, np.full(60, 1_480.0)]  # the reading stops changing
+    ts = np.arange(120, dtype=np.int64) * 60_000
+    parts = det.update_arrays(
+        np.r_[np.full(120, off), np.full(120, stuck)],
+        np.r_[ts, ts],
+        np.r_[quiet, frozen],
+        components=True,
+    ).components["flatline"]
+    assert parts[:120].max() == 0.0
+    assert parts[120:].max() > 0.9
