@@ -162,6 +162,33 @@ def tick(state: AlertState, policy: Policy, now_ms: int) -> Result:
     return state, changes
 
 
+def next_due(state: AlertState, policy: Policy) -> int | None:
+    """The earliest time at which :func:`tick` may change this state (``None``: never,
+    until something else changes it). The store keeps it in a column so that a tick
+    reads only the alerts whose timers are due, not every open alert of the city."""
+    if not state.is_open:
+        return None
+    type_policy = policy.for_type(state.key.type)
+    if state.status is AlertStatus.PENDING:
+        return (
+            state.opened_at if _urgent(state, policy) else state.opened_at + type_policy.pending_ms
+        )
+    due: list[int] = []
+    if state.clear_pending_since is not None:
+        due.append(state.clear_pending_since + type_policy.keep_firing_ms)
+    if state.flapping:
+        due.append(state.flap_changes[-1] + policy.flap_window_ms if state.flap_changes else 0)
+    elif not (state.acknowledged or state.silenced or state.grouped):
+        raised_at = state.raised_at
+        assert raised_at is not None  # active alerts were raised
+        if state.severity is Severity.CRITICAL and state.escalated_at is None:
+            due.append(raised_at + policy.escalate_after_ms)
+        elif policy.reminder_every_ms > 0:
+            since = raised_at if state.last_notified_at is None else state.last_notified_at
+            due.append(since + policy.reminder_every_ms)
+    return min(due, default=None)
+
+
 def acknowledge(state: AlertState, actor: str, now_ms: int) -> Result:
     if state.status is AlertStatus.PENDING:
         raise TransitionError("a pending alert has not been raised yet")

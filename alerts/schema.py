@@ -4,6 +4,8 @@ create exactly this schema; a test compares the two.
 Times are epoch milliseconds in BIGINT columns: portable, and what the rest of citywatch
 speaks. ``alerts.open_key`` is unique and NULL once the alert is cleared, so the database
 itself refuses a second open alert for one key, whichever process writes.
+``alerts.due_at`` is when the lifecycle's timers next concern an open alert
+(:func:`alerts.lifecycle.next_due`; NULL: not until something else changes it).
 """
 
 import sqlalchemy as sa
@@ -70,12 +72,14 @@ alerts = sa.Table(
     sa.Column("last_notified_at", sa.BigInteger),
     sa.Column("incident_id", sa.BigInteger, sa.ForeignKey("incidents.id")),
     sa.Column("incident_root", sa.Boolean, nullable=False),
+    sa.Column("due_at", sa.BigInteger),
     sa.Index(None, "dedup_key", "opened_at"),
     sa.Index(None, "state"),
     sa.Index(None, "ward", "opened_at"),
     sa.Index(None, "device"),
     sa.Index(None, "opened_at"),
     sa.Index(None, "incident_id"),
+    sa.Index(None, "due_at"),
 )
 
 alert_events = sa.Table(

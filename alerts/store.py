@@ -123,6 +123,7 @@ class _Tx:
 
     conn: AsyncConnection
     now: int
+    policy: Policy
     events: list[tuple[int, str, Change]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
     known: dict[int, AlertState] = field(default_factory=dict)
@@ -228,13 +229,15 @@ class _Tx:
         """Write the changed and the new alerts (one statement each). Changes first: an
         alert closed in this transaction frees its open_key for a new one."""
         if self.to_update:
-            rows = [{"alert_id": i, **_columns_of(s)} for i, s in self.to_update.items()]
+            rows = [
+                {"alert_id": i, **_columns_of(s, self.policy)} for i, s in self.to_update.items()
+            ]
             self.to_update = {}
             await self.conn.execute(
                 sa.update(alerts).where(alerts.c.id == sa.bindparam("alert_id")), rows
             )
         if self.to_insert:
-            rows = [{"id": i, **_columns_of(s)} for i, s in self.to_insert.items()]
+            rows = [{"id": i, **_columns_of(s, self.policy)} for i, s in self.to_insert.items()]
             self.to_insert = {}
             await self.conn.execute(sa.insert(alerts), rows)
 
@@ -259,6 +262,8 @@ class AlertStore:
         self.policy = policy or Policy()
         self.directory = directory
         self.clock = clock
+        self._silences_at_last_tick: frozenset[int] | None = None
+        """Ids of the silences in force at this store's last tick (None: no tick yet)."""
 
     @classmethod
     async def open(
@@ -319,20 +324,26 @@ class AlertStore:
         return await self._write(work, now_ms)
 
     async def tick(self, now_ms: int | None = None) -> list[AlertChange]:
-        """Let time act on every open alert: raise after pending, clear after keep-firing,
-        end flapping, follow silences, escalate, remind. Call it every few seconds."""
+        """Let time act on open alerts: raise after pending, clear after keep-firing,
+        end flapping, follow silences, escalate, remind. Call it every few seconds.
+
+        Only the alerts whose timers are due (``due_at``) are read, unless the set of
+        silences in force changed since this store's last tick: then every open alert is
+        looked at, as a silence starting or ending may concern any of them."""
+        seen: list[frozenset[int]] = []
 
         async def work(tx: _Tx) -> None:
-            rows = await tx.conn.execute(
-                sa.select(alerts)
-                .where(alerts.c.open_key.is_not(None))
-                .order_by(alerts.c.id)
-                .with_for_update()
-            )
-            loaded = [(r["id"], _state_of(r)) for r in rows.mappings()]
-            tx.known.update(loaded)
             silenced = await tx.active_silences()
-            for alert_id, _ in loaded:
+            in_force = frozenset(s.id for s in silenced)
+            seen[:] = [in_force]
+            query = sa.select(alerts).where(alerts.c.open_key.is_not(None))
+            if in_force == self._silences_at_last_tick:
+                query = query.where(alerts.c.due_at <= tx.now)
+            rows = await tx.conn.execute(query.order_by(alerts.c.id).with_for_update())
+            rows_read = list(rows.mappings())
+            loaded = [(r["id"], _state_of(r)) for r in rows_read]
+            tx.known.update(loaded)
+            for row, (alert_id, _) in zip(rows_read, loaded, strict=True):
                 # An earlier alert of this tick may have rewritten this one (incidents).
                 state = tx.known[alert_id]
                 if not state.is_open:
@@ -341,8 +352,12 @@ class AlertStore:
                 now_silenced = any(s.matches(state.key, tx.now) for s in silenced)
                 if changes or new != state or now_silenced != state.silenced:
                     await self._settle(tx, alert_id, new, changes, before=state)
+                elif row["due_at"] != lifecycle.next_due(state, self.policy):
+                    tx.to_update[alert_id] = state  # e.g. due_at 0 from the migration
 
-        return await self._write(work, now_ms)
+        changed = await self._write(work, now_ms)
+        self._silences_at_last_tick = seen[0]
+        return changed
 
     async def acknowledge(
         self, alert_id: int, actor: str, now_ms: int | None = None
@@ -722,7 +737,7 @@ class AlertStore:
                         await conn.execute(
                             sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK}
                         )
-                    tx = _Tx(conn, now)
+                    tx = _Tx(conn, now, self.policy)
                     await work(tx)
                     return await self._flush(tx)
             except IntegrityError:
@@ -970,9 +985,10 @@ def _alert_conditions(where: AlertFilter) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _columns_of(state: AlertState) -> dict[str, Any]:
+def _columns_of(state: AlertState, policy: Policy) -> dict[str, Any]:
     key = state.key
     return {
+        "due_at": lifecycle.next_due(state, policy),
         "open_key": key.open_key if state.is_open else None,
         "dedup_key": key.open_key,
         "type": key.type.value,

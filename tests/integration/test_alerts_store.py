@@ -584,3 +584,36 @@ async def test_a_burst_of_detections_costs_a_few_statements(store: AlertStore) -
     assert (await store.list_alerts()).count == 200
     assert first <= 12, statements
     assert len(statements) <= 10, statements
+
+
+async def test_a_tick_reads_the_due_alerts_only_until_the_silences_change(
+    store: AlertStore,
+) -> None:
+    """``due_at`` holds each open alert's next timer; a tick reads only those due, and
+    every open alert when a silence started or ended since the last tick."""
+    await store.apply_detections([det(K.FLOODING, f"cab_{i}") for i in range(4)], now_ms=0)
+    async with store.engine.connect() as conn:
+        due = list(await conn.scalars(sa.select(alerts.c.due_at)))
+    assert due == [30 * M] * 4  # the policy's reminder
+    assert await store.tick(now_ms=M) == []
+    async with store.engine.begin() as conn:  # take one off the timers behind its back
+        await conn.execute(alerts.update().where(alerts.c.device == "cab_0").values(due_at=None))
+    reminded = await store.tick(now_ms=31 * M)
+    assert sorted(c.alert.device for c in reminded if c.kind is ChangeKind.REMINDER) == [
+        "cab_1",
+        "cab_2",
+        "cab_3",
+    ]
+    async with store.engine.connect() as conn:
+        due = list(await conn.scalars(sa.select(alerts.c.due_at).order_by(alerts.c.device)))
+    assert due == [None, 61 * M, 61 * M, 61 * M]
+    await store.create_silence(starts_at=32 * M, ends_at=90 * M, device="cab_0")
+    looked_at = await store.tick(now_ms=33 * M)  # a new silence: every open alert is read
+    assert {(c.alert.device, c.kind) for c in looked_at} == {
+        ("cab_0", ChangeKind.REMINDER),
+        ("cab_0", ChangeKind.SILENCED),
+    }
+    async with store.engine.connect() as conn:
+        due = list(await conn.scalars(sa.select(alerts.c.due_at).order_by(alerts.c.device)))
+    assert due == [None, 61 * M, 61 * M, 61 * M]  # silenced: no timer until it ends
+    assert await store.tick(now_ms=34 * M) == []

@@ -1,8 +1,11 @@
 """The pure alert state machine: every transition, table-driven, with injected time."""
 
+import contextlib
 from dataclasses import replace
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from alerts import lifecycle
 from alerts.lifecycle import TransitionError
@@ -464,3 +467,52 @@ def test_critical_detections_skip_the_pending_period_warnings_wait() -> None:
     patient = replace(POLICY, critical_at_once=False)
     state, _ = lifecycle.open_alert(critical, patient, 0)
     assert state.status is AlertStatus.PENDING
+
+
+_OPS = st.sampled_from(["detect", "end", "tick", "ack", "unack", "silence", "unsilence", "group"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from([K.FLOODING, K.OFFLINE, K.BASELINE, K.CABLE_CUT]),
+    severity=st.sampled_from([S.WARNING, S.MAJOR, S.CRITICAL]),
+    history=st.lists(st.tuples(_OPS, st.integers(0, 40 * MINUTE_MS)), max_size=12),
+    later=st.integers(0, 120 * MINUTE_MS),
+)
+def test_tick_changes_nothing_before_next_due(
+    kind: DetectionKind,
+    severity: Severity,
+    history: list[tuple[str, int]],
+    later: int,
+) -> None:
+    """The store ticks only alerts whose ``next_due`` has come: before it, a tick must
+    leave the state as it is and say nothing; from it on, the tick has work to do."""
+    now = 0
+    state, _ = lifecycle.open_alert(det(kind, severity=severity), POLICY, now)
+    for op, step in history:
+        if not state.is_open:
+            break
+        now += step
+        if op == "detect":
+            state, _ = lifecycle.on_detection(state, det(kind, severity=severity), POLICY, now)
+        elif op == "end":
+            state, _ = lifecycle.on_detection(state, det(kind, active=False), POLICY, now)
+        elif op == "tick":
+            state, _ = lifecycle.tick(state, POLICY, now)
+        elif op in ("ack", "unack") and state.status is AlertStatus.ACTIVE:
+            action = lifecycle.acknowledge if op == "ack" else lifecycle.unacknowledge
+            with contextlib.suppress(TransitionError):
+                state, _ = action(state, "noc", now)
+        elif op in ("silence", "unsilence"):
+            state, _ = lifecycle.set_silenced(state, op == "silence", now)
+        elif op == "group" and state.incident_id is None:
+            state, _ = lifecycle.join_incident(state, 1, False, now)
+    due = lifecycle.next_due(state, POLICY)
+    at = now + later
+    ticked = lifecycle.tick(state, POLICY, at)
+    if due is None or at < due:
+        event("not due")
+        assert ticked == (state, [])
+    else:
+        event("due")
+        assert ticked != (state, [])
