@@ -14,10 +14,11 @@ index remains the guarantee against duplicates for any writer that bypasses the 
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
@@ -262,6 +263,10 @@ class AlertStore:
         self.policy = policy or Policy()
         self.directory = directory
         self.clock = clock
+        self._write_turn = asyncio.Lock()
+        """This process's writers take turns in FIFO order before the database lock: a
+        busy writer re-taking SQLite's lock at once would otherwise starve the others
+        (acknowledgements, the delivery log) until their busy timeout fails them."""
         self._silences_at_last_tick: frozenset[int] | None = None
         """Ids of the silences in force at this store's last tick (None: no tick yet)."""
 
@@ -293,6 +298,11 @@ class AlertStore:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _begin_write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write_turn, self._writer.begin() as conn:
+            yield conn
 
     async def ping(self) -> None:
         """Raise unless the database answers (for readiness probes)."""
@@ -546,7 +556,7 @@ class AlertStore:
             "created_by": created_by,
             "created_at": self.clock() if now_ms is None else now_ms,
         }
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             silence_id = await conn.scalar(
                 sa.insert(silences).values(**values).returning(silences.c.id)
             )
@@ -586,7 +596,7 @@ class AlertStore:
             return Page([_silence_of(r) for r in rows.mappings()], int(count or 0))
 
     async def delete_silence(self, silence_id: int) -> None:
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             result = await conn.execute(sa.delete(silences).where(silences.c.id == silence_id))
         if result.rowcount == 0:
             raise NotFoundError(f"no silence {silence_id}")
@@ -606,7 +616,7 @@ class AlertStore:
             raise ValueError(f"a {role.value} key sees every ward; wards apply to crew keys")
         key_id, key = apikeys.new_key()
         now = self.clock()
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             await conn.execute(
                 sa.insert(api_keys).values(
                     id=key_id,
@@ -642,7 +652,7 @@ class AlertStore:
             return [_api_key_of(r) for r in rows.mappings()]
 
     async def revoke_api_key(self, key_id: str) -> None:
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             result = await conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -674,7 +684,7 @@ class AlertStore:
             "error": error,
             "at_ms": self.clock() if now_ms is None else now_ms,
         }
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             delivery_id = await conn.scalar(
                 sa.insert(deliveries).values(**values).returning(deliveries.c.id)
             )
@@ -699,7 +709,7 @@ class AlertStore:
             }
             for a in attempts
         ]
-        async with self._writer.begin() as conn:
+        async with self._begin_write() as conn:
             await conn.execute(sa.insert(deliveries), rows)
 
     async def list_deliveries(
@@ -728,7 +738,7 @@ class AlertStore:
         now = self.clock() if now_ms is None else now_ms
         for attempt in range(_RETRIES):
             try:
-                async with self._writer.begin() as conn:
+                async with self._begin_write() as conn:
                     if conn.dialect.name == "postgresql":
                         # One lifecycle writer at a time, as SQLite's BEGIN IMMEDIATE does:
                         # no lock-order deadlocks between ticks, detections and incident
