@@ -7,7 +7,7 @@ Each runs alone and beside ``--busy`` Python threads spinning in pure Python, wh
 what ingest's threads do to the pipeline's event loop: every database round trip of the
 async driver is a thread hop that then waits for the GIL.
 
-Usage: ``.venv/bin/python benchmarks/alert_store.py [--detections 2000] [--batch 200]
+Usage: ``.venv/bin/python benchmarks/alert_store.py [--detections 1000] [--batch 200]
 [--busy 1] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/DB]``
 """
 
@@ -102,7 +102,7 @@ async def measure(url: str, n: int, batch: int, one_by_one: bool) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--detections", type=int, default=2_000)
+    parser.add_argument("--detections", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--busy", type=int, default=1, help="busy Python threads beside")
     parser.add_argument("--postgres", help="also measure this PostgreSQL database URL")
@@ -118,8 +118,8 @@ def main() -> int:
         for name, url in urls.items():
             for busy in sorted({0, args.busy}):
                 with busy_threads(busy):
-                    # The baseline on a fifth of the keys: it is the slow one.
-                    base = asyncio.run(measure(url, max(1, args.detections // 5), 1, True))
+                    # The baseline on a tenth of the keys: it is the slow one.
+                    base = asyncio.run(measure(url, max(1, args.detections // 10), 1, True))
                     ours = asyncio.run(measure(url, args.detections, args.batch, False))
                 print(f"{name:<11}{busy:>5}{ours:>15,.0f}{base:>12,.0f}{ours / base:>7.1f}x")
     return 0
