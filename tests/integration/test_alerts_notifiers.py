@@ -184,15 +184,23 @@ async def test_silenced_changes_are_broadcast_but_not_notified(
     assert seen == [("cab_1", "raised"), ("cab_1", "silenced"), ("cab_2", "raised")]
 
 
-async def test_mqtt_notifier_publishes_to_the_wards_alert_topic(broker, store: AlertStore) -> None:  # type: ignore[no-untyped-def]
+def crew_app(
+    broker, client_id: str
+) -> tuple[mqtt.Client, "queue.Queue[mqtt.MQTTMessage]", threading.Event]:  # type: ignore[no-untyped-def]
+    """A crew phone's MQTT client on every ward's alert topic (started; stop it after)."""
     got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed = threading.Event()
-    crew = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="crew-app-test")
+    crew = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     crew.on_connect = lambda c, *_: c.subscribe(alert_topic("+"), qos=1)
     crew.on_subscribe = lambda *_: subscribed.set()
     crew.on_message = lambda _c, _u, msg: got.put(msg)
     crew.connect(broker.host, broker.port)
     crew.loop_start()
+    return crew, got, subscribed
+
+
+async def test_mqtt_notifier_publishes_to_the_wards_alert_topic(broker, store: AlertStore) -> None:  # type: ignore[no-untyped-def]
+    crew, got, subscribed = crew_app(broker, "crew-app-test")
     notifier = MqttNotifier(broker.host, broker.port, client_id="citywatch-alerts-test")
     try:
         assert subscribed.wait(10)
@@ -223,14 +231,7 @@ async def test_a_burst_of_alerts_goes_out_acknowledged_and_logged(
 ) -> None:  # type: ignore[no-untyped-def]
     """Hundreds of changes at once: each published, acknowledged by the broker (PUBACK
     awaited on the event loop, no thread per message) and logged in one transaction."""
-    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-    subscribed = threading.Event()
-    crew = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="crew-app-burst")
-    crew.on_connect = lambda c, *_: c.subscribe(alert_topic("+"), qos=1)
-    crew.on_subscribe = lambda *_: subscribed.set()
-    crew.on_message = lambda _c, _u, msg: got.put(msg)
-    crew.connect(broker.host, broker.port)
-    crew.loop_start()
+    crew, got, subscribed = crew_app(broker, "crew-app-burst")
     notifier = MqttNotifier(broker.host, broker.port, client_id="citywatch-alerts-burst")
     burst = [
         Detection(
