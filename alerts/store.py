@@ -674,41 +674,21 @@ class AlertStore:
         error: str = "",
         now_ms: int | None = None,
     ) -> Delivery:
-        values = {
-            "change_id": change.id,
-            "alert_id": change.alert_id,
-            "channel": channel,
-            "target": target,
-            "status": "delivered" if delivered else "failed",
-            "attempts": attempts,
-            "error": error,
-            "at_ms": self.clock() if now_ms is None else now_ms,
-        }
+        attempt = DeliveryAttempt(change, channel, target, delivered, attempts, error)
+        values = _delivery_row(attempt, self.clock() if now_ms is None else now_ms)
         async with self._begin_write() as conn:
             delivery_id = await conn.scalar(
                 sa.insert(deliveries).values(**values).returning(deliveries.c.id)
             )
         assert delivery_id is not None
-        return Delivery(id=int(delivery_id), **values)  # type: ignore[arg-type]
+        return Delivery(id=int(delivery_id), **values)
 
     async def record_deliveries(self, attempts: Sequence[DeliveryAttempt]) -> None:
         """Log many deliveries in one transaction (a burst of alerts notifies many)."""
         if not attempts:
             return
         at_ms = self.clock()
-        rows = [
-            {
-                "change_id": a.change.id,
-                "alert_id": a.change.alert_id,
-                "channel": a.channel,
-                "target": a.target,
-                "status": "delivered" if a.delivered else "failed",
-                "attempts": a.attempts,
-                "error": a.error,
-                "at_ms": at_ms,
-            }
-            for a in attempts
-        ]
+        rows = [_delivery_row(a, at_ms) for a in attempts]
         async with self._begin_write() as conn:
             await conn.execute(sa.insert(deliveries), rows)
 
@@ -1148,6 +1128,19 @@ def _incident_of(row: sa.RowMapping, children: list[int]) -> Incident:
         title=row["title"],
         children=children,
     )
+
+
+def _delivery_row(attempt: DeliveryAttempt, at_ms: int) -> dict[str, Any]:
+    return {
+        "change_id": attempt.change.id,
+        "alert_id": attempt.change.alert_id,
+        "channel": attempt.channel,
+        "target": attempt.target,
+        "status": "delivered" if attempt.delivered else "failed",
+        "attempts": attempt.attempts,
+        "error": attempt.error,
+        "at_ms": at_ms,
+    }
 
 
 def _may_join(scope: IncidentScope) -> sa.ColumnElement[bool]:

@@ -100,7 +100,6 @@ class MqttNotifier:
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connect and start the network thread; raise ``ConnectionError`` on timeout."""
-        self._loop = asyncio.get_running_loop()
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
         if not await asyncio.to_thread(self._connected.wait, timeout_s):
