@@ -312,8 +312,12 @@ class Detector:
         no_period = np.isnan(learned)
         if some(no_period):
             new_period = np.where(no_period, dt, new_period)
-        if any_first:
-            new_period = np.where(first, learned, new_period)
+        # Only a positive gap tells the period: a first reading has none (NaN) and a
+        # repeated timestamp (0) would pin the period at 0, where every later gap is
+        # capped to 0 and every reading is an infinite dropout.
+        informative = dt > 0
+        if not every(informative):
+            new_period = np.where(informative, new_period, learned)
         updates = {
             "core_n": r.n + 1.0,
             "core_last_x": r.x,

@@ -280,3 +280,18 @@ def test_a_value_at_its_physical_bound_is_a_state_not_a_frozen_sensor() -> None:
     ).components["flatline"]
     assert parts[:120].max() == 0.0
     assert parts[120:].max() > 0.9
+
+
+def test_repeated_timestamps_do_not_teach_a_zero_period() -> None:
+    """A generic series that sends two readings per timestamp reports every minute: its
+    learned period is a minute, not 0 (which made every reading an infinite dropout)."""
+    det = Detector(DetectorConfig(warmup=5))
+    slot = det.registry.slot("dup", 0)
+    ts = T0 + np.repeat(np.arange(100, dtype=np.int64), 2) * MINUTE
+    x = _clean(np.random.default_rng(3), len(ts))
+    with np.errstate(all="raise"):
+        res = det.update_arrays(np.full(len(ts), slot), ts, x, components=True)
+        assert det.tick(int(ts[-1]) + 2 * MINUTE) == []
+    assert det.store["core_period"][slot] == pytest.approx(MINUTE, rel=0.05)
+    assert res.components["dropout"].max() < 0.5
+    assert not [e for e in res.events if e.kind is DetectionKind.DROPOUT]
