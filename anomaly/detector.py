@@ -48,7 +48,7 @@ from telemetry.catalogue import METRICS_BY_ID
 
 CHECKPOINT_VERSION = 3  # 3: calibration min/max columns (new-extreme check)
 
-_PIECE = 16384
+PIECE = 16384
 """Readings per vectorised step: a whole round's temporaries would not stay in the cache."""
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
@@ -164,8 +164,8 @@ class Detector:
             # A round in pieces: every reading of a round is independent of the others,
             # and a piece's temporaries stay in the cache where a whole round's would not.
             grouped: list[tuple[int, Detection]] = []
-            for start in range(0, len(idx), _PIECE):
-                piece = idx[start : start + _PIECE]
+            for start in range(0, len(idx), PIECE):
+                piece = idx[start : start + PIECE]
                 r = self._round(slot_arr.take(piece), ts_arr.take(piece), x_arr.take(piece))
                 results = [c.score(r, self.store) for c in self.components]
                 combined = self._combine(results, len(r))
@@ -178,7 +178,7 @@ class Detector:
                 for c in self.components:
                     c.learn(r, self.store)
                 self._learn_core(r, combined)
-            if len(idx) > _PIECE:  # the events of a round in the order of a whole one
+            if len(idx) > PIECE:  # the events of a round in the order of a whole one
                 grouped.sort(key=itemgetter(0))
             events.extend(event for _, event in grouped)
         if n:

@@ -1,6 +1,12 @@
 """Detector speed benchmark: the full detector set vs a per-reading Python loop, River
 and a bare vectorised EWMA pass, on one stream of readings of 100,000 series.
 
+A fourth figure is the floor of the state design itself: each reading's state (one
+element of every per-series array the detector keeps) gathered and scattered back in the
+detector's own rounds and pieces, with no arithmetic. No numpy detector that keeps this
+state and honours per-series order can run faster; ``ours ÷ state floor`` says how much
+of the time the arithmetic takes.
+
 Every peer runs in this process on the same arrays. The Python loop and River are too
 slow for the whole stream: they run on a subsample and their rate is extrapolated
 (readings/s does not depend on the stream length for per-reading code); the table says so.
@@ -18,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly import Detector, DetectorConfig
+from anomaly.detector import PIECE
+from anomaly.rounds import plan_rounds
 from telemetry.catalogue import METRICS_BY_ID
 
 FloatArray = npt.NDArray[np.float64]
@@ -35,6 +43,7 @@ class SizeResult:
     readings: int
     ours_per_s: float
     ewma_per_s: float
+    state_floor_per_s: float
 
 
 @dataclass(slots=True)
@@ -51,6 +60,10 @@ class BenchResult:
     python_loop_ratio: float = 0.0
     river_ratio: float = 0.0
     ewma_bound_ratio: float = 0.0
+    state_floor_per_s: float = 0.0
+    state_floor_ratio: float = 0.0
+    """Ours divided by the state floor (module docstring): 1.0 would be no arithmetic."""
+    state_arrays: int = 0
     subsample: int = 0
 
     def to_json_dict(self) -> dict[str, object]:
@@ -164,6 +177,19 @@ def bare_ewma(mean: FloatArray, slots: IntArray, x: FloatArray, alpha: float) ->
     mean[slots] = m
 
 
+def state_floor(det: Detector, slots: IntArray, ts: IntArray) -> None:
+    """Move each reading's state in and out as ``update_arrays`` does, nothing else: one
+    element of every state array gathered and written back per reading (values are
+    unchanged), in the same rounds and pieces."""
+    flats = [(det.store[name].reshape(-1), det.store[name][0].size) for name in det.store]
+    for idx in plan_rounds(slots, ts):
+        for start in range(0, len(idx), PIECE):
+            piece = slots.take(idx[start : start + PIECE])
+            for flat, width in flats:
+                at = piece * width if width > 1 else piece
+                flat[at] = flat.take(at)
+
+
 def run(
     series: int = 100_000,
     sizes: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000),
@@ -197,8 +223,17 @@ def run(
 
         ewma_s = _timed(ewma_pass)
         ewma = reps * size / ewma_s
-        result.sizes.append(SizeResult(size, reps * size, ours, ewma))
-        say(f"batch {size:>9,}: ours {ours / 1e6:8.2f} M/s, bare EWMA {ewma / 1e6:8.2f} M/s")
+
+        def floor_pass(batches: list[tuple[IntArray, IntArray, FloatArray]] = batches) -> None:
+            for b in batches:
+                state_floor(det, b[0], b[1])
+
+        floor = reps * size / _timed(floor_pass)
+        result.sizes.append(SizeResult(size, reps * size, ours, ewma, floor))
+        say(
+            f"batch {size:>9,}: ours {ours / 1e6:8.2f} M/s, bare EWMA {ewma / 1e6:8.2f} M/s, "
+            f"state floor {floor / 1e6:8.2f} M/s"
+        )
     # Peers: a subsample of readings of 1,000 series, after a priming pass over the
     # same series (so every per-series state exists and has learned).
     small = Stream(1_000, seed + 1)
@@ -223,5 +258,8 @@ def run(
     result.python_loop_ratio = result.readings_per_s / result.python_loop_per_s
     result.river_ratio = result.readings_per_s / result.river_per_s
     result.ewma_bound_ratio = result.readings_per_s / result.ewma_per_s
+    result.state_floor_per_s = top.state_floor_per_s
+    result.state_floor_ratio = result.readings_per_s / result.state_floor_per_s
+    result.state_arrays = sum(1 for _ in det.store)
     assert math.isfinite(result.ewma_bound_ratio)
     return result

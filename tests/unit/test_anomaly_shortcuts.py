@@ -42,11 +42,11 @@ def _feed(det: Detector) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def test_pieces_and_tail_bound_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = DetectorConfig(warmup=10, tod_min_days=0.0, tod_min_count=2, onset_min_history=20)
     plain = Detector(cfg)
-    monkeypatch.setattr(anomaly.detector, "_PIECE", 1 << 30)
+    monkeypatch.setattr(anomaly.detector, "PIECE", 1 << 30)
     monkeypatch.setattr(anomaly.calibrate, "_BOUND_MIN", 1 << 30)
     want = _feed(plain)
     short = Detector(cfg)
-    monkeypatch.setattr(anomaly.detector, "_PIECE", 7)
+    monkeypatch.setattr(anomaly.detector, "PIECE", 7)
     monkeypatch.setattr(anomaly.calibrate, "_BOUND_MIN", 1)
     got = _feed(short)
     np.testing.assert_array_equal(got[0], want[0])
