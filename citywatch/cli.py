@@ -23,8 +23,9 @@ def _setup(
         datefmt="[%X]",
         handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
     )
-    # One line per HTTP request is noise at INFO; our own modules log what matters.
-    for chatty in ("httpx", "httpcore"):
+    # One line per HTTP request, or per Alembic plugin loaded, is noise at INFO; our own
+    # modules (and Alembic's migration steps) log what matters.
+    for chatty in ("httpx", "httpcore", "alembic.runtime.plugins"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

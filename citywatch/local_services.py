@@ -61,7 +61,9 @@ class _LocalServer(ABC):
 
     def __init__(self, root: Path | None = None) -> None:
         self._own_root = root is None
-        self.root = root or Path(tempfile.mkdtemp(prefix=f"citywatch-{self.name}-"))
+        # Absolute: the server runs in ``root`` (cwd), so a relative config path given
+        # to it would be resolved against itself.
+        self.root = (root or Path(tempfile.mkdtemp(prefix=f"citywatch-{self.name}-"))).resolve()
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_path = self.root / f"{self.name}.log"
@@ -83,8 +85,14 @@ class _LocalServer(ABC):
         if self.running:
             return
         with self._log_path.open("ab") as out:
+            # Its own process group: a terminal's Ctrl-C (or a group-wide SIGTERM) reaches
+            # only citywatch, which drains into the server before it stops it.
             self._proc = subprocess.Popen(
-                self._command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.root
+                self._command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                process_group=0,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -569,13 +569,16 @@ def _redact_broker(url: str) -> str:
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGINT and SIGTERM set ``stop`` (a second SIGINT still interrupts at once)."""
+    """SIGINT and SIGTERM set ``stop``; a second one of either interrupts at once."""
     loop = asyncio.get_running_loop()
 
     def first(signum: signal.Signals) -> None:
         log.info("%s: stopping (again to force)", signum.name)
         stop.set()
         loop.remove_signal_handler(signum)
+        # A second one interrupts like a second Ctrl-C, unwinding through the cleanup
+        # that stops the private servers, rather than ending the process where it is.
+        signal.signal(signum, signal.default_int_handler)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, first, signum)

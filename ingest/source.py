@@ -167,6 +167,7 @@ class MqttSource:
         self.subscription = subscription
         self.handler = on_message
         self.generation = 0
+        self._stopping = False
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._ack_lock = threading.Lock()
@@ -239,7 +240,10 @@ class MqttSource:
             self.generation += 1
         self.connected.clear()
         self.subscribed.clear()
-        log.warning("disconnected from %s:%d: %s; reconnecting", self.host, self.port, reason)
+        if self._stopping:  # our own disconnect at the end of a run
+            log.info("disconnected from %s:%d", self.host, self.port)
+        else:
+            log.warning("disconnected from %s:%d: %s; reconnecting", self.host, self.port, reason)
 
     def _on_message(
         self,
@@ -308,5 +312,6 @@ class MqttSource:
     def stop(self) -> None:
         """Send pending acks, disconnect (the session stays on the broker), end the thread."""
         self.flush_outgoing()
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()

@@ -1,6 +1,7 @@
 """The harness itself: private servers start, answer, survive a restart, and clean up."""
 
 import time
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -47,3 +48,17 @@ def test_broker_delivers_and_cleans_up() -> None:
 def test_missing_binary_is_a_clear_error() -> None:
     with pytest.raises(ServiceError, match=r"apt-get install -y somepkg"):
         find_binary("no-such-server-binary", "somepkg", "/nonexistent/server")
+
+
+def test_servers_start_from_a_relative_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``citywatch run``/``demo`` keep their data under a relative ``var/...`` folder:
+    the servers run inside it, so their config must not be named relative to it."""
+    monkeypatch.chdir(tmp_path)
+    for server_type in (LocalMosquitto, LocalInfluxd):
+        root = Path("var/demo") / server_type.name
+        root.mkdir(parents=True)
+        with server_type(root) as server:
+            assert server.running
+            assert server.root == (tmp_path / root).resolve()

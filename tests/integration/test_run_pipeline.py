@@ -111,6 +111,47 @@ def test_sigterm_drains_and_checkpoints(broker: Endpoint, influx: Endpoint, tmp_
     assert b"detector state saved" in out
 
 
+def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal (or ``timeout``) signals the whole process group: the
+    private Mosquitto and influxd must outlive the drain, then stop with the run."""
+    port = free_port()
+    data_dir = tmp_path / "city"
+    proc = subprocess.Popen(
+        [CITYWATCH, "run", "--api-port", str(port), "--metrics-port", "0", "--data-dir", data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("citywatch run did not serve /health")
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "started a private Mosquitto" in text
+    assert "started a private InfluxDB" in text
+    assert "detector state saved" in text
+    assert "setup plugin" not in text  # Alembic's chatter stays below INFO
+    for symptom in ("unreachable", "not written", "reconnecting"):
+        assert symptom not in text, text
+    left = subprocess.run(
+        ["pgrep", "-f", str(data_dir)], check=False, capture_output=True, text=True
+    )
+    assert left.stdout == "", f"servers left running: {left.stdout}"
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
