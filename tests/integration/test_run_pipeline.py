@@ -37,6 +37,17 @@ def play_quiet_city(broker_url: str, minutes: int) -> int:
     return run(sim, sink, speed=0, progress=False).sent
 
 
+def wait_for_health(port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    pytest.fail("citywatch run did not serve /health")
+
+
 def test_restart_keeps_the_detectors_baselines(
     broker: Endpoint, influx: Endpoint, tmp_path: Path
 ) -> None:
@@ -92,15 +103,7 @@ def test_sigterm_drains_and_checkpoints(broker: Endpoint, influx: Endpoint, tmp_
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("citywatch run did not serve /health")
+        wait_for_health(port)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -124,15 +127,7 @@ def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("citywatch run did not serve /health")
+        wait_for_health(port)
         os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
