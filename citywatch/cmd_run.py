@@ -279,6 +279,7 @@ def demo(
         raise typer.BadParameter(f"must be positive, got {speed:g}", param_hint="--speed")
     _check_urls(None, None, api_port)
     data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
     try:
         with local_services(None, None, data_dir) as ends:
             config = PipelineConfig(
@@ -317,4 +318,8 @@ def demo(
     except ServiceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    console.print(f"ground truth of the injected faults: {data_dir / 'labels.csv'}")
+    labels = data_dir / "labels.csv"
+    if labels.exists():
+        console.print(f"ground truth of the injected faults: {labels}")
+    else:
+        console.print("no ground truth written: the simulated city did not get to run")

@@ -1,6 +1,7 @@
 """``citywatch simulate``: the simulated Hanoi fleet publishing to a broker or a file."""
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -189,11 +190,14 @@ def simulate(
     else:
         assert output is not None
         sink = FileSink(output)
+    # SIGTERM (a supervisor stopping the run, as ``citywatch demo`` does) interrupts like
+    # Ctrl-C, so the ground truth of the faults injected so far is still written.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = run(sim, sink, speed=speed, progress=progress)
     finally:
         if labels is not None:
-            rows = write_labels(labels, sim.labels())
+            rows = write_labels(labels, sim.labels_so_far())
             log.info("wrote %d ground-truth labels to %s", rows, labels)
     console = Console(stderr=True)
     for line in summary.lines():

@@ -10,7 +10,7 @@ import itertools
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -129,10 +129,23 @@ class Simulation:
         self._seq = np.zeros(len(fleet), np.int64)
         self._event_seq = np.zeros(len(fleet), np.int64)
         self._was_alive = np.ones(len(cab), bool)
+        self._reached_ms = start_ms
+        """The end of the last period simulated: labels stop there."""
 
     def labels(self) -> list[Label]:
-        """Ground truth of the faults injected so far (deaths are known once they happen)."""
+        """Ground truth of the run's faults as resolved (deaths are known once they
+        happen): for a whole run, every fault it injects."""
         return self.engine.labels()
+
+    def labels_so_far(self) -> list[Label]:
+        """The labels of the time simulated so far: a run stopped early labels neither
+        the faults still due nor the rest of the ones under way."""
+        reached = self._reached_ms
+        return [
+            label if label.end_ms <= reached else replace(label, end_ms=reached)
+            for label in self.engine.labels()
+            if label.start_ms < reached
+        ]
 
     def __iter__(self) -> Iterator[SimMessage]:
         for batch in self.batches():
@@ -147,8 +160,9 @@ class Simulation:
         """
         ticks = range(self.n_ticks) if self.n_ticks is not None else itertools.count()
         for tick in ticks:
+            self._reached_ms = self.start_ms + (tick + 1) * self.period_ms
             if self.end_ms is None:  # endless: labels end where the run has got to
-                self.engine.end_ms = self.start_ms + (tick + 1) * self.period_ms
+                self.engine.end_ms = self._reached_ms
             yield self._tick(tick)
 
     def _online(self, g: int, ts_ms: int) -> SimMessage:

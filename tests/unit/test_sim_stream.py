@@ -77,6 +77,27 @@ def test_an_endless_run_keeps_going_and_labels_end_where_it_got_to() -> None:
     assert label.end_ms == START + 10 * 60_000
 
 
+def test_a_run_stopped_early_labels_only_the_time_it_simulated() -> None:
+    scenario = parse_scenario(
+        'name = "s"\n[[faults]]\nkind = "silent"\ncount = 1\nat = "5m"\nduration = "30m"\n'
+        '[[faults]]\nkind = "fan_failure"\ncount = 1\nat = "50m"\nduration = "5m"\n',
+        "s.toml",
+    )
+    sim = Simulation(FLEET, scenario, start_ms=START, duration_s=3600, period_s=60, seed=2)
+    assert sim.labels_so_far() == []  # nothing simulated yet
+    list(itertools.islice(sim.batches(), 20))  # 20 minutes, then stopped
+    planned = {lb.fault for lb in sim.labels()}
+    assert planned == {"silent", "fan_failure"}
+    (label,) = sim.labels_so_far()  # the fan failure was still due
+    assert (label.fault, label.start_ms, label.end_ms) == (
+        "silent",
+        START + 5 * 60_000,
+        START + 20 * 60_000,
+    )
+    list(sim.batches())  # the whole run: the same labels as planned
+    assert sim.labels_so_far() == sim.labels()
+
+
 def test_weather_is_the_same_however_far_it_was_drawn() -> None:
     a = Climate(np.array([True, False]), START, seed=3)
     b = Climate(np.array([True, False]), START, seed=3)
