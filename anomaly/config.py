@@ -114,6 +114,11 @@ class DetectorConfig:
     fan_on_rpm: float = 2500.0
     heat_rise_c_per_h: float = 2.0
     overheat_min_c: float = 40.0
+    fan_start_c: float = 30.0
+    """The cabinets' fan controllers start the fan at this inside temperature."""
+    fan_stopped_margin_c: float = 3.0
+    """A fan at 0 rpm this far above its start temperature has failed (below it, the
+    controller has switched it off: a state, not a fault)."""
     fibre_creep_db_per_h: float = 0.02
     """Optical loss rising by half a dB a day is degradation, not noise."""
     night_start_h: int = 22

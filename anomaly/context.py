@@ -137,7 +137,8 @@ class Round:
     n: FloatArray
     """Readings of the series learned before this one."""
     warm: BoolArray
-    """``n >= warmup``: the series may score statistically."""
+    """``n >= warmup`` (``n``: readings the statistical detectors have learned): the
+    series may score statistically."""
     last_x: FloatArray
     """Previous value (NaN for a series' first reading)."""
     last_ts: FloatArray
@@ -151,12 +152,14 @@ class Round:
     pred: FloatArray
     """The Holt level + trend forecast for this reading's time (NaN for a first one)."""
     limits: FloatArray
-    """``(m, 7)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin,
-    valid_min, valid_max (the catalogue's physical range; NaN for generic series)."""
+    """``(m, 8)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin,
+    valid_min, valid_max (the catalogue's physical range; NaN for generic series),
+    off_value (NaN = none)."""
     dt_ms: FloatArray
     """Time since the series' previous reading (NaN for its first one, >= 0)."""
     learn_ok: BoolArray
-    """``learnable & statistical``: the readings the statistical detectors learn from."""
+    """``learnable & statistical``, less readings of a metric's off value (a fan its
+    controller stopped): the readings the statistical detectors learn from."""
     all_learnable: bool
     """``learnable.all()``, computed once: most rounds skip the masked scatter."""
     all_learn_ok: bool

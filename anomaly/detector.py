@@ -72,9 +72,9 @@ class Update:
 
 def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
     """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin,
-    valid_min, valid_max), catalogue period in ms (NaN: learn it) and whether the metric
-    is a bool."""
-    limits = np.full((MAX_METRIC_ID + 1, 7), np.nan)
+    valid_min, valid_max, off_value), catalogue period in ms (NaN: learn it) and whether
+    the metric is a bool."""
+    limits = np.full((MAX_METRIC_ID + 1, 8), np.nan)
     limits[:, 4] = 0.0
     period = np.full(MAX_METRIC_ID + 1, np.nan)
     is_bool = np.zeros(MAX_METRIC_ID + 1, dtype=bool)
@@ -82,6 +82,8 @@ def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, Bool
         period[mid] = m.period_s * 1000.0
         is_bool[mid] = m.dtype == "bool"
         limits[mid, 5:7] = m.valid_min, m.valid_max
+        if m.off_value is not None:
+            limits[mid, 7] = m.off_value
         if m.name in _RULE_OWNED:
             continue
         for col, lim in enumerate((m.warn_low, m.warn_high, m.crit_low, m.crit_high)):
@@ -217,7 +219,16 @@ class Detector:
         hlevel = st["core_hlevel"].take(slots)
         np.multiply(pred, trend, out=pred)
         np.add(pred, hlevel, out=pred)
+        limits = self._limits.take(metric, axis=0)
         learn_ok = finite & statistical
+        # Equipment switched off by design (a fan its controller stopped for the cool
+        # night) reads its off value: a state, not a level. The statistical detectors
+        # neither judge nor learn it, so the baseline keeps the running level for when it
+        # starts again; a fan that should run but does not is a device rule's to say.
+        off = x == limits[:, 7]  # NaN (no off value) never compares equal
+        any_off = some(off)
+        if any_off:
+            learn_ok &= ~off
         warm = n >= self.config.warmup
         judge_ok = warm & learn_ok
         all_learnable = every(finite)
@@ -239,11 +250,11 @@ class Detector:
             period_ms=period,
             expected_ms=expected,
             pred=pred,
-            limits=self._limits.take(metric, axis=0),
+            limits=limits,
             dt_ms=dt_ms,
             learn_ok=learn_ok,
             all_learnable=all_learnable,
-            all_learn_ok=all_learnable and every(statistical),
+            all_learn_ok=all_learnable and not any_off and every(statistical),
             judge_ok=judge_ok,
             all_warm=every(warm),
             all_judge_ok=every(judge_ok),
@@ -318,8 +329,10 @@ class Detector:
         informative = dt > 0
         if not every(informative):
             new_period = np.where(informative, new_period, learned)
+        # The warm-up counts what the statistical detectors learned: a fan off since the
+        # series began (not learned) has no baseline to judge from yet.
+        put(st["core_n"], s, r.learn_ok, r.n + 1.0, r.all_learn_ok)
         updates = {
-            "core_n": r.n + 1.0,
             "core_last_x": r.x,
             "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
             "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),

@@ -129,6 +129,8 @@ class DeviceRules:
                 & (temp.trend >= cfg.heat_rise_c_per_h)
                 & (temp.value >= cfg.overheat_min_c)
             )
+            fan_dead = (fan.value <= 0) & (temp.value >= cfg.fan_start_c + cfg.fan_stopped_margin_c)
+            heat |= fan_dead
             mains_lost = (v["on_battery"].value >= 1) | (v["mains_voltage"].value < 180)
             draining = mains_lost & ((soc.trend < 0) | np.isnan(soc.value))
             water, moist = v["water_level"].value, v["moisture"].value
@@ -148,6 +150,11 @@ class DeviceRules:
         dev_name = self.registry.devices
 
         def t_heat(i: int) -> str:
+            if fan_dead[i]:
+                return (
+                    f"fan stopped (0 rpm) with the inside at {temp.value[i]:.1f} °C, above "
+                    f"the {cfg.fan_start_c:.0f} °C it starts at: fan failure?"
+                )
             return (
                 f"fans at {fan.value[i]:.0f} rpm yet inside temperature {temp.value[i]:.1f} °C "
                 f"and rising {temp.trend[i]:.1f} °C/h: fan failure or blocked vents?"

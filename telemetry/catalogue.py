@@ -34,6 +34,9 @@ class Metric:
     warn_high: float | None = None
     crit_low: float | None = None
     crit_high: float | None = None
+    off_value: float | None = None
+    """What the metric reads while its equipment is switched off by design (a fan its
+    controller stopped): a state, not an anomaly."""
 
     def is_valid(self, value: float) -> bool:
         """Whether ``value`` is physically possible for this metric."""
@@ -130,7 +133,7 @@ _ALL: tuple[Metric, ...] = (
         warn_low=46,
         crit_low=44,
     ),
-    Metric(9, _C, "fan_rpm", "rpm", "float", 0, 8000, "cooling fan speed"),
+    Metric(9, _C, "fan_rpm", "rpm", "float", 0, 8000, "cooling fan speed", off_value=0),
     Metric(
         10,
         _C,

@@ -45,11 +45,34 @@ def test_overheating_with_fans_running() -> None:
     [start] = [e for e in _kinds(events, DetectionKind.OVERHEATING) if e.active]
     assert start.device == "cab-1"
     assert "rpm" in start.explanation
-    # Same heating with the fans stopped is not this rule (it is a plain limit later).
-    quiet = _feed(
+    # A fan stopped while the inside is this warm has failed: the rule says so at once.
+    stopped = _feed(
         Detector(), "cabinet", "cab-1", "w", ts, {"temp_inside": temp, "fan_rpm": fan * 0}
     )
-    assert _kinds(quiet, DetectionKind.OVERHEATING) == []
+    [start] = [e for e in _kinds(stopped, DetectionKind.OVERHEATING) if e.active]
+    assert start.ts_ms == T0
+    assert "fan stopped" in start.explanation
+
+
+def test_a_fan_switched_off_in_the_cool_night_is_a_state_not_a_fault() -> None:
+    # A day's inside temperature (32.5 °C at 16:00, 27.5 °C at 04:00) and a proportional
+    # fan controller: 520 rpm per K above 30 °C, stopped below its 600 rpm stall. The fan
+    # stops in the evening and restarts in the morning: no detection of any kind.
+    rng = np.random.default_rng(5)
+    n = 36 * 60
+    ts = T0 + np.arange(n, dtype=np.int64) * MINUTE
+    hour = (ts - T0) / HOUR + 7.0  # Hanoi time
+    temp = 30.0 + 2.5 * np.cos(2 * np.pi * (hour - 16.0) / 24.0) + 0.05 * rng.normal(size=n)
+    rpm = (temp - 30.0) * 520.0
+    fan = np.where(rpm >= 600.0, rpm + 25.0 * rng.normal(size=n), 0.0)
+    assert 0.2 < np.mean(fan == 0.0) < 0.8  # it does stop and start
+    events = _feed(Detector(), "cabinet", "cab-1", "w", ts, {"temp_inside": temp, "fan_rpm": fan})
+    noisy = [
+        (e.kind.value, e.metric, e.explanation)
+        for e in events
+        if e.active and e.kind is not DetectionKind.LEVEL_SHIFT
+    ]
+    assert noisy == [], noisy
 
 
 def test_power_loss_then_area_outage_once_per_ward() -> None:
