@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -76,6 +78,30 @@ def _check_urls(broker: str | None, influx: str | None, api_port: int) -> None:
         raise typer.BadParameter(f"must be 1-65535, got {api_port}", param_hint="--api-port")
 
 
+@contextlib.contextmanager
+def forced_exit() -> Iterator[None]:
+    """A second Ctrl-C abandons the drain. The ``with`` blocks inside have stopped the
+    private servers by the time it gets here, but ingest's threads would keep the
+    interpreter alive: leave at once, 130 = 128 + SIGINT. Nothing is lost: reports not
+    yet acknowledged stay queued on the broker for the next start."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print("forced stop: reports not yet written stay queued on the broker")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _run_loop(main: Coroutine[None, None, None]) -> None:
+    """``asyncio.run``, then ignore stop signals: the loop's handlers went with it, and a
+    supervisor's repeated SIGTERM (or a late Ctrl-C) must not kill a run that has drained
+    while it stops its private servers."""
+    asyncio.run(main)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _default_store(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{(data_dir / 'alerts.db').resolve()}"
 
@@ -129,24 +155,25 @@ def run(
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with local_services(broker, influx, data_dir) as ends:
-            config = PipelineConfig(
-                broker=ends.broker,
-                influx=ends.influx,
-                database=database or "citywatch",
-                store_url=store or _default_store(data_dir),
-                data_dir=data_dir,
-                api_host=api_host,
-                api_port=api_port,
-                metrics_port=metrics_port,
-                webhook_url=webhook_url,
-                webhook_secret=webhook_secret,
-            )
-            asyncio.run(_serve(config))
-    except ServiceError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+    with forced_exit():
+        try:
+            with local_services(broker, influx, data_dir) as ends:
+                config = PipelineConfig(
+                    broker=ends.broker,
+                    influx=ends.influx,
+                    database=database or "citywatch",
+                    store_url=store or _default_store(data_dir),
+                    data_dir=data_dir,
+                    api_host=api_host,
+                    api_port=api_port,
+                    metrics_port=metrics_port,
+                    webhook_url=webhook_url,
+                    webhook_secret=webhook_secret,
+                )
+                _run_loop(_serve(config))
+        except ServiceError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
 
 
 # ----------------------------------------------------------------------------- demo
@@ -280,44 +307,45 @@ def demo(
     _check_urls(None, None, api_port)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
-    try:
-        with local_services(None, None, data_dir) as ends:
-            config = PipelineConfig(
-                broker=ends.broker,
-                influx=ends.influx,
-                store_url=_default_store(data_dir),
-                data_dir=data_dir,
-                api_port=api_port,
-                metrics_port=free_port(),
-            )
-            citywatch = Path(sys.argv[0]).resolve()
-            exe = (
-                [str(citywatch)]
-                if citywatch.name == "citywatch"
-                else [sys.executable, "-m", "citywatch"]
-            )
-            sim_args = [
-                *exe,
-                "simulate",
-                "--broker",
-                ends.broker,
-                "--devices",
-                str(devices),
-                "--scenario",
-                scenario,
-                "--speed",
-                str(speed),
-                "--seed",
-                str(seed),
-                "--labels",
-                str(data_dir / "labels.csv"),
-                "--no-progress",
-            ]
-            wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
-            asyncio.run(_demo(config, sim_args, wards, linger))
-    except ServiceError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+    with forced_exit():
+        try:
+            with local_services(None, None, data_dir) as ends:
+                config = PipelineConfig(
+                    broker=ends.broker,
+                    influx=ends.influx,
+                    store_url=_default_store(data_dir),
+                    data_dir=data_dir,
+                    api_port=api_port,
+                    metrics_port=free_port(),
+                )
+                citywatch = Path(sys.argv[0]).resolve()
+                exe = (
+                    [str(citywatch)]
+                    if citywatch.name == "citywatch"
+                    else [sys.executable, "-m", "citywatch"]
+                )
+                sim_args = [
+                    *exe,
+                    "simulate",
+                    "--broker",
+                    ends.broker,
+                    "--devices",
+                    str(devices),
+                    "--scenario",
+                    scenario,
+                    "--speed",
+                    str(speed),
+                    "--seed",
+                    str(seed),
+                    "--labels",
+                    str(data_dir / "labels.csv"),
+                    "--no-progress",
+                ]
+                wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
+                _run_loop(_demo(config, sim_args, wards, linger))
+        except ServiceError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
     labels = data_dir / "labels.csv"
     if labels.exists():
         console.print(f"ground truth of the injected faults: {labels}")

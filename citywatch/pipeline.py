@@ -569,16 +569,23 @@ def _redact_broker(url: str) -> str:
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGINT and SIGTERM set ``stop``; a second one of either interrupts at once."""
+    """SIGINT and SIGTERM set ``stop``. A second Ctrl-C interrupts at once (the caller
+    exits, see ``citywatch.cmd_run.forced_exit``); a repeated SIGTERM does not, because
+    supervisors repeat it as a matter of course (``timeout`` signals its child and then
+    its whole process group) and the drain must not be cut short."""
     loop = asyncio.get_running_loop()
 
-    def first(signum: signal.Signals) -> None:
-        log.info("%s: stopping (again to force)", signum.name)
+    def on_term() -> None:
+        if stop.is_set():
+            log.info("SIGTERM: already stopping")
+            return
+        log.info("SIGTERM: stopping")
         stop.set()
-        loop.remove_signal_handler(signum)
-        # A second one interrupts like a second Ctrl-C, unwinding through the cleanup
-        # that stops the private servers, rather than ending the process where it is.
-        signal.signal(signum, signal.default_int_handler)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, first, signum)
+    def on_int() -> None:
+        log.info("SIGINT: stopping (again to force)")
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # the next one raises KeyboardInterrupt
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    loop.add_signal_handler(signal.SIGINT, on_int)

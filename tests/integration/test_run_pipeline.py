@@ -128,6 +128,9 @@ def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
     )
     try:
         wait_for_health(port)
+        # As ``timeout`` does: the child, then the whole group (the child a second time).
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -141,6 +144,36 @@ def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
     assert "setup plugin" not in text  # Alembic's chatter stays below INFO
     for symptom in ("unreachable", "not written", "reconnecting"):
         assert symptom not in text, text
+    left = subprocess.run(
+        ["pgrep", "-f", str(data_dir)], check=False, capture_output=True, text=True
+    )
+    assert left.stdout == "", f"servers left running: {left.stdout}"
+
+
+def test_a_second_ctrl_c_exits_promptly(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "city"
+    proc = subprocess.Popen(
+        [CITYWATCH, "run", "--api-port", str(port), "--metrics-port", "0", "--data-dir", data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        start_new_session=True,
+    )
+    try:
+        wait_for_health(port)
+        for _ in range(2):  # Ctrl-C, Ctrl-C: a terminal signals the whole group
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode()
+    # Forced (130) if the second came during the drain; an idle city may have drained
+    # already (0). Either way promptly, and without leaving its servers behind.
+    assert proc.returncode in (0, 130), text
+    assert ("forced stop" in text) == (proc.returncode == 130), text
     left = subprocess.run(
         ["pgrep", "-f", str(data_dir)], check=False, capture_output=True, text=True
     )
