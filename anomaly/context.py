@@ -152,9 +152,9 @@ class Round:
     pred: FloatArray
     """The Holt level + trend forecast for this reading's time (NaN for a first one)."""
     limits: FloatArray
-    """``(m, 8)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin,
+    """``(m, 9)``: warn_low, warn_high, crit_low, crit_high (NaN = none), margin,
     valid_min, valid_max (the catalogue's physical range; NaN for generic series),
-    off_value (NaN = none)."""
+    off_value (NaN = none), the sensor's noise floor (half its accuracy; NaN = none)."""
     dt_ms: FloatArray
     """Time since the series' previous reading (NaN for its first one, >= 0)."""
     learn_ok: BoolArray

@@ -72,9 +72,9 @@ class Update:
 
 def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
     """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin,
-    valid_min, valid_max, off_value), catalogue period in ms (NaN: learn it) and whether
-    the metric is a bool."""
-    limits = np.full((MAX_METRIC_ID + 1, 8), np.nan)
+    valid_min, valid_max, off_value, sensor noise floor), catalogue period in ms (NaN:
+    learn it) and whether the metric is a bool."""
+    limits = np.full((MAX_METRIC_ID + 1, 9), np.nan)
     limits[:, 4] = 0.0
     period = np.full(MAX_METRIC_ID + 1, np.nan)
     is_bool = np.zeros(MAX_METRIC_ID + 1, dtype=bool)
@@ -84,6 +84,8 @@ def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, Bool
         limits[mid, 5:7] = m.valid_min, m.valid_max
         if m.off_value is not None:
             limits[mid, 7] = m.off_value
+        if m.accuracy is not None:
+            limits[mid, 8] = m.accuracy / 2.0  # a stated accuracy spans about 2 sigma
         if m.name in _RULE_OWNED:
             continue
         for col, lim in enumerate((m.warn_low, m.warn_high, m.crit_low, m.crit_high)):

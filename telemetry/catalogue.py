@@ -37,6 +37,9 @@ class Metric:
     off_value: float | None = None
     """What the metric reads while its equipment is switched off by design (a fan its
     controller stopped): a state, not an anomaly."""
+    accuracy: float | None = None
+    """The sensor's stated accuracy in the metric's unit: a change smaller than this is
+    not told from the sensor's own error, however quiet its readings have been."""
 
     def is_valid(self, value: float) -> bool:
         """Whether ``value`` is physically possible for this metric."""
@@ -72,6 +75,7 @@ _ALL: tuple[Metric, ...] = (
         "relative humidity inside the cabinet",
         warn_high=85,
         crit_high=95,
+        accuracy=2.0,
     ),
     Metric(
         4,
@@ -182,6 +186,7 @@ _ALL: tuple[Metric, ...] = (
         "moisture in the duct (water ingress)",
         warn_high=60,
         crit_high=85,
+        accuracy=2.0,
     ),
     Metric(
         23,

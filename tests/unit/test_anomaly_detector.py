@@ -295,3 +295,19 @@ def test_repeated_timestamps_do_not_teach_a_zero_period() -> None:
     assert det.store["core_period"][slot] == pytest.approx(MINUTE, rel=0.05)
     assert res.components["dropout"].max() < 0.5
     assert not [e for e in res.events if e.kind is DetectionKind.DROPOUT]
+
+
+def test_a_change_within_the_sensors_accuracy_is_not_an_anomaly() -> None:
+    """Duct moisture read to ±2 % and very steady for hours: a 3-point rise after rain is
+    within what the sensor can tell, so the baseline stays quiet; water ingress that
+    lifts it by 15 points is not."""
+    moisture = metric_id("cable_segment", "moisture")
+    rng = np.random.default_rng(11)
+    steady = 20.0 + 0.05 * rng.normal(size=400)
+    rain = np.r_[steady, 23.0 + 0.05 * rng.normal(size=60)]
+    res = _run(Detector(), ("seg-1", moisture), rain)
+    assert res.components["baseline"][400:].max() < 0.5
+    assert not [e for e in res.events if e.kind is DetectionKind.BASELINE]
+    ingress = np.r_[steady, np.linspace(20.0, 35.0, 30)]
+    res = _run(Detector(), ("seg-2", moisture), ingress)
+    assert [e for e in res.events if e.kind is DetectionKind.BASELINE and e.active]
