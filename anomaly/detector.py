@@ -339,14 +339,16 @@ class Detector:
             "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
             "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),
             "core_period": new_period,
-            "core_hlevel": new_level,
-            "core_trend": new_trend,
             "core_last_score": combined,
         }
         if any_first:  # else every first time is known and stays
             updates["core_first_ts"] = np.where(first, r.ts_ms, r.first_ts)
         for name, new in updates.items():
             put(st[name], s, ok, new, r.all_learnable)
+        # The forecast follows what the statistical detectors learn: a fan its controller
+        # stopped overnight restarts against its running level, not a forecast of zeros.
+        for name, new in (("core_hlevel", new_level), ("core_trend", new_trend)):
+            put(st[name], s, r.learn_ok, new, r.all_learn_ok)
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:
