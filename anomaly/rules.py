@@ -65,6 +65,9 @@ class _View:
     value: FloatArray
     trend: FloatArray
     score: FloatArray
+    settled: BoolArray
+    """The trend has seen two of its time constants of readings (a new series' trend
+    swings while its level settles)."""
 
 
 @dataclass(slots=True)
@@ -109,13 +112,16 @@ class DeviceRules:
 
         value = pick("core_last_x", slice(None), np.nan)
         trend = pick("core_trend", _TREND_ROWS, 0.0)
+        settled = pick("core_n", _TREND_ROWS, 0.0) >= 2.0 * self.config.trend_periods
         score = pick("core_last_score", _SCORE_ROWS, 0.0)
         no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
+        unsettled = np.zeros(len(devs), dtype=bool)
         views = {}
         for i, name in enumerate(M):
-            t = trend[_TREND.index(name)] if name in _TREND else no_trend
+            row = _TREND.index(name) if name in _TREND else None
+            t, ok = (no_trend, unsettled) if row is None else (trend[row], settled[row])
             sc = score[_SCORE.index(name)] if name in _SCORE else no_score
-            views[name] = _View(value[i], t, sc)
+            views[name] = _View(value[i], t, sc, ok)
         return views
 
     def _verdicts(self, store: Store, devs: IntArray, now_ms: int) -> list[_Verdict]:
@@ -127,6 +133,7 @@ class DeviceRules:
             heat = (
                 (fan.value >= cfg.fan_on_rpm)
                 & (temp.trend >= cfg.heat_rise_c_per_h)
+                & temp.settled
                 & (temp.value >= cfg.overheat_min_c)
             )
             fan_dead = (fan.value <= 0) & (temp.value >= cfg.fan_start_c + cfg.fan_stopped_margin_c)
@@ -146,7 +153,11 @@ class DeviceRules:
                 | (optical.value >= 6)
                 | (optical.score >= cfg.score_on)
             )
-            creep = (v["signal"].value >= 1) & (optical.trend >= cfg.fibre_creep_db_per_h)
+            creep = (
+                (v["signal"].value >= 1)
+                & (optical.trend >= cfg.fibre_creep_db_per_h)
+                & optical.settled
+            )
         dev_name = self.registry.devices
 
         def t_heat(i: int) -> str:

@@ -159,3 +159,27 @@ def test_fibre_degradation_creep() -> None:
         Detector(), "cable_segment", "s", "w", ts, {"optical_loss": creep, "signal": np.ones(n)}
     )
     assert [e.active for e in _kinds(events, DetectionKind.FIBRE_DEGRADATION)][:1] == [True]
+
+
+def test_a_trend_still_settling_is_no_creep() -> None:
+    """A new segment's trend is noisy until it has settled (its first hour or so, up to
+    0.03 dB/h on 2,000 clean segments): the creep rule waits for two trend time
+    constants of readings, so a city coming up raises no fibre degradation."""
+    det, n_seg, minutes = Detector(), 2000, 100
+    rng = np.random.default_rng(2)
+    devices = np.array([f"seg-{i}" for i in range(n_seg)] * 2, dtype=object)
+    names = ("optical_loss", "signal")
+    metrics = np.repeat(np.array([metric_id("cable_segment", m) for m in names], np.int16), n_seg)
+    wards = np.array(["w"] * 2 * n_seg, dtype=object)
+    events: list[Detection] = []
+    for minute in range(minutes):
+        loss = 1.0 + rng.normal(0, 0.01, n_seg)
+        batch = ReadingBatch(
+            device=devices,
+            ward=wards,
+            metric=metrics,
+            ts_ms=np.full(2 * n_seg, T0 + minute * MINUTE, dtype=np.int64),
+            value=np.r_[loss, np.ones(n_seg)],
+        )
+        events.extend(det.update(batch).events)
+    assert _kinds(events, DetectionKind.FIBRE_DEGRADATION) == []
