@@ -93,6 +93,21 @@ def forced_exit() -> Iterator[None]:
         os._exit(130)
 
 
+@contextlib.contextmanager
+def _services_for_the_run(
+    broker: str | None, influx: str | None, data_dir: Path
+) -> Iterator[Endpoints]:
+    """:func:`local_services` for a whole run: a server that cannot start exits 1 with
+    its reason; a second Ctrl-C exits at once after they stop (:func:`forced_exit`)."""
+    with forced_exit():
+        try:
+            with local_services(broker, influx, data_dir) as ends:
+                yield ends
+        except ServiceError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+
 def _run_loop(main: Coroutine[None, None, None]) -> None:
     """``asyncio.run``, then ignore stop signals: the loop's handlers went with it, and a
     supervisor's repeated SIGTERM (or a late Ctrl-C) must not kill a run that has drained
@@ -155,25 +170,20 @@ def run(
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
     data_dir.mkdir(parents=True, exist_ok=True)
-    with forced_exit():
-        try:
-            with local_services(broker, influx, data_dir) as ends:
-                config = PipelineConfig(
-                    broker=ends.broker,
-                    influx=ends.influx,
-                    database=database or "citywatch",
-                    store_url=store or _default_store(data_dir),
-                    data_dir=data_dir,
-                    api_host=api_host,
-                    api_port=api_port,
-                    metrics_port=metrics_port,
-                    webhook_url=webhook_url,
-                    webhook_secret=webhook_secret,
-                )
-                _run_loop(_serve(config))
-        except ServiceError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+    with _services_for_the_run(broker, influx, data_dir) as ends:
+        config = PipelineConfig(
+            broker=ends.broker,
+            influx=ends.influx,
+            database=database or "citywatch",
+            store_url=store or _default_store(data_dir),
+            data_dir=data_dir,
+            api_host=api_host,
+            api_port=api_port,
+            metrics_port=metrics_port,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+        _run_loop(_serve(config))
 
 
 # ----------------------------------------------------------------------------- demo
@@ -307,45 +317,40 @@ def demo(
     _check_urls(None, None, api_port)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
-    with forced_exit():
-        try:
-            with local_services(None, None, data_dir) as ends:
-                config = PipelineConfig(
-                    broker=ends.broker,
-                    influx=ends.influx,
-                    store_url=_default_store(data_dir),
-                    data_dir=data_dir,
-                    api_port=api_port,
-                    metrics_port=free_port(),
-                )
-                citywatch = Path(sys.argv[0]).resolve()
-                exe = (
-                    [str(citywatch)]
-                    if citywatch.name == "citywatch"
-                    else [sys.executable, "-m", "citywatch"]
-                )
-                sim_args = [
-                    *exe,
-                    "simulate",
-                    "--broker",
-                    ends.broker,
-                    "--devices",
-                    str(devices),
-                    "--scenario",
-                    scenario,
-                    "--speed",
-                    str(speed),
-                    "--seed",
-                    str(seed),
-                    "--labels",
-                    str(data_dir / "labels.csv"),
-                    "--no-progress",
-                ]
-                wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
-                _run_loop(_demo(config, sim_args, wards, linger))
-        except ServiceError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+    with _services_for_the_run(None, None, data_dir) as ends:
+        config = PipelineConfig(
+            broker=ends.broker,
+            influx=ends.influx,
+            store_url=_default_store(data_dir),
+            data_dir=data_dir,
+            api_port=api_port,
+            metrics_port=free_port(),
+        )
+        citywatch = Path(sys.argv[0]).resolve()
+        exe = (
+            [str(citywatch)]
+            if citywatch.name == "citywatch"
+            else [sys.executable, "-m", "citywatch"]
+        )
+        sim_args = [
+            *exe,
+            "simulate",
+            "--broker",
+            ends.broker,
+            "--devices",
+            str(devices),
+            "--scenario",
+            scenario,
+            "--speed",
+            str(speed),
+            "--seed",
+            str(seed),
+            "--labels",
+            str(data_dir / "labels.csv"),
+            "--no-progress",
+        ]
+        wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
+        _run_loop(_demo(config, sim_args, wards, linger))
     labels = data_dir / "labels.csv"
     if labels.exists():
         console.print(f"ground truth of the injected faults: {labels}")

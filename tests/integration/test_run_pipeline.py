@@ -114,11 +114,10 @@ def test_sigterm_drains_and_checkpoints(broker: Endpoint, influx: Endpoint, tmp_
     assert b"detector state saved" in out
 
 
-def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
-    """Ctrl-C in a terminal (or ``timeout``) signals the whole process group: the
-    private Mosquitto and influxd must outlive the drain, then stop with the run."""
+def start_private_run(data_dir: Path) -> subprocess.Popen[bytes]:
+    """``citywatch run`` with private servers, in a session of its own (so a test can
+    signal its whole process group as a terminal does); returns once it serves."""
     port = free_port()
-    data_dir = tmp_path / "city"
     proc = subprocess.Popen(
         [CITYWATCH, "run", "--api-port", str(port), "--metrics-port", "0", "--data-dir", data_dir],
         stdout=subprocess.PIPE,
@@ -128,6 +127,26 @@ def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
     )
     try:
         wait_for_health(port)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc
+
+
+def servers_left(data_dir: Path) -> str:
+    """Processes still running out of ``data_dir`` (the private servers), one per line."""
+    found = subprocess.run(
+        ["pgrep", "-af", str(data_dir)], check=False, capture_output=True, text=True
+    )
+    return found.stdout
+
+
+def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal (or ``timeout``) signals the whole process group: the
+    private Mosquitto and influxd must outlive the drain, then stop with the run."""
+    data_dir = tmp_path / "city"
+    proc = start_private_run(data_dir)
+    try:
         # As ``timeout`` does: the child, then the whole group (the child a second time).
         os.kill(proc.pid, signal.SIGTERM)
         time.sleep(0.05)
@@ -144,24 +163,14 @@ def test_group_sigterm_drains_into_its_private_servers(tmp_path: Path) -> None:
     assert "setup plugin" not in text  # Alembic's chatter stays below INFO
     for symptom in ("unreachable", "not written", "reconnecting"):
         assert symptom not in text, text
-    left = subprocess.run(
-        ["pgrep", "-f", str(data_dir)], check=False, capture_output=True, text=True
-    )
-    assert left.stdout == "", f"servers left running: {left.stdout}"
+    left = servers_left(data_dir)
+    assert left == "", f"servers left running: {left}"
 
 
 def test_a_second_ctrl_c_exits_promptly(tmp_path: Path) -> None:
-    port = free_port()
     data_dir = tmp_path / "city"
-    proc = subprocess.Popen(
-        [CITYWATCH, "run", "--api-port", str(port), "--metrics-port", "0", "--data-dir", data_dir],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-        start_new_session=True,
-    )
+    proc = start_private_run(data_dir)
     try:
-        wait_for_health(port)
         for _ in range(2):  # Ctrl-C, Ctrl-C: a terminal signals the whole group
             os.killpg(proc.pid, signal.SIGINT)
             time.sleep(0.5)
@@ -174,10 +183,8 @@ def test_a_second_ctrl_c_exits_promptly(tmp_path: Path) -> None:
     # already (0). Either way promptly, and without leaving its servers behind.
     assert proc.returncode in (0, 130), text
     assert ("forced stop" in text) == (proc.returncode == 130), text
-    left = subprocess.run(
-        ["pgrep", "-f", str(data_dir)], check=False, capture_output=True, text=True
-    )
-    assert left.stdout == "", f"servers left running: {left.stdout}"
+    left = servers_left(data_dir)
+    assert left == "", f"servers left running: {left}"
 
 
 @pytest.mark.parametrize(
