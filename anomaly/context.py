@@ -179,5 +179,11 @@ class Round:
     cache: dict[str, Any] = field(default_factory=dict)
     """Intermediates a sub-detector computed in ``score`` and reuses in ``learn``."""
 
+    @property
+    def sensor_floor(self) -> FloatArray:
+        """Per reading: the sensor's noise floor, half its stated accuracy (NaN: none)."""
+        floor: FloatArray = self.limits[:, 8]
+        return floor
+
     def __len__(self) -> int:
         return len(self.x)

@@ -62,16 +62,15 @@ def _scale(
     dev: FloatArray,
     level: FloatArray,
     cfg: DetectorConfig,
+    sensor: FloatArray,
     slow: FloatArray | None = None,
-    sensor: FloatArray | None = None,
 ) -> FloatArray:
     """Robust sigma, floored: relative to the level, to the sensor's own noise floor
-    (``sensor``: half its stated accuracy; NaN for none), and (``slow``) to a fraction of
-    the long-run unclipped deviation, so a mostly-constant series with rare bursts keeps a
-    finite scale instead of collapsing to zero and alarming at every burst."""
+    (``Round.sensor_floor``; NaN for none), and (``slow``) to a fraction of the long-run
+    unclipped deviation, so a mostly-constant series with rare bursts keeps a finite
+    scale instead of collapsing to zero and alarming at every burst."""
     floor = _floor(level, cfg)
-    if sensor is not None:
-        np.fmax(floor, sensor, out=floor)
+    np.fmax(floor, sensor, out=floor)
     if slow is not None:
         np.fmax(floor, slow * (cfg.slow_floor * _MAD_TO_SIGMA), out=floor)
     scale = dev * _MAD_TO_SIGMA
@@ -107,7 +106,7 @@ def _robust_step(
     alpha_scale: float | FloatArray,
     cfg: DetectorConfig,
     clip: BoolArray,
-    sensor: FloatArray | None = None,
+    sensor: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """One outlier-protected EWMA step of level and absolute deviation; also returns the
     absolute residual against the level (the first reading's: 0).
@@ -119,7 +118,7 @@ def _robust_step(
     """
     first = np.isnan(level)
     level, any_first = _fill_first(first, x, level)
-    bound = _scale(dev, level, cfg, sensor=sensor)
+    bound = _scale(dev, level, cfg, sensor)
     np.multiply(bound, cfg.clip_sigma, out=bound)
     if not every(clip):
         bound = np.where(clip, bound, np.inf)
@@ -217,7 +216,7 @@ class Baseline:
         if "base" not in r.cache:
             level = store["base_level"].take(r.slots)
             dev, slow = store["base_dev"].take(r.slots), store["base_slow"].take(r.slots)
-            scale = _scale(dev, level, r.config, slow, r.limits[:, 8])
+            scale = _scale(dev, level, r.config, r.sensor_floor, slow)
             r.cache["base_dev"], r.cache["base_slow"] = dev, slow
             z = np.subtract(r.x, level)
             np.divide(z, scale, out=z)
@@ -243,7 +242,7 @@ class Baseline:
             alpha_scale=cfg.alpha_scale,
             cfg=cfg,
             clip=warm,
-            sensor=r.limits[:, 8],
+            sensor=r.sensor_floor,
         )
         fast_prev = store["base_fast"].take(s)
         fast = np.subtract(r.x, fast_prev)
@@ -317,7 +316,7 @@ class TimeOfDay:
         slow = store["tod_slow"].take(r.slots)
         r.cache["tod_slow"] = slow
         z = np.subtract(r.x, level)
-        np.divide(z, _scale(dev, level, cfg, slow, r.limits[:, 8]), out=z)
+        np.divide(z, _scale(dev, level, cfg, r.sensor_floor, slow), out=z)
         ok = r.ts_ms - r.first_ts >= cfg.tod_min_days * DAY_MS
         ok &= r.judge_ok
         ok &= count >= cfg.tod_min_count
@@ -341,7 +340,7 @@ class TimeOfDay:
             alpha_scale=alpha,
             cfg=cfg,
             clip=count >= 3,
-            sensor=r.limits[:, 8],
+            sensor=r.sensor_floor,
         )
         ok = r.learn_ok
         slow_prev = r.cache.get("tod_slow")
@@ -378,7 +377,7 @@ class LevelShift:
         if "cusum" not in r.cache:
             cfg = r.config
             dev = store["cusum_dev"].take(r.slots)
-            scale = _scale(dev, r.pred, cfg, sensor=r.limits[:, 8])
+            scale = _scale(dev, r.pred, cfg, r.sensor_floor)
             resid = np.subtract(r.x, r.pred)
             np.divide(resid, scale, out=resid)
             np.maximum(resid, -cfg.cusum_clip, out=resid)
