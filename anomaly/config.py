@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
-
-import numpy as np
 
 SUB_DETECTORS: tuple[str, ...] = (
     "limits",
@@ -20,7 +17,7 @@ SUB_DETECTORS: tuple[str, ...] = (
     "flatline",
     "dropout",
 )
-"""Names of the series-level sub-detectors, in scoring order."""
+"""Names of the series-level sub-detectors, in scoring order (the kernel's order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +86,7 @@ class DetectorConfig:
     limit_margin_rel: float = 0.01
     """Hysteresis of the physical limits as a share of the metric's valid range."""
 
-    # Onset score (anomaly/calibrate.py): per-series calibrated evidence, reported once.
+    # Onset score (anomaly/kernel.py): per-series calibrated evidence, reported once.
     onset_from: tuple[str, ...] = ("baseline", "time_of_day", "level_shift")
     """Sub-detectors whose calibrated statistic feeds the onset score: surprises in the
     measured values. Sensor health (flatline, dropout) and physical limits are certain
@@ -104,11 +101,37 @@ class DetectorConfig:
     onset_min_sd: float = 1e-3
     onset_min_history: int = 50
     """Judged readings a sub-detector's calibration needs before it gives evidence."""
-    onset_half_life: float = 120.0
-    """Readings over which already-reported evidence halves: an episode is reported at
-    its onset, a new one must bring more evidence than what is left of the last."""
+    onset_half_life: float = 60.0
+    """Readings over which the last report's evidence halves: an episode is reported at
+    its onset; a new report must bring more evidence than what is left of the last."""
     onset_half: float = 5.0
-    """Excess evidence in decades (-log10 p) that maps to 0.5 (p = 1e-5)."""
+    """Evidence in decades (-log10 p) that maps to an onset score of 0.5 (p = 1e-5)."""
+    onset_report_min: float = 5.0
+    """Evidence (decades) below which nothing is reported: the onset score is sparse,
+    0 but where a new anomaly starts (as the best published NAB detectors' output)."""
+    onset_escalate: float = 1.2
+    """A new report needs this much more evidence than the decayed last one."""
+    onset_refractory: int = 16
+    """Readings after a report during which only ``onset_refractory_escalate`` times
+    its evidence reports again: a run of escalating records is one report."""
+    onset_refractory_escalate: float = 2.0
+    onset_record_memory: float = 8000.0
+    """Readings over which a calibrated statistic's record decays towards its mean:
+    evidence counts only where the statistic beats its record, so a series that
+    routinely shows a z of some size (a daily spike) reports it the first time only."""
+    coarse_blocks: tuple[int, int] = (8, 64)
+    """Readings per block of the two coarse time scales: the block means' own level,
+    scale (calibrated like a reading's z) and range (a new-extreme check) see slow and
+    day-long changes that stay inside what single readings show."""
+    coarse_extreme_tolerance: float = 0.3
+    """A block mean beyond the range of the block means before it by this share of
+    that range is a new extreme of the coarse scale."""
+    coarse_min_blocks: int = 8
+    """Blocks a coarse scale must have seen before its new-extreme check counts."""
+    coarse_min_history: int = 20
+    """Judged blocks a coarse scale's calibration needs before it gives evidence."""
+    coarse_memory: float = 200.0
+    """Readings the block means' level and scale remember (at least 16 blocks)."""
 
     # Device rules.
     fan_on_rpm: float = 2500.0
@@ -134,7 +157,7 @@ class DetectorConfig:
     area_min_cabinets: int = 3
     area_window_ms: int = 10 * 60_000
 
-    # Onset score, new-extreme check (anomaly/calibrate.py; HTM's "spatial anomaly").
+    # Onset score, new-extreme check (anomaly/kernel.py; HTM's "spatial anomaly").
     onset_extreme_tolerance: float = 0.05
     """A reading beyond everything the series has shown by more than this share of its
     observed range (max - min) is a new extreme; HTM's NAB detector uses the same 5 %."""
@@ -165,7 +188,12 @@ class DetectorConfig:
             raise ValueError("need 0 < score_off < score_on < 1")
         if self.warmup < 1 or self.tod_bins < 1 or self.flatline_min_run < 2:
             raise ValueError("warmup, tod_bins must be >= 1 and flatline_min_run >= 2")
+        if len(self.coarse_blocks) != 2 or min(self.coarse_blocks) < 2:
+            raise ValueError(
+                f"coarse_blocks must be two block lengths >= 2, got {self.coarse_blocks}"
+            )
         for name in (
+            "scale_floor_abs",
             "clip_sigma",
             "cusum_h",
             "z_half",
@@ -174,16 +202,32 @@ class DetectorConfig:
             "onset_min_sd",
             "onset_half_life",
             "onset_half",
+            "onset_escalate",
+            "onset_refractory_escalate",
+            "onset_record_memory",
+            "coarse_memory",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("onset_extreme_tolerance", "onset_extreme_decades"):
+        for name in (
+            "onset_extreme_tolerance",
+            "onset_extreme_decades",
+            "onset_report_min",
+            "onset_refractory",
+            "coarse_extreme_tolerance",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0")
 
     @property
     def z_on(self) -> float:
-        """The z that maps to ``score_on``: other statistics are scaled to fire there."""
+        """The z that maps to ``score_on``: other statistics are scaled to fire there.
+
+        Examples
+        --------
+        >>> round(DetectorConfig().z_on, 2)
+        5.66
+        """
         return float(self.z_half * (self.score_on / (1.0 - self.score_on)) ** 0.25)
 
     def to_json(self) -> str:
@@ -199,34 +243,7 @@ class DetectorConfig:
         bad = set(data) - known
         if bad:
             raise ValueError(f"unknown detector setting(s) {sorted(bad)}")
-        for key in ("detectors", "onset_from"):
+        for key in ("detectors", "onset_from", "coarse_blocks"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
-
-
-def squash(z: Any, z_half: float, *, inplace: bool = False) -> Any:
-    """Map a non-negative z-like statistic to [0, 1): ``z^4 / (z^4 + z_half^4)``.
-
-    ``inplace``: ``z`` is a float64 array the caller no longer needs; it holds the result.
-
-    Examples
-    --------
-    >>> round(float(squash(4.0, 4.0)), 3)
-    0.5
-    >>> float(squash(0.0, 4.0))
-    0.0
-    """
-    if not inplace:
-        z = np.array(z, dtype=np.float64)
-    if z.ndim == 0:
-        z = np.minimum(z, 1e6)  # inf -> finite; NaN stays NaN
-        z4 = np.square(np.square(z))
-        return np.fmax(z4 / (z4 + z_half**4), 0.0)
-    np.minimum(z, 1e6, out=z)  # inf -> finite; NaN stays NaN
-    np.square(z, out=z)
-    np.square(z, out=z)
-    denominator = z + z_half**4
-    np.divide(z, denominator, out=z)
-    # The ratio is >= 0 or NaN (z NaN): fmax maps NaN to 0 in the same pass.
-    return np.fmax(z, 0.0, out=z)

@@ -1,4 +1,4 @@
-"""The streaming detector: state arrays per series, vectorised rounds, scores and events.
+"""The streaming detector: a state row per series, one compiled kernel, scores and events.
 
 Examples
 --------
@@ -16,40 +16,49 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from anomaly.calibrate import Calibrator
-from anomaly.config import DetectorConfig
-from anomaly.context import (
-    BoolArray,
-    FloatArray,
-    IntArray,
-    Round,
-    Store,
-    every,
-    nonzero,
-    put,
-    some,
-)
-from anomaly.decide import Decider
-from anomaly.detectors import Dropout, Scores, SeriesDetector, build
+from anomaly import kernel
+from anomaly.config import SUB_DETECTORS, DetectorConfig
+from anomaly.decide import COMPONENT_KINDS, series_event
 from anomaly.events import Detection, DetectionKind
+from anomaly.layout import (
+    DROPOUT,
+    EV_ACTIVE,
+    EV_START,
+    LAST_TS,
+    LAST_X,
+    M_COLUMNS,
+    M_CRIT_HIGH,
+    M_CRIT_LOW,
+    M_MARGIN,
+    M_OFF,
+    M_PERIOD,
+    M_SENSOR,
+    M_STAT,
+    M_VALID_MAX,
+    M_VALID_MIN,
+    M_WARN_HIGH,
+    M_WARN_LOW,
+    PERIOD,
+    SINCE_TS,
+    K,
+)
 from anomaly.registry import MAX_METRIC_ID, SeriesRegistry
-from anomaly.rounds import plan_rounds
 from anomaly.rules import DeviceRules
+from anomaly.state import State
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import METRICS_BY_ID
 
-CHECKPOINT_VERSION = 3  # 3: calibration min/max columns (new-extreme check)
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
-PIECE = 16384
-"""Readings per vectorised step: a whole round's temporaries would not stay in the cache."""
+CHECKPOINT_VERSION = 4  # 4: the compiled kernel's state tables (3: numpy columns)
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
@@ -65,40 +74,110 @@ class Update:
     """Per sub-detector scores, when asked for (``components=True``)."""
     slots: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     onset: FloatArray = field(default_factory=lambda: np.empty(0))
-    """Per reading: the calibrated onset score (anomaly/calibrate.py), high when this
-    series shows evidence unusual *for it* that it has not just reported. ``scores``
-    says how far from normal; ``onset`` says "a new anomaly starts here" (NAB, detect)."""
+    """Per reading: the onset score, high when this series shows evidence unusual *for
+    it* that it has not just reported. ``scores`` says how far from normal; ``onset``
+    says "a new anomaly starts here" (NAB, ``citywatch detect``)."""
 
 
-def _metric_tables(config: DetectorConfig) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Per metric id: limits (warn_low, warn_high, crit_low, crit_high, margin,
-    valid_min, valid_max, off_value, sensor noise floor), catalogue period in ms (NaN:
-    learn it) and whether the metric is a bool."""
-    limits = np.full((MAX_METRIC_ID + 1, 9), np.nan)
-    limits[:, 4] = 0.0
-    period = np.full(MAX_METRIC_ID + 1, np.nan)
-    is_bool = np.zeros(MAX_METRIC_ID + 1, dtype=bool)
+def metric_table(config: DetectorConfig) -> FloatArray:
+    """Per metric id, the catalogue's physics as the kernel reads it (``layout.M_*``)."""
+    tab = np.full((MAX_METRIC_ID + 1, M_COLUMNS), np.nan)
+    tab[:, M_MARGIN] = 0.0
+    tab[:, M_STAT] = 1.0  # generic series: statistical, period learned
     for mid, m in METRICS_BY_ID.items():
-        period[mid] = m.period_s * 1000.0
-        is_bool[mid] = m.dtype == "bool"
-        limits[mid, 5:7] = m.valid_min, m.valid_max
+        is_bool = m.dtype == "bool"
+        tab[mid, M_PERIOD] = m.period_s * 1000.0
+        tab[mid, M_STAT] = 0.0 if is_bool else 1.0
+        tab[mid, M_VALID_MIN], tab[mid, M_VALID_MAX] = m.valid_min, m.valid_max
         if m.off_value is not None:
-            limits[mid, 7] = m.off_value
+            tab[mid, M_OFF] = m.off_value
         if m.accuracy is not None:
-            limits[mid, 8] = m.accuracy / 2.0  # a stated accuracy spans about 2 sigma
+            tab[mid, M_SENSOR] = m.accuracy / 2.0  # a stated accuracy spans about 2 sigma
         if m.name in _RULE_OWNED:
             continue
-        for col, lim in enumerate((m.warn_low, m.warn_high, m.crit_low, m.crit_high)):
+        limits = (m.warn_low, m.warn_high, m.crit_low, m.crit_high)
+        for col, lim in zip(
+            (M_WARN_LOW, M_WARN_HIGH, M_CRIT_LOW, M_CRIT_HIGH), limits, strict=True
+        ):
             if lim is not None:
-                limits[mid, col] = lim
-        limits[mid, 4] = (
-            0.0 if is_bool[mid] else config.limit_margin_rel * (m.valid_max - m.valid_min)
+                tab[mid, col] = lim
+        tab[mid, M_MARGIN] = (
+            0.0 if is_bool else config.limit_margin_rel * (m.valid_max - m.valid_min)
         )
-    return limits, period, is_bool
+    return tab
+
+
+def kernel_params(config: DetectorConfig) -> kernel.Params:
+    """The configuration as the kernel reads it."""
+    c = config
+    flags = tuple(name in c.detectors for name in SUB_DETECTORS)
+    feeds = tuple(name in c.onset_from for name in SUB_DETECTORS)
+    return kernel.Params(
+        warmup=float(c.warmup),
+        alpha=c.alpha,
+        alpha_scale=c.alpha_scale,
+        clip_sigma=c.clip_sigma,
+        rebaseline_run=float(c.rebaseline_run),
+        scale_floor_rel=c.scale_floor_rel,
+        scale_floor_abs=c.scale_floor_abs,
+        alpha_slow=c.alpha_slow,
+        slow_floor=c.slow_floor,
+        tod_bins=float(c.tod_bins),
+        tod_alpha=c.tod_alpha,
+        tod_min_days=c.tod_min_days,
+        tod_min_count=float(c.tod_min_count),
+        utc_offset_ms=float(round(c.utc_offset_h * 3_600_000)),
+        cusum_k=c.cusum_k,
+        cusum_h=c.cusum_h,
+        cusum_clip=c.cusum_clip,
+        flatline_min_run=float(c.flatline_min_run),
+        flatline_decades=c.flatline_decades,
+        alpha_repeat=c.alpha_repeat,
+        dropout_k=c.dropout_k,
+        alpha_period=c.alpha_period,
+        z_half=c.z_half,
+        z_on=c.z_on,
+        score_on=c.score_on,
+        score_off=c.score_off,
+        limit_warn_score=c.limit_warn_score,
+        onset_short_alpha=c.onset_short_alpha,
+        onset_long_alpha=c.onset_long_alpha,
+        onset_min_sd=c.onset_min_sd,
+        onset_min_history=float(c.onset_min_history),
+        onset_decay=0.5 ** (1.0 / c.onset_half_life),
+        onset_half=c.onset_half,
+        report_min=c.onset_report_min,
+        escalate=c.onset_escalate,
+        refractory=float(c.onset_refractory),
+        refractory_escalate=c.onset_refractory_escalate,
+        record_alpha=1.0 / c.onset_record_memory,
+        extreme_tolerance=c.onset_extreme_tolerance,
+        extreme_decades=c.onset_extreme_decades,
+        coarse_blocks=(float(c.coarse_blocks[0]), float(c.coarse_blocks[1])),
+        coarse_alpha=tuple(  # type: ignore[arg-type]
+            b / max(c.coarse_memory, 16.0 * b)  # coarse_memory readings, >= 16 blocks
+            for b in c.coarse_blocks
+        ),
+        coarse_tolerance=c.coarse_extreme_tolerance,
+        coarse_min_blocks=float(c.coarse_min_blocks),
+        coarse_min_history=float(c.coarse_min_history),
+        trend_level_periods=c.trend_level_periods,
+        trend_periods=c.trend_periods,
+        holt_a=1.0 - math.exp(-1.0 / c.trend_level_periods),
+        holt_b=1.0 - math.exp(-1.0 / c.trend_periods),
+        exact_until=max(1.0 / a for a in (c.alpha, c.alpha_scale, c.alpha_slow, c.alpha_repeat)),
+        shift_gain=c.z_on / c.cusum_h,
+        flat_gain=c.z_on / c.flatline_decades,
+        drop_gain=c.z_on / c.dropout_k,
+        fast_alpha=2.0 / (c.rebaseline_run + 1.0),
+        tod_alpha_per_ms=c.tod_alpha * c.tod_bins / 86_400_000,
+        enabled=flags,  # type: ignore[arg-type]
+        onset_from=feeds,  # type: ignore[arg-type]
+    )
 
 
 class Detector:
-    """All series of the city in one set of arrays.
+    """All series of the city in one set of state tables.
 
     Feed it with :meth:`update` (a contract ``ReadingBatch``) or :meth:`update_arrays`
     (slots from :attr:`registry`, timestamps, values). Pure: time comes from the data.
@@ -107,30 +186,16 @@ class Detector:
     def __init__(self, config: DetectorConfig | None = None, capacity: int = 1024) -> None:
         self.config = config or DetectorConfig()
         self.registry = SeriesRegistry(capacity)
-        self.store = Store()
-        self.components: list[SeriesDetector] = build(self.config)
-        self._limits, self._period, self._is_bool = _metric_tables(self.config)
-        self._is_stat = ~self._is_bool
-        cap = self.registry.capacity
-        for name, fill in (
-            ("n", 0.0),
-            ("last_x", np.nan),
-            ("last_ts", np.nan),
-            ("since_ts", np.nan),
-            ("first_ts", np.nan),
-            ("hlevel", np.nan),
-            ("trend", 0.0),
-            ("last_score", 0.0),
-            ("period", np.nan),
-        ):
-            self.store.add(f"core_{name}", cap, fill)
-        for comp in self.components:
-            comp.allocate(self.store, cap)
-        self.decider = Decider(self.config, self.components, self.registry)
-        self.decider.allocate(self.store, cap)
-        self.calibrator = Calibrator(self.config, self.components)
-        self.calibrator.allocate(self.store, cap)
+        self.state = State(self.registry.capacity, self.config.tod_bins)
+        self._mtab = metric_table(self.config)
+        self._params = kernel_params(self.config)
+        self._names = [name for name in SUB_DETECTORS if name in self.config.detectors]
         self.rules = DeviceRules(self.config, self.registry)
+
+    @property
+    def store(self) -> State:
+        """The state tables (columns by name); kept under its old name for readers."""
+        return self.state
 
     # ----------------------------------------------------------------- feeding
     def update(self, batch: ReadingBatch, *, components: bool = False) -> Update:
@@ -151,204 +216,78 @@ class Detector:
         Readings may be in any order and hold several of one series: the result equals
         feeding them one at a time in time order (ties: input order).
         """
-        slot_arr = np.asarray(slots, dtype=np.int64)
-        ts_arr = np.asarray(ts_ms, dtype=np.int64)
-        x_arr = np.asarray(values, dtype=np.float64)
+        slot_arr = np.ascontiguousarray(slots, dtype=np.int64)
+        ts_arr = np.ascontiguousarray(ts_ms, dtype=np.int64)
+        x_arr = np.ascontiguousarray(values, dtype=np.float64)
         if not slot_arr.shape == ts_arr.shape == x_arr.shape or slot_arr.ndim != 1:
             raise ValueError("slots, ts_ms and values must be 1-D arrays of one length")
-        if slot_arr.size and (slot_arr.min() < 0 or slot_arr.max() >= self.registry.size):
-            raise ValueError("slot not registered; get slots from detector.registry")
-        self._sync_capacity()
         n = len(x_arr)
+        if n and (slot_arr.min() < 0 or slot_arr.max() >= self.registry.size):
+            raise ValueError("slot not registered; get slots from detector.registry")
+        self.state.grow(self.registry.capacity)
         scores = np.zeros(n)
         onset = np.zeros(n)
-        parts = {c.name: np.zeros(n) for c in self.components} if components else {}
-        events: list[Detection] = []
-        for idx in plan_rounds(slot_arr, ts_arr):
-            # A round in pieces: every reading of a round is independent of the others,
-            # and a piece's temporaries stay in the cache where a whole round's would not.
-            grouped: list[tuple[int, Detection]] = []
-            for start in range(0, len(idx), PIECE):
-                piece = idx[start : start + PIECE]
-                r = self._round(slot_arr.take(piece), ts_arr.take(piece), x_arr.take(piece))
-                results = [c.score(r, self.store) for c in self.components]
-                combined = self._combine(results, len(r))
-                scores[piece] = combined
-                onset[piece] = self.calibrator.step(r, results, self.store)
-                if components:
-                    for c, res in zip(self.components, results, strict=True):
-                        parts[c.name][piece] = res.score
-                grouped.extend(self.decider.step(r, results, self.store, combined))
-                for c in self.components:
-                    c.learn(r, self.store)
-                self._learn_core(r, combined)
-            if len(idx) > PIECE:  # the events of a round in the order of a whole one
-                grouped.sort(key=itemgetter(0))
-            events.extend(event for _, event in grouped)
-        if n:
-            events.extend(self.rules.evaluate(self.store, slot_arr, int(ts_arr.max())))
+        comps = np.zeros((K, n) if components else (K, 0))
+        if not n:
+            return Update(scores, [], {}, slot_arr, onset)
+        g_slots, g_ts, g_x, idx = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size)
+        records = kernel.score_batch(
+            idx,
+            g_slots,
+            g_ts,
+            g_x,
+            self.registry.metric,
+            self._mtab,
+            self.state.f64,
+            self.state.f32,
+            self.state.tod,
+            self._params,
+            scores,
+            onset,
+            comps,
+            components,
+        )
+        if len(records):  # the kernel's reading index is the grouped row's
+            records[:, 0] = idx.take(records[:, 0].astype(np.int64))
+        events = self._events(records, slot_arr, ts_arr, x_arr)
+        events.extend(self.rules.evaluate(self.state, slot_arr, int(ts_arr.max())))
+        parts = {}
+        if components:
+            parts = {name: comps[SUB_DETECTORS.index(name)] for name in self._names}
         return Update(scores, events, parts, slot_arr, onset)
 
-    @staticmethod
-    def _combine(results: Sequence[Scores], n: int) -> FloatArray:
-        if not results:
-            return np.zeros(n)
-        combined = results[0].score.copy()
-        for res in results[1:]:
-            np.maximum(combined, res.score, out=combined)
-        return combined
-
-    def _sync_capacity(self) -> None:
-        cap = self.registry.capacity
-        self.store.grow(cap)
-
-    def _round(self, slots: IntArray, ts: IntArray, x: FloatArray) -> Round:
-        # ``take`` rather than fancy indexing: the same gather at a fraction of the cost.
-        st = self.store
-        metric = self.registry.metric.take(slots)
-        n = st["core_n"].take(slots)
-        finite = np.isfinite(x)
-        statistical = self._is_stat.take(metric)
-        period = self._period.take(metric)
-        learned = st["core_period"].take(slots)
-        unknown = np.isnan(period)
-        expected = np.where(unknown, learned, period) if some(unknown) else period
-        last_ts = st["core_last_ts"].take(slots)
-        dt_ms = np.subtract(ts, last_ts)
-        np.maximum(dt_ms, 0.0, out=dt_ms)
-        pred = dt_ms / 3_600_000.0  # hours; then level + trend * hours, in place
-        trend = st["core_trend"].take(slots)
-        hlevel = st["core_hlevel"].take(slots)
-        np.multiply(pred, trend, out=pred)
-        np.add(pred, hlevel, out=pred)
-        limits = self._limits.take(metric, axis=0)
-        learn_ok = finite & statistical
-        # Equipment switched off by design (a fan its controller stopped for the cool
-        # night) reads its off value: a state, not a level. The statistical detectors
-        # neither judge nor learn it, so the baseline keeps the running level for when it
-        # starts again; a fan that should run but does not is a device rule's to say.
-        off = x == limits[:, 7]  # NaN (no off value) never compares equal
-        any_off = some(off)
-        if any_off:
-            learn_ok &= ~off
-        warm = n >= self.config.warmup
-        judge_ok = warm & learn_ok
-        all_learnable = every(finite)
-        inv_n1 = n + 1.0
-        np.divide(1.0, inv_n1, out=inv_n1)
-        return Round(
-            config=self.config,
-            slots=slots,
-            ts_ms=ts,
-            x=x if all_learnable else np.where(finite, x, np.nan),  # inf would warn
-            learnable=finite,
-            statistical=statistical,
-            n=n,
-            warm=warm,
-            last_x=st["core_last_x"].take(slots),
-            last_ts=last_ts,
-            since_ts=st["core_since_ts"].take(slots),
-            first_ts=st["core_first_ts"].take(slots),
-            period_ms=period,
-            expected_ms=expected,
-            pred=pred,
-            limits=limits,
-            dt_ms=dt_ms,
-            learn_ok=learn_ok,
-            all_learnable=all_learnable,
-            all_learn_ok=all_learnable and not any_off and every(statistical),
-            judge_ok=judge_ok,
-            all_warm=every(warm),
-            all_judge_ok=every(judge_ok),
-            inv_n1=inv_n1,
-            hlevel=hlevel,
-            trend=trend,
-            learned_ms=learned,
-        )
-
-    def _learn_core(self, r: Round, combined: FloatArray) -> None:
-        st, s, ok = self.store, r.slots, r.learnable
-        first = np.isnan(r.last_ts)
-        any_first = bool(some(first))
-        # Holt's linear trend with time constants in expected periods: a smooth slope per
-        # hour for the rules and a trend-following forecast for the level-shift CUSUM.
-        cfg = self.config
-        dt = r.dt_ms
-        # dt is >= 0 or NaN (a first reading): fmax(., 0) is nan_to_num without its passes.
-        dt_h = dt / 3_600_000.0
-        np.fmax(dt_h, 0.0, out=dt_h)
-        level, trend = r.hlevel, r.trend
-        no_unit = np.isnan(r.expected_ms)
-        unit = np.where(no_unit, dt, r.expected_ms) if some(no_unit) else r.expected_ms
-        neg_dt = np.negative(dt)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # a = 1 - exp(-dt / (periods * unit)), b likewise, in place.
-            a = unit * cfg.trend_level_periods
-            np.divide(neg_dt, a, out=a)
-            np.exp(a, out=a)
-            np.subtract(1.0, a, out=a)
-            b = unit * cfg.trend_periods
-            np.divide(neg_dt, b, out=b)
-            np.exp(b, out=b)
-            np.subtract(1.0, b, out=b)
-        # a, b are in [0, 1] or NaN: NaN -> 1 (a) and 0 (b), as nan_to_num would.
-        np.fmin(a, 1.0, out=a)
-        np.fmax(b, 0.0, out=b)
-        pred = r.pred
-        new_level = np.subtract(r.x, pred)
-        np.multiply(new_level, a, out=new_level)
-        np.add(new_level, pred, out=new_level)
-        if any_first:
-            new_level = np.where(first, r.x, new_level)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            step = new_level - level
-            np.divide(step, dt_h, out=step)
-        moving = dt_h > 0
-        if not every(moving):
-            step = np.where(moving, step, trend)
-        np.subtract(step, trend, out=step)
-        np.multiply(step, b, out=step)
-        new_trend = np.add(trend, step, out=step)
-        if any_first:
-            new_trend[first] = 0.0
-        changed = r.x != r.last_x
-        # The period a generic series reports at: robust EWMA of its gaps. (fmin: a gap
-        # is capped at 3 learned periods, uncapped while none is learned.)
-        learned = r.learned_ms
-        gap = np.fmin(dt, 3.0 * learned)
-        np.subtract(gap, learned, out=gap)
-        a_p = np.maximum(r.n, 1.0)
-        np.divide(1.0, a_p, out=a_p)
-        np.maximum(cfg.alpha_period, a_p, out=a_p)
-        np.multiply(gap, a_p, out=gap)
-        new_period = np.add(learned, gap, out=gap)
-        no_period = np.isnan(learned)
-        if some(no_period):
-            new_period = np.where(no_period, dt, new_period)
-        # Only a positive gap tells the period: a first reading has none (NaN) and a
-        # repeated timestamp (0) would pin the period at 0, where every later gap is
-        # capped to 0 and every reading is an infinite dropout.
-        informative = dt > 0
-        if not every(informative):
-            new_period = np.where(informative, new_period, learned)
-        # The warm-up counts what the statistical detectors learned: a fan off since the
-        # series began (not learned) has no baseline to judge from yet.
-        put(st["core_n"], s, r.learn_ok, r.n + 1.0, r.all_learn_ok)
-        updates = {
-            "core_last_x": r.x,
-            "core_last_ts": np.fmax(r.last_ts, r.ts_ms),
-            "core_since_ts": np.where(changed, r.ts_ms, r.since_ts),
-            "core_period": new_period,
-            "core_last_score": combined,
-        }
-        if any_first:  # else every first time is known and stays
-            updates["core_first_ts"] = np.where(first, r.ts_ms, r.first_ts)
-        for name, new in updates.items():
-            put(st[name], s, ok, new, r.all_learnable)
-        # The forecast follows what the statistical detectors learn: a fan its controller
-        # stopped overnight restarts against its running level, not a forecast of zeros.
-        for name, new in (("core_hlevel", new_level), ("core_trend", new_trend)):
-            put(st[name], s, r.learn_ok, new, r.all_learn_ok)
+    def _events(
+        self, records: FloatArray, slots: IntArray, ts: IntArray, x: FloatArray
+    ) -> list[Detection]:
+        """Detections of the kernel's transition records, in time order (then input
+        order, component order, start before end)."""
+        if not len(records):
+            return []
+        at = records[:, 0].astype(np.int64)
+        order = np.lexsort((np.arange(len(records)), records[:, 1], at, ts.take(at)))
+        out = []
+        for row in records[order]:
+            i = int(row[0])
+            slot = int(slots[i])
+            value = float(x[i]) if np.isfinite(x[i]) else float("nan")
+            out.append(
+                series_event(
+                    self.registry,
+                    COMPONENT_KINDS[int(row[1])],
+                    slot,
+                    ts_ms=int(ts[i]),
+                    value=value,
+                    z=float(row[5]),
+                    ref=float(row[6]),
+                    limits=tuple(self._mtab[int(self.registry.metric[slot])].tolist()),
+                    since_ms=float(row[7]),
+                    active=bool(row[2]),
+                    start_ms=float(row[3]),
+                    peak=float(row[4]),
+                    utc_offset_h=self.config.utc_offset_h,
+                )
+            )
+        return out
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:
@@ -356,42 +295,50 @@ class Detector:
 
         Scans every series' last-seen time at once; the event ends when a reading comes.
         """
-        k = next((i for i, c in enumerate(self.components) if isinstance(c, Dropout)), None)
         size = self.registry.size
-        if k is None or size == 0:
+        if "dropout" not in self.config.detectors or size == 0:
             return []
-        st = self.store
-        last = st["core_last_ts"][:size]
-        period = self._period[self.registry.metric[:size]]
-        period = np.where(np.isnan(period), st["core_period"][:size], period)
+        f64, f32 = self.state.f64[:size], self.state.f32[:size]
+        last = f64[:, LAST_TS]
+        period = self._mtab[self.registry.metric[:size], M_PERIOD]
+        period = np.where(np.isnan(period), f64[:, PERIOD], period)
         with np.errstate(invalid="ignore"):
             silent = (now_ms - last) > self.config.dropout_k * period
-        silent &= st["ev_active"][:size, k] == 0
+        silent &= f32[:, EV_ACTIVE + DROPOUT] == 0
         events: list[Detection] = []
-        for slot in nonzero(silent):
-            slots = np.array([slot], dtype=np.int64)
-            r = self._round(slots, np.array([now_ms], np.int64), st["core_last_x"][slots])
+        for slot in np.flatnonzero(silent).tolist():
             gap = (now_ms - last[slot]) / period[slot]
-            res = Scores(np.array([1.0]), np.array([gap]), np.array([period[slot]]))
-            det = self.decider
-            ev = det.event(
-                DetectionKind.DROPOUT, r, res, 0, active=True, start=float(last[slot]), peak=1.0
+            events.append(
+                series_event(
+                    self.registry,
+                    DetectionKind.DROPOUT,
+                    slot,
+                    ts_ms=now_ms,
+                    value=float(f64[slot, LAST_X]),
+                    z=float(gap),
+                    ref=float(period[slot]),
+                    limits=tuple(self._mtab[int(self.registry.metric[slot])].tolist()),
+                    since_ms=float(now_ms - f64[slot, SINCE_TS]),
+                    active=True,
+                    start_ms=float(last[slot]),
+                    peak=1.0,
+                    utc_offset_h=self.config.utc_offset_h,
+                )
             )
-            st["ev_active"][slot, k] = 1.0
-            st["ev_start"][slot, k] = last[slot]
-            events.append(ev)
+            self.state.f32[slot, EV_ACTIVE + DROPOUT] = 1.0
+            self.state.f64[slot, EV_START + DROPOUT] = last[slot]
         return events
 
     # ------------------------------------------------------------- checkpoint
     def bytes_per_series(self) -> float:
-        """State bytes per series: every per-slot array plus the registry entry."""
-        return float(self.store.bytes_per_slot()) + self.registry.bytes_per_series()
+        """State bytes per series: every state table's row plus the registry entry."""
+        return float(self.state.bytes_per_slot()) + self.registry.bytes_per_series()
 
     def save(self, path: str | Path) -> None:
         """Checkpoint all learned state (``.npz``) so a restart keeps its baselines."""
         n = self.registry.size
         arrays: dict[str, npt.NDArray[np.generic]] = {
-            f"state_{k}": v for k, v in self.store.snapshot(n).items()
+            f"state_{k}": v for k, v in self.state.snapshot(n).items()
         }
         arrays.update(self.registry.to_arrays())
         arrays.update(self.rules.to_arrays())
@@ -407,14 +354,17 @@ class Detector:
             arrays = {k: data[k] for k in data.files}
         version = int(arrays.get("meta_version", np.array(-1)))
         if version != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {version}, expected {CHECKPOINT_VERSION}")
+            raise ValueError(
+                f"checkpoint {path} is version {version}, this detector reads version "
+                f"{CHECKPOINT_VERSION}: its baselines cannot be carried over; delete it and "
+                "every series re-learns its baseline (the warm-up) from its next readings"
+            )
         cfg = config or DetectorConfig.from_json(str(arrays["meta_config"]))
         registry = SeriesRegistry.from_arrays(arrays)
         det = cls(cfg, capacity=registry.capacity)
         det.registry = registry
-        det.decider.registry = registry
         det.rules.registry = registry
-        det._sync_capacity()
-        det.store.load({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
+        det.state.grow(registry.capacity)
+        det.state.load({k[6:]: v for k, v in arrays.items() if k.startswith("state_")})
         det.rules.load(arrays)
         return det

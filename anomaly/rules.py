@@ -14,11 +14,27 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
-from anomaly.context import HOUR_MS, BoolArray, FloatArray, IntArray, Store, every, nonzero, some
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.registry import SeriesRegistry
+from anomaly.state import State
 from telemetry.catalogue import metric_id
 from telemetry.kinds import DeviceKind
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+HOUR_MS = 3_600_000
+
+
+def some(mask: npt.NDArray[np.generic]) -> bool:
+    """``mask.any()`` at a third of its fixed cost (a small batch pays it many times)."""
+    return int(np.count_nonzero(mask)) != 0
+
+
+def every(mask: npt.NDArray[np.generic]) -> bool:
+    """``mask.all()``, likewise."""
+    return int(np.count_nonzero(mask)) == mask.size
+
 
 _C, _S = DeviceKind.CABINET, DeviceKind.CABLE_SEGMENT
 M = {
@@ -97,7 +113,7 @@ class DeviceRules:
             self.area_active = np.concatenate([self.area_active, np.zeros_like(self.area_active)])
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
-    def _views(self, store: Store, devs: IntArray) -> dict[str, _View]:
+    def _views(self, store: State, devs: IntArray) -> dict[str, _View]:
         # One (metric × device) block of slots and one gather per state column, rather
         # than a gather per metric and column: a batch's fixed cost.
         table = self.registry.metric_slots
@@ -107,7 +123,7 @@ class DeviceRules:
         safe = slots if full else np.where(have, slots, 0)
 
         def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
-            got = store[col].take(safe[rows])
+            got = store[col].take(safe[rows]).astype(np.float64)  # float32 columns too
             return got if full else np.where(have[rows], got, fill)
 
         value = pick("core_last_x", slice(None), np.nan)
@@ -124,7 +140,7 @@ class DeviceRules:
             views[name] = _View(value[i], t, sc, ok)
         return views
 
-    def _verdicts(self, store: Store, devs: IntArray, now_ms: int) -> list[_Verdict]:
+    def _verdicts(self, store: State, devs: IntArray, now_ms: int) -> list[_Verdict]:
         cfg = self.config
         v = self._views(store, devs)
         temp, fan = v["temp_inside"], v["fan_rpm"]
@@ -209,7 +225,7 @@ class DeviceRules:
             _Verdict(creep, zeros, t_creep),
         ]
 
-    def evaluate(self, store: Store, slots: IntArray, now_ms: int) -> list[Detection]:
+    def evaluate(self, store: State, slots: IntArray, now_ms: int) -> list[Detection]:
         """Rule events for the devices owning ``slots`` at batch time ``now_ms``."""
         self._grow()
         owners = self.registry.device.take(slots)
@@ -222,7 +238,7 @@ class DeviceRules:
         else:  # O(n + devices), no sort
             touched = np.zeros(len(self.registry.devices), dtype=bool)
             touched[owners] = True
-            devs = nonzero(touched).astype(np.int64)
+            devs = np.flatnonzero(touched).astype(np.int64)
         events: list[Detection] = []
         verdicts = self._verdicts(store, devs, now_ms)
         was = self.active.take(devs, axis=0)
@@ -238,7 +254,7 @@ class DeviceRules:
             DetectionKind.FIBRE_DEGRADATION: Severity.MINOR,
         }
         for k, (kind, verdict) in enumerate(zip(RULES, verdicts, strict=True)):
-            for i in nonzero(changed[:, k]):
+            for i in np.flatnonzero(changed[:, k]):
                 dev = int(devs[i])
                 on = bool(verdict.on[i])
                 if on:
@@ -262,7 +278,7 @@ class DeviceRules:
         events.extend(self._area(store, now_ms))
         return events
 
-    def _area(self, store: Store, now_ms: int) -> list[Detection]:
+    def _area(self, store: State, now_ms: int) -> list[Detection]:
         """One AREA_OUTAGE per ward when a share of its cabinets went on battery lately."""
         cfg, reg = self.config, self.registry
         n_dev = len(reg.devices)
@@ -287,7 +303,7 @@ class DeviceRules:
         active = self.area_active[:n_ward]
         new = np.where(active, hold, start)
         events: list[Detection] = []
-        for w in nonzero(new != active):
+        for w in np.flatnonzero(new != active):
             is_on = bool(new[w])
             if is_on:
                 self.area_start[w] = now_ms

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from anomaly.nab import CostMatrix, Profile, Window
+from benchmarks.nab import CostMatrix, Profile, Window
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "bench-data" / "nab"

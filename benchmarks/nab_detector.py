@@ -41,9 +41,9 @@ import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
 from anomaly.detector import Detector
-from anomaly.nab import CorpusScore, FileScore, Profile, Window, normalise, score_file
 from anomaly.offline import score_series
 from anomaly.registry import GENERIC_METRIC
+from benchmarks.nab import CorpusScore, FileScore, Profile, Window, normalise, score_file
 from benchmarks.nab_data import (
     NABDataError,
     Series,

@@ -19,7 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anomaly.nab import CorpusScore, FileScore, Profile, Window, normalise, score_file
+from benchmarks.nab import CorpusScore, FileScore, Profile, Window, normalise, score_file
 from benchmarks.nab_data import (
     DEFAULT_DATA_DIR,
     DetectorResult,

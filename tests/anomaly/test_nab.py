@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from anomaly.nab import (
+from benchmarks.nab import (
     NAB_PROFILES,
     REWARD_LOW_FN_RATE,
     STANDARD,

@@ -8,14 +8,12 @@ import importlib
 import pytest
 
 MODULES = [
-    "anomaly.calibrate",
     "anomaly.config",
-    "anomaly.context",
     "anomaly.detector",
     "anomaly.explain",
     "anomaly.offline",
     "anomaly.registry",
-    "anomaly.rounds",
+    "anomaly.state",
 ]
 
 
