@@ -110,14 +110,16 @@ _LN10 = math.log(10.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
-def _cache_dir() -> Path:
-    """Compiled code goes under the virtual environment (or ``NUMBA_CACHE_DIR``), so a
-    fresh checkout compiles once per environment, not once per process."""
-    return Path(sys.prefix) / "var" / "citywatch-numba"
-
-
 if not os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = str(_cache_dir())  # type: ignore[attr-defined]
+    # Compiled code goes under the virtual environment, so an environment compiles the
+    # kernel once, not every process (numba's default is beside the source).
+    numba.config.CACHE_DIR = str(Path(sys.prefix) / "var" / "citywatch-numba")  # type: ignore[attr-defined]
+
+
+def cache_dir() -> str:
+    """Where the compiled kernel is cached (``NUMBA_CACHE_DIR`` overrides it)."""
+    return str(numba.config.CACHE_DIR)  # type: ignore[attr-defined]
+
 
 jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -279,85 +281,81 @@ def group(
     """The batch grouped by series, each series in time order (ties keep the input
     order): copies of slots, times and values, and each row's input index.
 
-    A batch already in that order is returned as it is. Otherwise an LSD radix sort on
-    the slot (digits of at most 11 bits, so each pass's buckets stay in the cache, and
-    the rows move with their keys so the kernel then reads them in sequence), and a
-    stable time sort only inside series that arrived out of time order.
+    A batch already in that order is returned as it is. Otherwise an LSD radix sort of
+    ``slot << bits | row`` keys (digits of at most 11 bits, so each pass's buckets stay
+    in the cache), the rows then gathered in that order, and a stable time sort only
+    inside series that arrived out of time order.
     """
     n = slots.shape[0]
-    idx = np.arange(n)
     grouped = True
     for i in range(1, n):
         if slots[i] < slots[i - 1] or (slots[i] == slots[i - 1] and ts[i] < ts[i - 1]):
             grouped = False
             break
     if grouped:
-        return slots, ts, xs, idx
-    bits = 1
-    while (1 << bits) < size:
-        bits += 1
-    passes = (bits + 10) // 11
-    width = (bits + passes - 1) // passes
+        return slots, ts, xs, np.arange(n)
+    row_bits = 1
+    while (1 << row_bits) < n:
+        row_bits += 1
+    slot_bits = 1
+    while (1 << slot_bits) < size:
+        slot_bits += 1
+    passes = (slot_bits + 10) // 11
+    width = (slot_bits + passes - 1) // passes
     buckets = 1 << width
     mask = buckets - 1
-    s_in, t_in, x_in, i_in = slots, ts, xs, idx
-    s_out = np.empty(n, dtype=np.int64)
-    t_out = np.empty(n, dtype=np.int64)
-    x_out = np.empty(n, dtype=np.float64)
-    i_out = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        keys[i] = (slots[i] << row_bits) | i
+    out = np.empty(n, dtype=np.int64)
     counts = np.zeros(buckets, dtype=np.int64)
     for ps in range(passes):
-        shift = ps * width
+        shift = row_bits + ps * width
         counts[:] = 0
         for i in range(n):
-            counts[(s_in[i] >> shift) & mask] += 1
+            counts[(keys[i] >> shift) & mask] += 1
         total = 0
         for d in range(buckets):
             c = counts[d]
             counts[d] = total
             total += c
         for i in range(n):
-            d = (s_in[i] >> shift) & mask
-            at = counts[d]
-            counts[d] = at + 1
-            s_out[at] = s_in[i]
-            t_out[at] = t_in[i]
-            x_out[at] = x_in[i]
-            i_out[at] = i_in[i]
-        if ps == 0:
-            s_in = s_out
-            t_in = t_out
-            x_in = x_out
-            i_in = i_out
-            s_out = np.empty(n, dtype=np.int64)
-            t_out = np.empty(n, dtype=np.int64)
-            x_out = np.empty(n, dtype=np.float64)
-            i_out = np.empty(n, dtype=np.int64)
-        else:
-            s_in, s_out = s_out, s_in
-            t_in, t_out = t_out, t_in
-            x_in, x_out = x_out, x_in
-            i_in, i_out = i_out, i_in
+            key = keys[i]
+            d = (key >> shift) & mask
+            out[counts[d]] = key
+            counts[d] += 1
+        keys, out = out, keys
+    row_mask = (1 << row_bits) - 1
+    idx = np.empty(n, dtype=np.int64)
+    g_slots = np.empty(n, dtype=np.int64)
+    g_ts = np.empty(n, dtype=np.int64)
+    g_xs = np.empty(n, dtype=np.float64)
+    for j in range(n):
+        i = keys[j] & row_mask
+        idx[j] = i
+        g_slots[j] = keys[j] >> row_bits
+        g_ts[j] = ts[i]
+        g_xs[j] = xs[i]
     # Readings of one series out of time order: a stable sort of that segment by time.
     start = 0
     while start < n:
         end = start + 1
         ordered = True
-        while end < n and s_in[end] == s_in[start]:
-            if t_in[end] < t_in[end - 1]:
+        while end < n and g_slots[end] == g_slots[start]:
+            if g_ts[end] < g_ts[end - 1]:
                 ordered = False
             end += 1
         if not ordered:
-            by_time = np.argsort(t_in[start:end], kind="mergesort")
-            seg_t = t_in[start:end].copy()
-            seg_x = x_in[start:end].copy()
-            seg_i = i_in[start:end].copy()
+            by_time = np.argsort(g_ts[start:end], kind="mergesort")
+            seg_t = g_ts[start:end].copy()
+            seg_x = g_xs[start:end].copy()
+            seg_i = idx[start:end].copy()
             for j in range(end - start):
-                t_in[start + j] = seg_t[by_time[j]]
-                x_in[start + j] = seg_x[by_time[j]]
-                i_in[start + j] = seg_i[by_time[j]]
+                g_ts[start + j] = seg_t[by_time[j]]
+                g_xs[start + j] = seg_x[by_time[j]]
+                idx[start + j] = seg_i[by_time[j]]
         start = end
-    return s_in, t_in, x_in, i_in
+    return g_slots, g_ts, g_xs, idx
 
 
 # ---------------------------------------------------------------- the kernel

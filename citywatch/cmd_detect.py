@@ -30,6 +30,7 @@ from rich.progress import Progress
 
 from anomaly import Detector, DetectorConfig
 from anomaly.offline import score_series
+from citywatch import kernel_ready
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import METRICS_BY_ID
 from telemetry.errors import DecodeError
@@ -196,6 +197,7 @@ def detect(
 ) -> None:
     """Score every row with the streaming detector (each score uses only the past)."""
     config = DetectorConfig()  # the live pipeline's configuration
+    kernel_ready.prepare()
     try:
         if input_path.is_dir():
             files = sorted(p for p in input_path.rglob("*.csv") if p.is_file())

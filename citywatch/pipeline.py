@@ -29,10 +29,17 @@ from alerts.influx import alert_lines
 from alerts.model import AlertChange
 from alerts.notify import Dispatcher, MqttNotifier, WebhookNotifier
 from alerts.store import AlertStore
-from anomaly import Detection, DetectionKind, Detector, DetectorConfig, Severity
+from anomaly import (
+    Detection,
+    DetectionKind,
+    Detector,
+    DetectorConfig,
+    Severity,
+)
 from anomaly.registry import SeriesRegistry
 from api.app import create_app
 from api.settings import ApiSettings
+from citywatch import kernel_ready
 from ingest import IngestService, load_settings
 from ingest.batch import PendingBatch
 from ingest.lineproto import encode_point, series_key
@@ -65,6 +72,13 @@ class DataClock:
             if self._device_ms is None or device_ms > self._now_locked():
                 self._device_ms = device_ms
                 self._seen_at_wall_ms = self._wall_ms()
+
+    @property
+    def known(self) -> bool:
+        """Whether a device timestamp has been seen (before it, ``now_ms`` is wall time,
+        which a simulation replaying yesterday is far from)."""
+        with self._lock:
+            return self._device_ms is not None
 
     def now_ms(self) -> int:
         with self._lock:
@@ -114,8 +128,10 @@ class DetectorSink:
         started = time.perf_counter()
         with self._lock:
             update = self.detector.update_arrays(self._slots(batch), batch.ts_ms, batch.value)
+            # Under the lock: a tick between the two would judge these series' silence
+            # on a clock that has not seen their time yet.
+            self.clock.observe(int(batch.ts_ms.max()))
         self._busy_s += time.perf_counter() - started
-        self.clock.observe(int(batch.ts_ms.max()))
         self.readings += len(batch)
         self._rate_readings += len(batch)
         flagged = np.flatnonzero(update.scores >= self.score_floor)
@@ -228,7 +244,10 @@ class DetectorSink:
             self.emit(detections)
 
     def tick(self) -> None:
-        """Look for series that fell silent (dropouts), on platform time."""
+        """Look for series that fell silent (dropouts), on platform time; nothing is
+        judged before the clock has seen a device's time."""
+        if not self.clock.known:
+            return
         with self._lock:
             events = self.detector.tick(self.clock.now_ms())
         if events:
@@ -361,6 +380,7 @@ class Pipeline:
         def emit(detections: list[Detection]) -> None:
             loop.call_soon_threadsafe(self._queue.put_nowait, detections)
 
+        await asyncio.to_thread(kernel_ready.prepare)
         sink = DetectorSink(self._load_detector(), self.clock, emit)
         ingest = IngestService(
             load_settings(
