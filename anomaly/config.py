@@ -45,6 +45,11 @@ class DetectorConfig:
     """EWMA weight of the long-run *unclipped* absolute deviation."""
     slow_floor: float = 1.0
     """The robust scale never drops below this share of the long-run deviation."""
+    baseline_hold_ms: int = 6 * 3_600_000
+    """After ``rebaseline_run`` outliers the baseline accepts the new level, but for this
+    long a reading is also judged against the level before (until it is back within
+    ``clip_sigma`` of it): a flood or a ramp that the baseline followed stays an anomaly
+    for as long as it lasts; a level that stays this long is the new normal."""
 
     # Time of day (Hanoi local time, UTC+7).
     tod_bins: int = 24
@@ -142,6 +147,12 @@ class DetectorConfig:
     fan_stopped_margin_c: float = 3.0
     """A fan at 0 rpm this far above its start temperature has failed (below it, the
     controller has switched it off: a state, not a fault)."""
+    ingress_rise_per_h: float = 10.0
+    """Duct moisture rising this fast (points per hour, the series' Holt trend) is water
+    coming in: rain lifts a duct by at most a few points an hour (its trend, a memory of an hour)."""
+    ingress_hold_margin: float = 5.0
+    """... and the flood holds while the moisture stays within this many points of
+    where the rise was seen (or above the flood limit)."""
     fibre_creep_db_per_h: float = 0.02
     """Optical loss rising by half a dB a day is degradation, not noise."""
     night_start_h: int = 22

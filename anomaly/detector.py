@@ -164,6 +164,7 @@ def kernel_params(config: DetectorConfig) -> kernel.Params:
         coarse_min_history=float(c.coarse_min_history),
         trend_level_periods=c.trend_level_periods,
         trend_periods=c.trend_periods,
+        hold_ms=float(c.baseline_hold_ms),
         holt_a=1.0 - math.exp(-1.0 / c.trend_level_periods),
         holt_b=1.0 - math.exp(-1.0 / c.trend_periods),
         exact_until=max(1.0 / a for a in (c.alpha, c.alpha_scale, c.alpha_slow, c.alpha_repeat)),

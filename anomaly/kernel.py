@@ -61,6 +61,9 @@ from anomaly.layout import (
     FLAT_RUN,
     FLATLINE,
     HLEVEL,
+    HOLD_REF,
+    HOLD_SCALE,
+    HOLD_TS,
     LAST_SCORE,
     LAST_TS,
     LAST_X,
@@ -177,6 +180,8 @@ class Params(NamedTuple):
     coarse_min_history: float
     trend_level_periods: float
     trend_periods: float
+    hold_ms: float
+    """How long a level the baseline accepted is still judged against the one before."""
     holt_a: float
     """``1 - exp(-1 / trend_level_periods)``: the level weight of a reading one expected
     period after the last (the usual case; any other gap computes its own)."""
@@ -616,13 +621,25 @@ def score_batch(
         base_level = f64[s, BASE_LEVEL]
         base_dev = float(f32[s, BASE_DEV])
         base_slow = float(f32[s, BASE_SLOW])
-        z_base = (x - base_level) / _scale(base_dev, base_level, p, sensor, base_slow)
+        base_scale = _scale(base_dev, base_level, p, sensor, base_slow)
+        z_base = (x - base_level) / base_scale
+        # After the baseline accepted a new level (a run of outliers), the reading is also
+        # judged against the level before it, for a while: a flood that lifts duct
+        # moisture for an hour stays an anomaly though the baseline followed it.
+        hold_ref = f64[s, HOLD_REF]
+        z_hold = math.nan  # nothing held
+        if not math.isnan(hold_ref):
+            z_hold = (x - hold_ref) / float(f32[s, HOLD_SCALE])
         if p.enabled[BASELINE]:
-            zs[BASELINE] = z_base
-            refs[BASELINE] = base_level
             judged[BASELINE] = judge_ok
+            if abs(z_hold) > abs(z_base):
+                zs[BASELINE] = z_hold
+                refs[BASELINE] = hold_ref
+            else:
+                zs[BASELINE] = z_base
+                refs[BASELINE] = base_level
             if judge_ok:
-                sc[BASELINE] = squash(abs(z_base), p.z_half)
+                sc[BASELINE] = squash(abs(zs[BASELINE]), p.z_half)
 
         # --- time of day (local time): the level and scale of this hour's bin.
         tb = ((ts[i] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
@@ -740,6 +757,8 @@ def score_batch(
                 f32[s, cb + CB_COUNT] = 0.0
                 got = _block_end(f32, s, j, total / count, sensor, warm, floor, p)
                 evidence = _fmax(evidence, got)
+        zs_event = zs[BASELINE]
+        zs[BASELINE] = z_base  # the onset calibrates the adaptive baseline's own z
         for k, col in ((BASELINE, CAL_BASELINE), (TIME_OF_DAY, CAL_TOD), (LEVEL_SHIFT, CAL_SHIFT)):
             if p.enabled[k] and p.onset_from[k] and judged[k]:
                 high = floor if floor > evidence else evidence
@@ -774,6 +793,8 @@ def score_batch(
         else:
             f32[s, REPORT_REF] = ref
             f32[s, SINCE_REPORT] = since if since < 1e6 else 1e6
+
+        zs[BASELINE] = zs_event
 
         # --- decisions: on at score_on, off below score_off (hysteresis).
         since_ms = t - f64[s, SINCE_TS]
@@ -845,8 +866,16 @@ def score_batch(
             else:
                 run = side
             if abs(run) >= p.rebaseline_run:
+                if math.isnan(hold_ref):
+                    f64[s, HOLD_REF] = lvl
+                    f64[s, HOLD_TS] = t
+                    f32[s, HOLD_SCALE] = base_scale
                 new_level = fast
                 run = 0.0
+            elif not math.isnan(hold_ref) and (
+                abs(z_hold) < p.clip_sigma or t - f64[s, HOLD_TS] > p.hold_ms
+            ):
+                f64[s, HOLD_REF] = math.nan  # back to where it was, or the new normal
             f64[s, BASE_LEVEL] = new_level
             f32[s, BASE_DEV] = new_dev
             f64[s, BASE_FAST] = fast

@@ -42,7 +42,9 @@ BASE_LEVEL: Final = 7
 BASE_FAST: Final = 8
 RANGE_MIN: Final = 9  # running range, for the new-extreme check
 RANGE_MAX: Final = 10
-EV_START: Final = 11  # K columns: when each component's open event began
+HOLD_REF: Final = 11  # the baseline level before an accepted jump (NaN: none held)
+HOLD_TS: Final = 12  # when that jump happened
+EV_START: Final = 13  # K columns: when each component's open event began
 F64_COLUMNS: Final = EV_START + K
 
 # ------------------------------------------------------------------ float32 columns
@@ -61,7 +63,8 @@ FLAT_RUN: Final = 11
 REPORTED: Final = 12  # the evidence (decades) of the last onset report
 REPORT_REF: Final = 13  # ... decayed since: what a new report must exceed
 SINCE_REPORT: Final = 14  # readings since that report
-EV_ACTIVE: Final = 15  # K columns
+HOLD_SCALE: Final = 15  # the baseline scale before the jump
+EV_ACTIVE: Final = 16  # K columns
 EV_PEAK: Final = EV_ACTIVE + K  # K columns
 CAL: Final = EV_PEAK + K
 """Calibration blocks of ``CAL_WIDTH`` (long mean, long variance, short mean, count,
@@ -93,7 +96,7 @@ TOD_WIDTH: Final = 3  # per bin: level, dev, count
 
 _NAN = float("nan")
 
-F64_FILL: tuple[float, ...] = (0.0, *([_NAN] * 10), *([0.0] * K))
+F64_FILL: tuple[float, ...] = (0.0, *([_NAN] * 12), *([0.0] * K))
 _COARSE_NAN = {
     COARSE + j * COARSE_WIDTH + part
     for j in range(COARSE_SCALES)
@@ -117,6 +120,8 @@ F64_NAMES: tuple[str, ...] = (
     "base_fast",
     "range_min",
     "range_max",
+    "base_hold_ref",
+    "base_hold_ts",
     *(f"ev_start_{k}" for k in range(K)),
 )
 F32_NAMES: tuple[str, ...] = (
@@ -135,6 +140,7 @@ F32_NAMES: tuple[str, ...] = (
     "onset_reported",
     "onset_report_ref",
     "onset_since_report",
+    "base_hold_scale",
     *(f"ev_active_{k}" for k in range(K)),
     *(f"ev_peak_{k}" for k in range(K)),
     *(

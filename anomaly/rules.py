@@ -59,7 +59,7 @@ M = {
 
 _METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
 # The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
-_TREND = ("temp_inside", "battery_soc", "optical_loss")
+_TREND = ("temp_inside", "battery_soc", "optical_loss", "moisture")
 _SCORE = ("strain", "optical_loss")
 _TREND_ROWS = [list(M).index(name) for name in _TREND]
 _SCORE_ROWS = [list(M).index(name) for name in _SCORE]
@@ -84,6 +84,8 @@ class _View:
     settled: BoolArray
     """The trend has seen two of its time constants of readings (a new series' trend
     swings while its level settles)."""
+    learned: FloatArray
+    """Readings the series has learned (0 for metrics without a trend here)."""
 
 
 @dataclass(slots=True)
@@ -91,6 +93,8 @@ class _Verdict:
     on: BoolArray
     critical: BoolArray
     text: Callable[[int], str]
+    level: FloatArray | None = None
+    """A value to remember when the rule starts (the flood's moisture)."""
 
 
 class DeviceRules:
@@ -101,6 +105,9 @@ class DeviceRules:
         self.registry = registry
         self.active = np.zeros((16, len(RULES)), dtype=bool)
         self.start = np.zeros((16, len(RULES)), dtype=np.int64)
+        self.flood_from = np.full(16, np.nan)
+        """Per device: the duct moisture when water ingress was seen rising (the flood
+        holds while the moisture stays near or above it)."""
         self.area_active = np.zeros(16, dtype=bool)
         self.area_start = np.zeros(16, dtype=np.int64)
 
@@ -109,6 +116,9 @@ class DeviceRules:
         while len(self.active) < n_dev:
             self.active = np.concatenate([self.active, np.zeros_like(self.active)])
             self.start = np.concatenate([self.start, np.zeros_like(self.start)])
+            self.flood_from = np.concatenate(
+                [self.flood_from, np.full_like(self.flood_from, np.nan)]
+            )
         while len(self.area_active) < n_ward:
             self.area_active = np.concatenate([self.area_active, np.zeros_like(self.area_active)])
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
@@ -128,16 +138,21 @@ class DeviceRules:
 
         value = pick("core_last_x", slice(None), np.nan)
         trend = pick("core_trend", _TREND_ROWS, 0.0)
-        settled = pick("core_n", _TREND_ROWS, 0.0) >= 2.0 * self.config.trend_periods
+        learned = pick("core_n", _TREND_ROWS, 0.0)
+        settled = learned >= 2.0 * self.config.trend_periods
         score = pick("core_last_score", _SCORE_ROWS, 0.0)
         no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
         unsettled = np.zeros(len(devs), dtype=bool)
         views = {}
         for i, name in enumerate(M):
             row = _TREND.index(name) if name in _TREND else None
-            t, ok = (no_trend, unsettled) if row is None else (trend[row], settled[row])
+            t, ok, n = (
+                (no_trend, unsettled, no_trend)
+                if row is None
+                else (trend[row], settled[row], learned[row])
+            )
             sc = score[_SCORE.index(name)] if name in _SCORE else no_score
-            views[name] = _View(value[i], t, sc, ok)
+            views[name] = _View(value[i], t, sc, ok, n)
         return views
 
     def _verdicts(self, store: State, devs: IntArray, now_ms: int) -> list[_Verdict]:
@@ -157,7 +172,13 @@ class DeviceRules:
             mains_lost = (v["on_battery"].value >= 1) | (v["mains_voltage"].value < 180)
             draining = mains_lost & ((soc.trend < 0) | np.isnan(soc.value))
             water, moist = v["water_level"].value, v["moisture"].value
-            flood = (water >= 30) | (moist >= 60)
+            # Water ingress seen rising: far faster than rain ever lifts a duct; the
+            # flood then holds while the moisture stays near where the rise was seen.
+            moisture = v["moisture"]
+            rising = (moisture.trend >= cfg.ingress_rise_per_h) & (moisture.learned >= cfg.warmup)
+            held = moist >= self.flood_from.take(devs) - cfg.ingress_hold_margin
+            held &= self.active.take(devs, axis=0)[:, RULES.index(DetectionKind.FLOODING)]
+            flood = (water >= 30) | (moist >= 60) | rising | held
             flood_crit = (water >= 100) | (moist >= 85)
             hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
             night = hour >= cfg.night_start_h or hour < cfg.night_end_h
@@ -198,7 +219,12 @@ class DeviceRules:
         def t_flood(i: int) -> str:
             if not np.isnan(water[i]):
                 return f"water {water[i]:.0f} mm above the cabinet plinth floor"
-            return f"duct moisture {moist[i]:.0f} %: water ingress"
+            if moist[i] >= 60 or not moisture.trend[i] >= cfg.ingress_rise_per_h:
+                return f"duct moisture {moist[i]:.0f} %: water ingress"
+            return (
+                f"duct moisture {moist[i]:.0f} %, rising {moisture.trend[i]:.0f} %/h "
+                "(rain lifts it a few points): water ingress"
+            )
 
         def t_door(_: int) -> str:
             return f"cabinet door open at {hour:02d}:00, outside working hours"
@@ -219,7 +245,7 @@ class DeviceRules:
         return [
             _Verdict(heat, heat & (temp.value >= 55), t_heat),
             _Verdict(draining, draining & (soc.value < 20), t_power),
-            _Verdict(flood, flood_crit, t_flood),
+            _Verdict(flood, flood_crit, t_flood, moist),
             _Verdict(intrusion, zeros, t_door),
             _Verdict(cut, cut, t_cut),
             _Verdict(creep, zeros, t_creep),
@@ -259,6 +285,9 @@ class DeviceRules:
                 on = bool(verdict.on[i])
                 if on:
                     self.start[dev, k] = now_ms
+                if kind is DetectionKind.FLOODING:
+                    level = verdict.level
+                    self.flood_from[dev] = level[i] if on and level is not None else np.nan
                 sev = Severity.CRITICAL if verdict.critical[i] else base[kind]
                 text = verdict.text(int(i))
                 events.append(
@@ -331,6 +360,7 @@ class DeviceRules:
         return {
             "rules_active": self.active.copy(),
             "rules_start": self.start.copy(),
+            "rules_flood_from": self.flood_from.copy(),
             "area_active": self.area_active.copy(),
             "area_start": self.area_start.copy(),
         }
@@ -339,5 +369,6 @@ class DeviceRules:
         """Restore :meth:`to_arrays`."""
         self.active = arrays["rules_active"].astype(bool)
         self.start = arrays["rules_start"].astype(np.int64)
+        self.flood_from = arrays["rules_flood_from"].astype(np.float64)
         self.area_active = arrays["area_active"].astype(bool)
         self.area_start = arrays["area_start"].astype(np.int64)
