@@ -86,6 +86,7 @@ from anomaly.layout import (
     RANGE_MIN,
     REPORT_REF,
     REPORTED,
+    RUN_LEVEL,
     SINCE_REPORT,
     SINCE_TS,
     TIME_OF_DAY,
@@ -865,11 +866,14 @@ def score_batch(
                 run += side
             else:
                 run = side
+            if abs(run) == 1.0 and math.isnan(hold_ref):
+                # Where the series was, and its noise, before the outliers inflated it.
+                f64[s, RUN_LEVEL] = lvl
+                f32[s, HOLD_SCALE] = base_scale
             if abs(run) >= p.rebaseline_run:
                 if math.isnan(hold_ref):
-                    f64[s, HOLD_REF] = lvl
+                    f64[s, HOLD_REF] = f64[s, RUN_LEVEL]
                     f64[s, HOLD_TS] = t
-                    f32[s, HOLD_SCALE] = base_scale
                 new_level = fast
                 run = 0.0
             elif not math.isnan(hold_ref) and (

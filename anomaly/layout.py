@@ -44,7 +44,8 @@ RANGE_MIN: Final = 9  # running range, for the new-extreme check
 RANGE_MAX: Final = 10
 HOLD_REF: Final = 11  # the baseline level before an accepted jump (NaN: none held)
 HOLD_TS: Final = 12  # when that jump happened
-EV_START: Final = 13  # K columns: when each component's open event began
+RUN_LEVEL: Final = 13  # the baseline level when the current run of outliers began
+EV_START: Final = 14  # K columns: when each component's open event began
 F64_COLUMNS: Final = EV_START + K
 
 # ------------------------------------------------------------------ float32 columns
@@ -63,7 +64,7 @@ FLAT_RUN: Final = 11
 REPORTED: Final = 12  # the evidence (decades) of the last onset report
 REPORT_REF: Final = 13  # ... decayed since: what a new report must exceed
 SINCE_REPORT: Final = 14  # readings since that report
-HOLD_SCALE: Final = 15  # the baseline scale before the jump
+HOLD_SCALE: Final = 15  # the baseline scale when the run of outliers began
 EV_ACTIVE: Final = 16  # K columns
 EV_PEAK: Final = EV_ACTIVE + K  # K columns
 CAL: Final = EV_PEAK + K
@@ -96,7 +97,7 @@ TOD_WIDTH: Final = 3  # per bin: level, dev, count
 
 _NAN = float("nan")
 
-F64_FILL: tuple[float, ...] = (0.0, *([_NAN] * 12), *([0.0] * K))
+F64_FILL: tuple[float, ...] = (0.0, *([_NAN] * 13), *([0.0] * K))
 _COARSE_NAN = {
     COARSE + j * COARSE_WIDTH + part
     for j in range(COARSE_SCALES)
@@ -122,6 +123,7 @@ F64_NAMES: tuple[str, ...] = (
     "range_max",
     "base_hold_ref",
     "base_hold_ts",
+    "base_run_level",
     *(f"ev_start_{k}" for k in range(K)),
 )
 F32_NAMES: tuple[str, ...] = (

@@ -34,7 +34,7 @@ class State:
     --------
     >>> st = State(capacity=2, tod_bins=24)
     >>> st.f64.shape, st.f32.dtype.name, st.tod.shape
-    ((2, 17), 'float32', (2, 72))
+    ((2, 20), 'float32', (2, 72))
     >>> st.grow(5); st["core_n"].shape
     (5,)
     """

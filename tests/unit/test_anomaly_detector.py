@@ -311,3 +311,32 @@ def test_a_change_within_the_sensors_accuracy_is_not_an_anomaly() -> None:
     ingress = np.r_[steady, np.linspace(20.0, 35.0, 30)]
     res = _run(Detector(), ("seg-2", moisture), ingress)
     assert [e for e in res.events if e.kind is DetectionKind.BASELINE and e.active]
+
+
+def test_a_level_the_baseline_accepted_stays_an_anomaly_while_it_lasts() -> None:
+    """A series steps 12 sigmas up for two hours, then back: the baseline accepts the new
+    level after a run of outliers, yet its event holds (judged against the level before)
+    until the series is back."""
+    rng = np.random.default_rng(8)
+    n, up, down = 600, 300, 420
+    x = 20.0 + rng.normal(0.0, 0.5, n)
+    x[up:down] += 6.0
+    res = _run(Detector(), ("gen-1", 0), x)
+    baseline = [e for e in res.events if e.kind is DetectionKind.BASELINE]
+    assert [e.active for e in baseline] == [True, False]
+    start, end = baseline
+    assert start.ts_ms == T0 + up * MINUTE
+    assert end.ts_ms >= T0 + down * MINUTE, "held until the series came back"
+    assert end.ts_ms <= T0 + (down + 5) * MINUTE
+
+
+def test_an_old_checkpoint_is_refused_with_what_happens_next(tmp_path: Path) -> None:
+    det = Detector()
+    _run(det, ("cab-5", TEMP), _clean(np.random.default_rng(1), 60))
+    det.save(tmp_path / "state.npz")
+    with np.load(tmp_path / "state.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["meta_version"] = np.array(3)
+    np.savez(tmp_path / "v3.npz", **arrays)
+    with pytest.raises(ValueError, match="version 3.*re-learns its baseline"):
+        Detector.load(tmp_path / "v3.npz")

@@ -183,3 +183,29 @@ def test_a_trend_still_settling_is_no_creep() -> None:
         )
         events.extend(det.update(batch).events)
     assert _kinds(events, DetectionKind.FIBRE_DEGRADATION) == []
+
+
+def test_water_ingress_is_flooding_before_the_flood_limit_and_rain_is_not() -> None:
+    """Duct moisture climbing 40 points in 40 minutes is water coming in, long before the
+    60 % flood limit; it holds while the water stays, and ends when it is gone. Rain
+    lifting the same duct 6 points over half an hour is not a flood."""
+    n = 300
+    ts = T0 + np.arange(n, dtype=np.int64) * MINUTE
+    rng = np.random.default_rng(4)
+    base = 15.0 + 0.4 * rng.normal(size=n)
+    rise = np.clip((np.arange(n) - 100) / 40.0, 0.0, 1.0)  # 0 -> 1 over 40 min
+    fall = np.clip((np.arange(n) - 200) / 40.0, 0.0, 1.0)
+    flood = base + 40.0 * (rise - fall)  # peaks at 55 %, under the 60 % limit
+    events = _kinds(
+        _feed(Detector(), "cable_segment", "seg-1", "w", ts, {"moisture": flood}),
+        DetectionKind.FLOODING,
+    )
+    [start, end] = events
+    assert start.active
+    assert T0 + 100 * MINUTE < start.ts_ms < T0 + 140 * MINUTE
+    assert "water ingress" in start.explanation
+    assert not end.active
+    assert end.ts_ms > T0 + 200 * MINUTE, "held while the water stayed"
+    rain = base + 6.0 * np.clip((np.arange(n) - 100) / 30.0, 0.0, 1.0)
+    quiet = _feed(Detector(), "cable_segment", "seg-2", "w", ts, {"moisture": rain})
+    assert _kinds(quiet, DetectionKind.FLOODING) == []
