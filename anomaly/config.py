@@ -148,8 +148,8 @@ class DetectorConfig:
     """A fan at 0 rpm this far above its start temperature has failed (below it, the
     controller has switched it off: a state, not a fault)."""
     ingress_rise_per_h: float = 10.0
-    """Duct moisture rising this fast (points per hour, the series' Holt trend) is water
-    coming in: rain lifts a duct by at most a few points an hour (its trend, a memory of an hour)."""
+    """Duct moisture rising this fast (points per hour, the series' Holt trend, which
+    remembers about an hour) is water coming in: rain lifts a duct a few points."""
     ingress_hold_margin: float = 5.0
     """... and the flood holds while the moisture stays within this many points of
     where the rise was seen (or above the flood limit)."""

@@ -338,5 +338,5 @@ def test_an_old_checkpoint_is_refused_with_what_happens_next(tmp_path: Path) -> 
         arrays = {k: data[k] for k in data.files}
     arrays["meta_version"] = np.array(3)
     np.savez(tmp_path / "v3.npz", **arrays)
-    with pytest.raises(ValueError, match="version 3.*re-learns its baseline"):
+    with pytest.raises(ValueError, match=r"version 3.*re-learns its baseline"):
         Detector.load(tmp_path / "v3.npz")
