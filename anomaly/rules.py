@@ -133,7 +133,7 @@ class DeviceRules:
         safe = slots if full else np.where(have, slots, 0)
 
         def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
-            got = store[col].take(safe[rows]).astype(np.float64)  # float32 columns too
+            got = store.gather(col, safe[rows])
             return got if full else np.where(have[rows], got, fill)
 
         value = pick("core_last_x", slice(None), np.nan)
@@ -270,7 +270,7 @@ class DeviceRules:
         was = self.active.take(devs, axis=0)
         changed = np.stack([v.on for v in verdicts], axis=1) != was
         if not some(changed):  # the usual batch: no rule starts or ends
-            return events + self._area(store, now_ms)
+            return events + self._area(store, slots, now_ms)
         base = {
             DetectionKind.OVERHEATING: Severity.MAJOR,
             DetectionKind.POWER_LOSS: Severity.MAJOR,
@@ -304,22 +304,25 @@ class DeviceRules:
                     )
                 )
                 self.active[dev, k] = on
-        events.extend(self._area(store, now_ms))
+        events.extend(self._area(store, slots, now_ms))
         return events
 
-    def _area(self, store: State, now_ms: int) -> list[Detection]:
-        """One AREA_OUTAGE per ward when a share of its cabinets went on battery lately."""
+    def _area(self, store: State, batch_slots: IntArray, now_ms: int) -> list[Detection]:
+        """One AREA_OUTAGE per ward when a share of its cabinets went on battery lately.
+
+        Only a batch with on-battery readings can start or end one (time passing only
+        ages the recent ones out): other batches skip the scan of every device."""
         cfg, reg = self.config, self.registry
         n_dev = len(reg.devices)
-        if n_dev == 0:
+        if n_dev == 0 or not some(reg.metric.take(batch_slots) == M["on_battery"]):
             return []
         slots = reg.metric_slots[M["on_battery"], :n_dev]
         have = slots >= 0
         if not some(have):
             return []
         safe = np.where(have, slots, 0)
-        on = have & (store["core_last_x"][safe] >= 1)
-        since = store["core_since_ts"][safe]
+        on = have & (store.gather("core_last_x", safe) >= 1)
+        since = store.gather("core_since_ts", safe)
         recent = on & (since >= now_ms - cfg.area_window_ms)
         ward = reg.device_ward[:n_dev]
         n_ward = len(reg.wards)
