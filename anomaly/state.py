@@ -78,10 +78,8 @@ class State:
     def gather(self, name: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """``self[name][rows]`` as float64, read from the raveled table: ``take`` on a
         column view would first copy the whole strided column."""
-        if name in _F64_INDEX:
-            table, col = self.f64, _F64_INDEX[name]
-        else:
-            table, col = self.f32, _F32_INDEX[name]
+        table: Array = self.f64 if name in _F64_INDEX else self.f32
+        col = _F64_INDEX[name] if name in _F64_INDEX else _F32_INDEX[name]
         flat = rows * table.shape[1]
         flat += col
         return table.reshape(-1).take(flat).astype(np.float64, copy=False)
