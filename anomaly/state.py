@@ -82,7 +82,8 @@ class State:
         col = _F64_INDEX[name] if name in _F64_INDEX else _F32_INDEX[name]
         flat = rows * table.shape[1]
         flat += col
-        return table.reshape(-1).take(flat).astype(np.float64, copy=False)
+        got: npt.NDArray[np.float64] = table.reshape(-1).take(flat).astype(np.float64, copy=False)
+        return got
 
     def __iter__(self) -> Iterator[str]:
         """The column names (and ``tod``, the hour-of-day table)."""
