@@ -21,7 +21,8 @@ FROM python:3.11-slim-bookworm AS runtime
 RUN groupadd --system citywatch && useradd --system --gid citywatch --home /data citywatch \
     && mkdir -p /data && chown citywatch:citywatch /data
 COPY --from=build /opt/citywatch /opt/citywatch
-ENV PATH=/opt/citywatch/bin:$PATH PYTHONUNBUFFERED=1
+# The detector kernel compiles on the first start and is cached in the data volume.
+ENV PATH=/opt/citywatch/bin:$PATH PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/data/numba-cache
 USER citywatch
 WORKDIR /data
 VOLUME ["/data"]
