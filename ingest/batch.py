@@ -29,6 +29,9 @@ class PendingBatch:
     acks: list[AckToken] = field(default_factory=list)
     deadletters: list[tuple[AckToken | None, Confirmation]] = field(default_factory=list)
     lags_ms: list[int] = field(default_factory=list)
+    accepted: list[tuple[str, int]] = field(default_factory=list)
+    """(device, timestamp) of each report the batch writes: the duplicate window forgets
+    them if the batch cannot be made durable."""
     created_s: float = field(default_factory=time.monotonic)
 
     def __len__(self) -> int:

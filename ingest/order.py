@@ -12,9 +12,15 @@ Policy (what ingest does, and why):
   point fills its gap), passed to the sinks, and counted. Liveness only moves forward.
 - After an ingest restart the window is empty; reports redelivered then are written a
   second time, which InfluxDB treats as an overwrite of the identical point.
+- A batch that could not be made durable (the spool's disk full, a shutdown with nowhere
+  to put it) stays unacknowledged, and its reports are **forgotten** here: the broker's
+  redelivery is then new, not a duplicate to drop (which acked 3,192 of 7,500 reports
+  that were never written).
 """
 
+import threading
 from collections import deque
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -39,16 +45,33 @@ class _Track:
 
 
 class OrderTracker:
-    """Classifies each report as new, late or duplicate (single-threaded: the receive loop)."""
+    """Classifies each report as new, late or duplicate (the receive loop), and forgets
+    the reports of a batch that was not made durable (the writer)."""
 
     def __init__(self, window: int = 32) -> None:
         if window < 1:
             raise ValueError("the duplicate window needs at least one report")
         self.window = window
         self._tracks: dict[str, _Track] = {}
+        self._lock = threading.Lock()
 
     def check(self, device: str, ts_ms: int) -> Order:
         """Classify and remember a report."""
+        with self._lock:
+            return self._check(device, ts_ms)
+
+    def forget(self, reports: Iterable[tuple[str, int]]) -> None:
+        """Unremember (device, timestamp) pairs that were not written: their redelivery
+        must be accepted. (Which one is the newest stays: only the late count notices.)"""
+        with self._lock:
+            for device, ts_ms in reports:
+                track = self._tracks.get(device)
+                if track is None or ts_ms not in track.seen:
+                    continue
+                track.seen.discard(ts_ms)
+                track.recent.remove(ts_ms)
+
+    def _check(self, device: str, ts_ms: int) -> Order:
         track = self._tracks.get(device)
         if track is None:
             track = self._tracks[device] = _Track(self.window)

@@ -95,6 +95,7 @@ class Receiver:
             return
         if order is Order.LATE:
             self.stats.late += 1
+        batch.accepted.append((report.device, report.ts))
         self.stats.reports += 1
         series = self.registry.series(report.device, report.kind, topic.ward)
         batch.lines.append(self.templates.line(series, report.metrics, report.ts))

@@ -74,6 +74,7 @@ class IngestService:
                 base_s=min(0.2, settings.backoff_cap_s), cap_s=settings.backoff_cap_s
             ),
             rejected_dir=settings.spool_dir / "rejected",
+            on_abandoned=lambda batch: self.receiver.order.forget(batch.accepted),
         )
         self.receiver = Receiver(
             emit=self.writer.submit,

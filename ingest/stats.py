@@ -69,6 +69,7 @@ class IngestStats:
     batches_written: int = 0
     points_spooled: int = 0
     batches_spooled: int = 0
+    batches_abandoned: int = 0
     points_replayed: int = 0
     batches_replayed: int = 0
     points_refused: int = 0
@@ -107,6 +108,7 @@ _COUNTERS: tuple[tuple[str, str], ...] = (
     ("batches_written", "batches written to InfluxDB directly"),
     ("points_spooled", "points written to the on-disk spool"),
     ("batches_spooled", "batches written to the on-disk spool"),
+    ("batches_abandoned", "batches neither written nor spooled: left unacked for redelivery"),
     ("points_replayed", "spooled points replayed to InfluxDB"),
     ("batches_replayed", "spooled batches replayed to InfluxDB"),
     ("points_refused", "points InfluxDB refused (kept in the spool's rejected/ files)"),

@@ -68,6 +68,7 @@ class DurableWriter:
         rejected_dir: Path | None = None,
         deadletter_timeout_s: float = 10.0,
         sink_queue_batches: int = 2,
+        on_abandoned: Callable[[PendingBatch], None] = lambda _batch: None,
     ) -> None:
         self.influx = influx
         self.spool = spool
@@ -78,6 +79,9 @@ class DurableWriter:
         self.new_backoff = backoff
         self.rejected_dir = rejected_dir or spool.directory / "rejected"
         self.deadletter_timeout_s = deadletter_timeout_s
+        self.on_abandoned = on_abandoned
+        """Called with a batch left unacknowledged (not made durable): the broker will
+        redeliver its messages, which must then not count as duplicates."""
         self.spool_mode = False
         """True while InfluxDB is known to be away: batches go straight to the spool."""
         self._queue: queue.Queue[object] = queue.Queue()
@@ -140,6 +144,8 @@ class DurableWriter:
                     self._handle(item)
                 except Exception:  # keep the writer alive; the batch stays unacked
                     log.exception("writing a batch failed; its messages stay unacknowledged")
+                    self.stats.batches_abandoned += 1
+                    self.on_abandoned(item)
             try:
                 self._replay_some()
             except Exception:
@@ -154,7 +160,10 @@ class DurableWriter:
 
     def _handle(self, batch: PendingBatch) -> None:
         if batch.lines and not self._store(batch):
-            return  # shutting down with nowhere to put it: leave it to the broker
+            # Shutting down with nowhere to put it: leave it to the broker.
+            self.stats.batches_abandoned += 1
+            self.on_abandoned(batch)
+            return
         unconfirmed: set[AckToken] = set()
         for token, confirmed in batch.deadletters:
             if not confirmed(self.deadletter_timeout_s):

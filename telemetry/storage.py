@@ -28,7 +28,8 @@ def _m(name: str, tags: str, fields: str, description: str) -> Measurement:
 
 _INGEST_COUNTERS = (
     "received decoded reports events statuses duplicates late deadlettered points_written "
-    "batches_written points_spooled batches_spooled points_replayed batches_replayed "
+    "batches_written points_spooled batches_spooled batches_abandoned points_replayed "
+    "batches_replayed "
     "points_refused write_failures acked sink_errors liveness_changes rejected "
     "batch_points_mean write_latency_s_mean broker_lag_s_mean spool_bytes spool_batches "
     "pending_batches devices_known devices_online influx_unavailable"

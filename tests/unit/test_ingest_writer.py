@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ingest.backoff import Backoff
 from ingest.batch import AckToken, PendingBatch
 from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
+from ingest.order import Order, OrderTracker
 from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.writer import DurableWriter
@@ -221,3 +222,48 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+class _FullDisk(Spool):
+    """A spool on a full disk: every append fails as ENOSPC would."""
+
+    def append(self, record: bytes) -> None:  # noqa: ARG002 - the Spool API
+        raise OSError(28, "No space left on device")
+
+
+def test_a_batch_the_full_disk_refused_is_not_a_duplicate_when_redelivered(
+    tmp_path: Path,
+) -> None:
+    """InfluxDB down and the spool's disk full: the batch stays unacked, and the broker's
+    redelivery of its reports is written when InfluxDB is back, not dropped as a
+    duplicate (the duplicate window had remembered reports that were never written)."""
+    log: Log = []
+    order = OrderTracker()
+    influx = ScriptedInflux(log, ["down"] * 50)
+    stats = IngestStats()
+    acked: list[AckToken] = []
+    writer = DurableWriter(
+        influx=influx,
+        spool=_FullDisk(tmp_path / "spool", max_bytes=1 << 20, fsync=False),
+        ack=acked.extend,
+        stats=stats,
+        retry_budget_s=0.05,
+        backoff=lambda: Backoff(base_s=0.01, cap_s=0.01),
+        on_abandoned=lambda batch: order.forget(batch.accepted),
+    )
+    writer.start()
+    try:
+        assert order.check("cab-1", 1_000) is Order.NEW
+        batch = PendingBatch(lines=["cabinet,device=cab-1 temp_inside=30 1000"], acks=[(1, 7)])
+        batch.accepted.append(("cab-1", 1_000))
+        writer.submit(batch)
+        deadline = time.monotonic() + 5
+        while stats.batches_abandoned == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stats.batches_abandoned == 1
+        assert acked == []
+        # The broker redelivers the report: accepted (late), not dropped as a duplicate.
+        assert order.check("cab-1", 1_000) is Order.LATE
+        assert order.check("cab-1", 1_000) is Order.DUPLICATE  # a real duplicate still is
+    finally:
+        writer.stop(5)
