@@ -303,6 +303,8 @@ class PipelineConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     notify_mqtt: bool = True
+    notify_client_id: str | None = None
+    """MQTT client id of the alert notifier; unique per process when not given."""
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tick_s: float = 1.0
     self_metrics_s: float = 5.0
@@ -573,7 +575,9 @@ class Pipeline:
         notifiers: list[MqttNotifier | WebhookNotifier] = []
         if cfg.notify_mqtt:
             host, port, _tls, user, password = parse_broker_url(cfg.broker)
-            mqtt_notifier = MqttNotifier(host, port, username=user, password=password)
+            mqtt_notifier = MqttNotifier(
+                host, port, client_id=cfg.notify_client_id, username=user, password=password
+            )
             await mqtt_notifier.start()
             notifiers.append(mqtt_notifier)
         if cfg.webhook_url:

@@ -9,6 +9,7 @@ loop's small default executor (shared with the pipeline's timers).
 
 import asyncio
 import logging
+import secrets
 import threading
 from typing import Any
 
@@ -37,7 +38,7 @@ class MqttNotifier:
         host: str,
         port: int = 1883,
         *,
-        client_id: str = "citywatch-alerts",
+        client_id: str | None = None,
         username: str | None = None,
         password: str | None = None,
         attempts: int = 3,
@@ -50,7 +51,10 @@ class MqttNotifier:
         self._delays = backoff_delays(attempts, backoff_s, 30.0)
         self._ack_timeout_s = ack_timeout_s
         self._connected = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        # Unique unless given: two processes on one broker with one id knock each other
+        # off it (the broker takes over the session of the older connection).
+        self.client_id = client_id or f"citywatch-alerts-{secrets.token_hex(4)}"
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id)
         if username is not None:
             self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
