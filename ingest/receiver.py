@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ingest.batch import AckToken, Confirmation, PendingBatch
 from ingest.deadletter import make_deadletter
 from ingest.device_status import device_status_line
+from ingest.gaps import SeqGaps
 from ingest.lineproto import ReportTemplates, encode_point, quote_string_field
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.order import Order, OrderTracker
@@ -57,6 +58,7 @@ class Receiver:
         self.keep_reports = keep_reports
         self.clock_ms = clock_ms
         self.order = OrderTracker(dedupe_window)
+        self.gaps = SeqGaps()
         self.templates = ReportTemplates()
         self.accepting = True
         self._batch = PendingBatch()
@@ -96,6 +98,7 @@ class Receiver:
         if order is Order.LATE:
             self.stats.late += 1
         batch.accepted.append((report.device, report.ts))
+        self.stats.reports_missing += self.gaps.observe(report.device, report.seq, report.ts)
         self.stats.reports += 1
         series = self.registry.series(report.device, report.kind, topic.ward)
         batch.lines.append(self.templates.line(series, report.metrics, report.ts))

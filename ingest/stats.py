@@ -63,6 +63,7 @@ class IngestStats:
     statuses: int = 0
     duplicates: int = 0
     late: int = 0
+    reports_missing: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     deadlettered: int = 0
     points_written: int = 0
@@ -103,6 +104,7 @@ _COUNTERS: tuple[tuple[str, str], ...] = (
     ("statuses", "status messages accepted"),
     ("duplicates", "reports dropped as duplicates of an accepted report"),
     ("late", "reports older than the device's newest accepted report (still written)"),
+    ("reports_missing", "reports devices numbered (seq) that never arrived"),
     ("deadlettered", "rejected messages published to the dead-letter topic"),
     ("points_written", "points written to InfluxDB directly"),
     ("batches_written", "batches written to InfluxDB directly"),

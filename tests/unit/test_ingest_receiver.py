@@ -1,5 +1,9 @@
 """The receiver with fakes: what goes into which batch, and which acks wait for what."""
 
+import logging
+
+import pytest
+
 from ingest.batch import AckToken, Confirmation, PendingBatch
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
@@ -93,3 +97,32 @@ def test_empty_batches_are_not_emitted() -> None:
     h.receiver.flush()
     h.receiver.flush_if_stale()
     assert h.batches == []
+
+
+def _seq_report(seq: int, ts_offset_s: int) -> bytes:
+    report = Report(
+        v=1,
+        device="cab-1",
+        kind=DeviceKind.CABINET,
+        ts=NOW_MS - 600_000 + ts_offset_s * 1000,
+        seq=seq,
+        metrics={"temp_inside": 20.0},
+    )
+    return encode(report)
+
+
+def test_reports_lost_before_ingest_are_counted_from_the_device_seq(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker that drops messages says nothing: the device's counter does."""
+    h = Harness(batch_lines=100)
+    with caplog.at_level(logging.WARNING, logger="ingest.gaps"):
+        for mid, (seq, t) in enumerate([(1, 1), (2, 2), (7, 7), (8, 8)]):
+            h.receive(_seq_report(seq, t), mid)
+    assert h.stats.reports_missing == 4
+    assert "cab-1: 4 report(s) missing before seq 7" in caplog.text
+    h.receive(_seq_report(4, 4), 10)  # one of them, delivered late
+    assert h.stats.reports_missing == 3
+    h.receive(_seq_report(1, 20), 11)  # a newer report counting from 1: a reboot
+    h.receive(_seq_report(2, 21), 12)
+    assert h.stats.reports_missing == 3
