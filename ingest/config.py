@@ -47,6 +47,12 @@ class IngestSettings(BaseSettings):
     liveness_misses: float = Field(3.0, gt=0)
     liveness_grace_s: float = Field(10.0, ge=0)
     dedupe_window: int = Field(32, ge=1, le=10000)
+    max_pending_batches: int = Field(
+        64,
+        ge=1,
+        description="batches waiting for the writer beyond which QoS 0 messages are dropped "
+        "(and counted): QoS 1 waits in the broker instead",
+    )
     instance: str = Field(default_factory=socket.gethostname, min_length=1)
 
     @field_validator("broker")

@@ -46,6 +46,7 @@ class Receiver:
         keep_reports: bool = False,
         dedupe_window: int = 32,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        overloaded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.emit = emit
         self.publish_deadletter = publish_deadletter
@@ -57,6 +58,9 @@ class Receiver:
         self.flush_interval_s = flush_interval_s
         self.keep_reports = keep_reports
         self.clock_ms = clock_ms
+        self.overloaded = overloaded
+        """True while the writer's backlog is full: QoS 0 messages (which the broker does
+        not hold back for us) are then dropped and counted, not queued without bound."""
         self.order = OrderTracker(dedupe_window)
         self.gaps = SeqGaps()
         self.templates = ReportTemplates()
@@ -70,6 +74,10 @@ class Receiver:
             return
         stats = self.stats
         stats.received += 1
+        if ack is None and self.overloaded():
+            # QoS 1 backpressure is the unacknowledged window; QoS 0 has none.
+            stats.qos0_dropped += 1
+            return
         now_ms = self.clock_ms()
         try:
             parsed, message = decode_message(topic, payload, now_ms=now_ms)

@@ -87,6 +87,7 @@ class IngestService:
             flush_interval_s=settings.flush_interval_s,
             keep_reports=bool(sinks),
             dedupe_window=settings.dedupe_window,
+            overloaded=lambda: self.writer.pending_batches() >= settings.max_pending_batches,
         )
         self.prometheus = CollectorRegistry()
         self.prometheus.register(IngestCollector(self.stats, self.gauges))

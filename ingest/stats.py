@@ -64,6 +64,7 @@ class IngestStats:
     duplicates: int = 0
     late: int = 0
     reports_missing: int = 0
+    qos0_dropped: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     deadlettered: int = 0
     points_written: int = 0
@@ -105,6 +106,7 @@ _COUNTERS: tuple[tuple[str, str], ...] = (
     ("duplicates", "reports dropped as duplicates of an accepted report"),
     ("late", "reports older than the device's newest accepted report (still written)"),
     ("reports_missing", "reports devices numbered (seq) that never arrived"),
+    ("qos0_dropped", "QoS 0 messages dropped while the writer's backlog was full"),
     ("deadlettered", "rejected messages published to the dead-letter topic"),
     ("points_written", "points written to InfluxDB directly"),
     ("batches_written", "batches written to InfluxDB directly"),

@@ -27,7 +27,8 @@ def _m(name: str, tags: str, fields: str, description: str) -> Measurement:
 
 
 _INGEST_COUNTERS = (
-    "received decoded reports events statuses duplicates late reports_missing deadlettered "
+    "received decoded reports events statuses duplicates late reports_missing qos0_dropped "
+    "deadlettered "
     "points_written "
     "batches_written points_spooled batches_spooled batches_abandoned points_replayed "
     "batches_replayed "

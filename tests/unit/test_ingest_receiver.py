@@ -126,3 +126,18 @@ def test_reports_lost_before_ingest_are_counted_from_the_device_seq(
     h.receive(_seq_report(1, 20), 11)  # a newer report counting from 1: a reboot
     h.receive(_seq_report(2, 21), 12)
     assert h.stats.reports_missing == 3
+
+
+def test_qos0_messages_are_dropped_and_counted_while_the_writer_is_full() -> None:
+    """QoS 1 waits in the broker (unacknowledged); QoS 0 has no such brake, so a blocked
+    writer queued 100,000 of them in memory. They are dropped and counted instead."""
+    h = Harness(batch_lines=1)
+    full = [False]
+    h.receiver.overloaded = lambda: full[0]
+    h.receiver.receive(TOPIC, _report(0), None)  # QoS 0, room: kept
+    full[0] = True
+    for i in range(1, 6):
+        h.receiver.receive(TOPIC, _report(i), None)  # QoS 0, no room: dropped
+    h.receive(_report(9), 9)  # QoS 1 is never dropped: the broker holds it back
+    assert h.stats.qos0_dropped == 5
+    assert [len(b.lines) for b in h.batches] == [1, 1]
