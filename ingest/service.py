@@ -170,6 +170,7 @@ class IngestService:
         return {
             "spool_bytes": float(self.spool.pending_bytes),
             "spool_batches": float(len(self.spool)),
+            "spool_quarantined_bytes": float(self.spool.truncated_bytes),
             "pending_batches": float(self.writer.pending_batches()),
             "devices_known": float(len(self.registry)),
             "devices_online": float(self.liveness.online_count()),

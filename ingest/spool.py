@@ -10,11 +10,13 @@ were acknowledged survives a kill -9 or a power cut. The cursor is written witho
 fsync: after a crash replay may resend a few records, which is harmless because an
 InfluxDB point is keyed by (measurement, tags, timestamp) and rewriting it is a no-op.
 
-Recovery: on open every segment is scanned; the first record whose header is short,
-whose length is implausible or whose CRC does not match ends the valid data, and the
-file is truncated there. A torn tail (the record being written when the process died)
-was never acknowledged, so nothing acknowledged is lost. A bad record *inside* a sealed
-segment means the disk damaged it: the rest of that segment is cut off too, loudly.
+Recovery: on open every segment is scanned record by record. Where a record's header is
+short, its length implausible or its CRC wrong, the scan resynchronises on the next
+position that holds a whole, CRC-valid frame: the bytes in between are damage (a flipped
+byte on disk) or a torn tail (the record being written when the process died, never
+acknowledged). They are moved to ``quarantine/`` beside the segments and counted, and
+the segment is rewritten with every intact record, so one bad byte costs one record,
+not the rest of its segment (it once cost 9 of 10).
 """
 
 import logging
@@ -47,23 +49,44 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _frame_end(data: memoryview, pos: int) -> int:
+    """The end of the whole, CRC-valid record at ``pos``, or -1."""
+    if pos + _HEADER.size > len(data):
+        return -1
+    length, crc = _HEADER.unpack_from(data, pos)
+    end = pos + _HEADER.size + length
+    if length > MAX_RECORD_BYTES or end > len(data):
+        return -1
+    return end if zlib.crc32(data[pos + _HEADER.size : end]) == crc else -1
+
+
+def scan_records(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(intact record spans, damaged spans) of a segment's bytes, as (start, end).
+
+    After a damaged record the scan resumes at the next position holding a valid frame
+    (a false match needs a plausible length and a 32-bit CRC match)."""
+    view = memoryview(data)
+    records: list[tuple[int, int]] = []
+    damaged: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(data):
+        end = _frame_end(view, pos)
+        if end >= 0:
+            records.append((pos, end))
+            pos = end
+            continue
+        resume = pos + 1
+        while resume < len(data) and _frame_end(view, resume) < 0:
+            resume += 1
+        damaged.append((pos, resume))
+        pos = resume
+    return records, damaged
+
+
 def scan_valid_length(path: Path) -> tuple[int, int]:
-    """(bytes of whole, CRC-valid records at the start of ``path``, number of them)."""
-    valid = 0
-    count = 0
-    with path.open("rb") as f:
-        while True:
-            header = f.read(_HEADER.size)
-            if len(header) < _HEADER.size:
-                return valid, count
-            length, crc = _HEADER.unpack(header)
-            if length > MAX_RECORD_BYTES:
-                return valid, count
-            payload = f.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                return valid, count
-            valid += _HEADER.size + length
-            count += 1
+    """(bytes of the intact records of ``path``, number of them)."""
+    records, _ = scan_records(path.read_bytes())
+    return sum(end - start for start, end in records), len(records)
 
 
 class Spool:
@@ -84,7 +107,8 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.truncated_bytes = 0
-        """Bytes cut off at open (torn tails, damaged records)."""
+        """Bytes cut off at open (torn tails, damaged records), kept in ``quarantine/``."""
+        self.quarantined_spans = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._cursor_path = directory / "cursor"
         self._segments: list[int] = []
@@ -110,19 +134,7 @@ class Spool:
             if number < cursor_segment:
                 path.unlink()
                 continue
-            size = path.stat().st_size
-            valid, count = scan_valid_length(path)
-            if valid < size:
-                self.truncated_bytes += size - valid
-                log.warning(
-                    "spool %s: cut %d bytes after the last intact record at offset %d",
-                    path,
-                    size - valid,
-                    valid,
-                )
-                with path.open("r+b") as f:
-                    f.truncate(valid)
-                    os.fsync(f.fileno())
+            valid, count, cursor_offset = self._repair(path, number, cursor_segment, cursor_offset)
             self._segments.append(number)
             self._sizes[number] = valid
             self.records += count
@@ -133,6 +145,43 @@ class Spool:
         self._read_segment = self._segments[0] if self._segments else 0
         if self.records:
             log.info("spool %s: %d records waiting for replay", self.directory, self.records)
+
+    def _repair(
+        self, path: Path, number: int, cursor_segment: int, cursor_offset: int
+    ) -> tuple[int, int, int]:
+        """Quarantine a segment's damaged spans and keep its intact records; returns
+        (bytes kept, records kept, the cursor offset in the rewritten segment)."""
+        data = path.read_bytes()
+        records, damaged = scan_records(data)
+        kept = sum(end - start for start, end in records)
+        if not damaged:
+            return kept, len(records), cursor_offset
+        quarantine = self.directory / "quarantine"
+        quarantine.mkdir(exist_ok=True)
+        for start, end in damaged:
+            (quarantine / f"{number:012d}-{start:012d}.bin").write_bytes(data[start:end])
+            self.truncated_bytes += end - start
+            self.quarantined_spans += 1
+        log.error(
+            "spool %s: %d damaged byte(s) in %d span(s) moved to %s; %d intact record(s) kept",
+            path,
+            sum(end - start for start, end in damaged),
+            len(damaged),
+            quarantine,
+            len(records),
+        )
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            for start, end in records:
+                f.write(data[start:end])
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        if self.fsync:
+            _fsync_dir(self.directory)
+        if number == cursor_segment:  # the replayed records' bytes, in the new layout
+            cursor_offset = sum(end - start for start, end in records if end <= cursor_offset)
+        return kept, len(records), cursor_offset
 
     def _count_records(self, number: int, upto: int) -> int:
         count = 0

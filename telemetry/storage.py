@@ -34,6 +34,7 @@ _INGEST_COUNTERS = (
     "batches_replayed "
     "points_refused write_failures acked sink_errors liveness_changes rejected "
     "batch_points_mean write_latency_s_mean broker_lag_s_mean spool_bytes spool_batches "
+    "spool_quarantined_bytes "
     "pending_batches devices_known devices_online influx_unavailable"
 )
 

@@ -87,3 +87,43 @@ def test_full_spool_refuses_instead_of_dropping(tmp_path: Path) -> None:
     assert _drain(spool) == [b"x" * 50]
     spool.append(b"y" * 50)
     assert len(spool) == 1
+
+
+@pytest.mark.parametrize("damaged", [0, 1, 4, 9])
+def test_a_flipped_byte_costs_its_record_not_the_rest_of_the_segment(
+    tmp_path: Path, damaged: int
+) -> None:
+    """A flipped byte in record 2 of 10 once left 1 record: now the scan resynchronises
+    on the next intact frame, keeps the other 9 and quarantines the bad bytes."""
+    spool = Spool(tmp_path)
+    records = [f"record {n} ".encode() * (n + 3) for n in range(10)]
+    for record in records:
+        spool.append(record)
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    offset = sum(8 + len(r) for r in records[:damaged])
+    data[offset + 8 + 3] ^= 0x40  # inside the damaged record's payload
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path)
+    assert _drain(reopened) == [r for n, r in enumerate(records) if n != damaged]
+    assert reopened.quarantined_spans == 1
+    [kept] = (tmp_path / "quarantine").iterdir()
+    assert kept.read_bytes() == bytes(data[offset : offset + 8 + len(records[damaged])])
+    assert Spool(tmp_path).quarantined_spans == 0, "the segment was rewritten clean"
+
+
+def test_damage_before_the_replay_cursor_keeps_the_cursor_on_its_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    records = [f"batch {n}".encode() * 4 for n in range(6)]
+    for record in records:
+        spool.append(record)
+    for _ in range(3):  # three replayed: the cursor sits on record 3
+        assert spool.peek() is not None
+        spool.advance()
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[8 + len(records[0]) + 8 + 1] ^= 0x01  # record 1, already replayed
+    segment.write_bytes(bytes(data))
+    assert _drain(Spool(tmp_path)) == records[3:]
