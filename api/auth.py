@@ -6,6 +6,7 @@ everything. An alert, incident or device outside a crew's wards answers **404**,
 one that does not exist, so a crew cannot even learn which ids exist elsewhere.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from alerts.model import ApiKey, Role
@@ -24,8 +25,12 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """The name written into timelines and comments."""
-        return self.key.name or f"key {self.key.id}"
+        """The name written into timelines and comments: never the key's id, which
+        names the key in a stream ticket (an unnamed key gets a stable pseudonym)."""
+        if self.key.name:
+            return self.key.name
+        digest = hashlib.sha256(f"citywatch-actor:{self.key.id}".encode()).hexdigest()
+        return f"{self.key.role.value} {digest[:6]}"
 
     @property
     def ward_scope(self) -> list[str] | None:

@@ -29,8 +29,9 @@ def issue(secret: bytes, key_id: str, expires_at_ms: int) -> str:
     return f"{payload}.{_sign(secret, payload.encode())}"
 
 
-def verify(secret: bytes, ticket: str, now_ms: int) -> str:
-    """The key id a valid ticket names; :class:`TicketError` otherwise."""
+def verify(secret: bytes, ticket: str, now_ms: int, max_ttl_ms: int | None = None) -> str:
+    """The key id a valid ticket names; :class:`TicketError` otherwise (also for a
+    ticket valid longer ahead than ``max_ttl_ms``: no ticket we issue is)."""
     parts = ticket.split(".")
     if len(parts) != 3 or not parts[1].isdigit():
         raise TicketError("malformed stream ticket")
@@ -40,4 +41,6 @@ def verify(secret: bytes, ticket: str, now_ms: int) -> str:
         raise TicketError("invalid stream ticket")
     if int(expires) <= now_ms:
         raise TicketError("stream ticket expired; ask for a new one")
+    if max_ttl_ms is not None and int(expires) - now_ms > max_ttl_ms:
+        raise TicketError("invalid stream ticket")
     return key_id

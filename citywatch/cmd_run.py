@@ -60,6 +60,25 @@ def local_services(broker: str | None, influx: str | None, data_dir: Path) -> It
         yield Endpoints(broker, influx)
 
 
+def _check_ticket_secret() -> None:
+    """A CITYWATCH_TICKET_SECRET given in the environment must be a real one (the run
+    generates and keeps its own when none is given)."""
+    import os
+
+    from pydantic import ValidationError
+
+    from api import ApiSettings
+
+    given = os.environ.get("CITYWATCH_TICKET_SECRET")
+    if given is None:
+        return
+    try:
+        ApiSettings(ticket_secret=given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(reason, param_hint="CITYWATCH_TICKET_SECRET") from None
+
+
 def _check_urls(broker: str | None, influx: str | None, api_port: int) -> None:
     from ingest.source import parse_broker_url
 
@@ -167,6 +186,7 @@ def run(
     from citywatch.pipeline import PipelineConfig
 
     _check_urls(broker, influx, api_port)
+    _check_ticket_secret()
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -315,6 +335,7 @@ def demo(
     if speed <= 0:
         raise typer.BadParameter(f"must be positive, got {speed:g}", param_hint="--speed")
     _check_urls(None, None, api_port)
+    _check_ticket_secret()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
     with _services_for_the_run(None, None, data_dir) as ends:

@@ -12,6 +12,7 @@ is checkpointed so a restart keeps its baselines.
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -40,6 +41,7 @@ from anomaly.registry import SeriesRegistry
 from api.app import create_app
 from api.settings import ApiSettings
 from citywatch import kernel_ready
+from citywatch.kept_secret import kept_secret
 from ingest import IngestService, load_settings
 from ingest.batch import PendingBatch
 from ingest.lineproto import encode_point, series_key
@@ -405,7 +407,13 @@ class Pipeline:
         influx = httpx.AsyncClient(base_url=cfg.influx, timeout=10.0)
         app = create_app(
             ApiSettings(
-                store_url=cfg.store_url, influx_url=cfg.influx, influx_database=cfg.database
+                store_url=cfg.store_url,
+                influx_url=cfg.influx,
+                influx_database=cfg.database,
+                # The environment's, else one generated on first start and kept: never a
+                # default anybody could read in the source and forge tickets with.
+                ticket_secret=os.environ.get("CITYWATCH_TICKET_SECRET")
+                or kept_secret(cfg.data_dir / "ticket_secret"),  # type: ignore[arg-type]
             ),
             store=store,
         )

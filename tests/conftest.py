@@ -31,6 +31,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def detector_kernel_compiled() -> None:
+    """Compile the detector kernel into the environment's cache once, before any test
+    starts ``citywatch`` in a subprocess: there it would otherwise be compiled (tens of
+    seconds on a fresh environment) inside a test's own timeout."""
+    from anomaly import prepare_kernel  # noqa: PLC0415 - only when the session starts
+
+    prepare_kernel()
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where a server listens, and the server itself when the tests own it."""

@@ -44,9 +44,11 @@ async def stream_principal(
 ) -> Principal:
     store = services.store
     if ticket is not None:
-        secret = services.settings.ticket_secret.get_secret_value().encode()
+        settings = services.settings
         try:
-            key_id = tickets.verify(secret, ticket, _now_ms())
+            key_id = tickets.verify(
+                settings.ticket_key, ticket, _now_ms(), max_ttl_ms=settings.ticket_ttl_s * 1000
+            )
         except tickets.TicketError as exc:
             raise unauthorized(str(exc)) from None
         key = next((k for k in await store.list_api_keys() if k.id == key_id), None)
@@ -70,9 +72,9 @@ async def stream_principal(
 async def create_ticket(principal: Reader, services: ServicesDep) -> TicketPublic:
     settings = services.settings
     expires_at = _now_ms() + settings.ticket_ttl_s * 1000
-    secret = settings.ticket_secret.get_secret_value().encode()
     return TicketPublic(
-        ticket=tickets.issue(secret, principal.key.id, expires_at), expires_at=expires_at
+        ticket=tickets.issue(settings.ticket_key, principal.key.id, expires_at),
+        expires_at=expires_at,
     )
 
 

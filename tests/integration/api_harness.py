@@ -44,8 +44,12 @@ async def open_store(url: str) -> AlertStore:
     return store
 
 
+TICKET_SECRET = "test-ticket-secret-3f9c1d7e"
+
+
 def settings(url: str, influx_url: str, **overrides: object) -> ApiSettings:
     values: dict[str, object] = {
+        "ticket_secret": TICKET_SECRET,
         "store_url": url,
         "influx_url": influx_url,
         "influx_database": f"api_{uuid.uuid4().hex[:10]}",

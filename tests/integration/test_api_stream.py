@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from api_harness import STORE_KINDS, keys, open_store, raise_alert, serve, settings, store_url
+from api_harness import (
+    STORE_KINDS,
+    TICKET_SECRET,
+    keys,
+    open_store,
+    raise_alert,
+    serve,
+    settings,
+    store_url,
+)
 
 from alerts.store import AlertStore
 from api import tickets
@@ -174,9 +183,17 @@ async def test_crew_stream_with_ticket_sees_only_its_wards(live: Live) -> None:
 
 async def test_stream_refuses_missing_forged_and_expired_tickets(live: Live) -> None:
     key_id = (await live.store.verify_api_key(live.keys["crew_a"])).id  # type: ignore[union-attr]
-    expired = tickets.issue(b"change-me", key_id, int(time.time() * 1000) - 1)
+    secret = TICKET_SECRET.encode()
+    expired = tickets.issue(secret, key_id, int(time.time() * 1000) - 1)
+    too_long = tickets.issue(secret, key_id, int(time.time() * 1000) + 3_600_000)
     forged = tickets.issue(b"another secret", key_id, int(time.time() * 1000) + 60_000)
-    for params in ({}, {"ticket": "garbage"}, {"ticket": expired}, {"ticket": forged}):
+    for params in (
+        {},
+        {"ticket": "garbage"},
+        {"ticket": expired},
+        {"ticket": forged},
+        {"ticket": too_long},
+    ):
         response = await live.http.get(f"{live.url}/alerts/stream", params=params)
         assert response.status_code == 401, params
         assert isinstance(response.json()["detail"], str)

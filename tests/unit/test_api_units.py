@@ -44,14 +44,43 @@ def test_ticket_round_trip_and_rejections() -> None:
             tickets.verify(SECRET, malformed, now_ms=0)
 
 
-def test_default_secret_refused_outside_development() -> None:
-    assert ApiSettings().environment is Environment.DEVELOPMENT
+def test_ticket_secrets_are_never_defaults() -> None:
+    """No secret anybody can read in the source or in .env.example: without one a
+    development service signs with a random one; production must be given one; a
+    placeholder or a short value is refused everywhere."""
+    dev_a, dev_b = ApiSettings(), ApiSettings()
+    assert dev_a.environment is Environment.DEVELOPMENT
+    assert dev_a.ticket_key != dev_b.ticket_key
+    assert len(dev_a.ticket_key) >= 32
     with pytest.raises(ValidationError, match="CITYWATCH_TICKET_SECRET must be set"):
         ApiSettings(environment=Environment.PRODUCTION)
+    for placeholder in ("change-me", "change-me-to-a-long-random-string", "CHANGEME-now-please"):
+        with pytest.raises(ValidationError, match="placeholder"):
+            ApiSettings(ticket_secret=placeholder)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="at least 16"):
         ApiSettings(environment=Environment.PRODUCTION, ticket_secret="short")  # type: ignore[arg-type]
     ok = ApiSettings(environment=Environment.PRODUCTION, ticket_secret="x" * 32)  # type: ignore[arg-type]
-    assert ok.ticket_secret.get_secret_value() == "x" * 32
+    assert ok.ticket_key == b"x" * 32
+
+
+def test_a_ticket_valid_longer_than_any_we_issue_is_refused() -> None:
+    far = tickets.issue(SECRET, "abcdef012345", 10_000_000)
+    assert tickets.verify(SECRET, far, now_ms=0) == "abcdef012345"
+    with pytest.raises(tickets.TicketError, match="invalid"):
+        tickets.verify(SECRET, far, now_ms=0, max_ttl_ms=300_000)
+
+
+def test_timelines_name_keys_never_by_their_id() -> None:
+    """A key id is what a stream ticket names: a crew reading timelines must not learn
+    other keys' ids. An unnamed key gets a stable pseudonym."""
+    from alerts.model import ApiKey, Role  # noqa: PLC0415
+    from api.auth import Principal  # noqa: PLC0415
+
+    key = ApiKey(id="0123456789ab", name="", role=Role.CREW, wards=("w",), created_at=0)
+    actor = Principal(key).actor
+    assert "0123456789ab" not in actor
+    assert actor == Principal(key).actor
+    assert actor.startswith("crew ")
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +194,9 @@ def test_principal_scopes_crews_to_their_wards() -> None:
     assert crew.sees("w1")
     assert not crew.sees("w3")
     assert noc.sees("anything")
-    assert (crew.actor, noc.actor) == ("crew 7", "key k2")
+    assert crew.actor == "crew 7"
+    assert noc.actor.startswith("noc ")
+    assert "k2" not in noc.actor
 
 
 async def test_change_feed_wakes_waiters_when_the_head_moves() -> None:
