@@ -84,6 +84,19 @@ class Receiver:
         except DecodeError as error:
             self._reject(topic, payload, error, ack, now_ms)
             return
+        if type(message) is Report:
+            known = self.registry.get(message.device)
+            if known is not None and known.ward != parsed.ward:
+                # The broker's ACL binds a device to its id, not to its ward: a report
+                # published under another ward's topic would land in that ward's view.
+                mismatch = DecodeError(
+                    "$topic.ward",
+                    "ward_mismatch",
+                    f"device {message.device} is registered in {known.ward}, "
+                    f"the topic says {parsed.ward}",
+                )
+                self._reject(topic, payload, mismatch, ack, now_ms)
+                return
         stats.decoded += 1
         with self._lock:
             batch = self._batch

@@ -215,3 +215,29 @@ async def test_crew_page_refuses_a_bad_key(server: tuple[str, str], browser: Bro
     await page.get_by_test_id("save-token").click()
     await expect(page.get_by_role("alert").first).to_contain_text("refused", timeout=WAIT_MS)
     assert await page.evaluate("localStorage.getItem('citywatch.crew.key')") is None
+
+
+async def test_crew_page_runs_under_its_content_security_policy(
+    server: tuple[str, str], browser: Browser
+) -> None:
+    """Served with a CSP (own script, styles and API only) and no framing, and the page
+    still works under it: the browser reports no violation while it signs in."""
+    _, base = server
+    context = await browser.new_context(viewport=PHONE, base_url=base)
+    page = await context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security" in msg.text else None,
+    )
+    response = await page.goto("/crew")
+    assert response is not None
+    headers = response.headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    await page.get_by_test_id("token").fill("cw_000000000000_not-a-real-key")
+    await page.get_by_test_id("save-token").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("refused", timeout=WAIT_MS)
+    assert violations == []

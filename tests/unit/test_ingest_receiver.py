@@ -141,3 +141,20 @@ def test_qos0_messages_are_dropped_and_counted_while_the_writer_is_full() -> Non
     h.receive(_report(9), 9)  # QoS 1 is never dropped: the broker holds it back
     assert h.stats.qos0_dropped == 5
     assert [len(b.lines) for b in h.batches] == [1, 1]
+
+
+def test_a_report_under_another_wards_topic_is_dead_lettered() -> None:
+    """The broker's ACL binds a device to its id, not its ward: a report published into
+    another ward is refused against the ward the device registered in."""
+    from telemetry import DeviceInfo  # noqa: PLC0415
+
+    h = Harness(batch_lines=100)
+    h.receiver.registry.learn(
+        DeviceInfo("cab-1", DeviceKind.CABINET, "phuong_ba_dinh", "Kim Mã", 21.03, 105.82)
+    )
+    h.receive(_report(0), 1)  # TOPIC is phuong_hoan_kiem
+    h.receiver.flush()
+    assert h.stats.rejected == {"ward_mismatch": 1}
+    assert h.deadletters[0][0].startswith("cw/v1/_deadletter/ward_mismatch")
+    assert sum(len(b.lines) for b in h.batches) == 0
+    assert [b.acks for b in h.batches] == [[(0, 1)]], "acknowledged once dead-lettered"
