@@ -218,9 +218,16 @@ def _check_time(ts: int, now_ms: int, limits: DecodeLimits) -> None:
         )
 
 
+_INT64_MAX = 2**63 - 1  # InfluxDB's integer fields are signed 64-bit
+
+
 def _check_seq(seq: int) -> None:
     if seq < 0:
         raise DecodeError("$.seq", "schema", f"sequence number {seq} is negative")
+    if seq > _INT64_MAX:
+        raise DecodeError(
+            "$.seq", "out_of_range", f"sequence number {seq} does not fit a 64-bit integer"
+        )
 
 
 def decode_report(
@@ -295,6 +302,11 @@ def decode_status(
             raise DecodeError("$.info", "topic_mismatch", "info describes another device")
         if not is_valid_id(info.ward):
             raise DecodeError("$.info.ward", "bad_id", f"ward {info.ward!r} is not a valid id")
+        # The route becomes a tag of every point of the segment: bounded like an id.
+        if info.route is not None and not is_valid_id(info.route):
+            raise DecodeError("$.info.route", "bad_id", f"route {info.route!r} is not a valid id")
+        if info.position is not None and not 0 <= info.position <= 100_000:
+            raise DecodeError("$.info.position", "out_of_range", "position outside 0..100000")
         if not (-90 <= info.lat <= 90 and -180 <= info.lon <= 180):
             raise DecodeError("$.info", "out_of_range", "lat/lon outside the globe")
     return status

@@ -80,6 +80,7 @@ def test_valid_report_decodes_to_typed_values() -> None:
         (body(ts=NOW + 3_600_000), "$.ts", "future"),
         (body(ts=NOW - 30 * 86_400_000), "$.ts", "too_old"),
         (body(seq=-1), "$.seq", "schema"),
+        (body(seq=2**63), "$.seq", "out_of_range"),  # InfluxDB stores int64 only
         (body(metrics={}), "$.metrics", "empty"),
         (body(metrics={"warp_core": 1.0}), "$.metrics.warp_core", "unknown_metric"),
         (body(metrics={"temp": 1.0}), "$.metrics.temp", "unknown_metric"),
@@ -186,3 +187,31 @@ def test_status_info_for_another_device_is_rejected() -> None:
     with pytest.raises(DecodeError) as info_error:
         decode_status(topic, msgspec.json.encode(status), now_ms=NOW)
     assert info_error.value.reason == "topic_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("route", "position", "field", "reason"),
+    [
+        ("r0001,evil=1", 2, "$.info.route", "bad_id"),  # a tag: bounded like an id
+        ("r" * 65, 2, "$.info.route", "bad_id"),
+        ("r0001", -1, "$.info.position", "out_of_range"),
+    ],
+)
+def test_status_info_route_and_position_are_bounded(
+    route: str, position: int, field: str, reason: str
+) -> None:
+    info = DeviceInfo(
+        id="seg-r0001-02",
+        kind=DeviceKind.CABLE_SEGMENT,
+        ward="phuong_cua_nam",
+        street="Hai Bà Trưng",
+        lat=21.02,
+        lon=105.84,
+        route=route,
+        position=position,
+    )
+    status = Status(v=1, device=info.id, kind=info.kind, state="online", ts=NOW, info=info)
+    topic = "cw/v1/phuong_cua_nam/cable_segment/seg-r0001-02/status"
+    with pytest.raises(DecodeError) as error:
+        decode_status(topic, encode(status), now_ms=NOW)
+    assert (error.value.field, error.value.reason) == (field, reason)
