@@ -45,6 +45,10 @@ class ApiSettings(BaseSettings):
         description="HMAC key signing the short-lived SSE stream tickets (>= 16 random "
         "characters; several API replicas share one)",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics asks for; without one only loopback clients may read it",
+    )
     ticket_ttl_s: int = Field(
         default=60, gt=0, le=300, description="a stream ticket's lifetime; longer ones are refused"
     )

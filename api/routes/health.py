@@ -2,16 +2,19 @@
 ``/metrics`` (Prometheus text format)."""
 
 import asyncio
+import hmac
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
+from api.errors import forbidden, unauthorized
 from api.schemas import HealthPublic, ReadyPublic
 
 log = logging.getLogger(__name__)
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 router = APIRouter(tags=["health"])
 
 
@@ -45,8 +48,19 @@ async def ready(services: ServicesDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus metrics"},
+        401: {"description": "CITYWATCH_METRICS_TOKEN is set and was not sent"},
+        403: {"description": "no token is set and the client is not on this machine"},
+    },
     summary="Prometheus metrics of this API process",
 )
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    token = services.settings.metrics_token
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(request.headers.get("authorization", ""), expected):
+            raise unauthorized("send `Authorization: Bearer <CITYWATCH_METRICS_TOKEN>`")
+    elif request.client is None or request.client.host not in _LOOPBACK:
+        raise forbidden("/metrics answers loopback clients only; set CITYWATCH_METRICS_TOKEN")
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
