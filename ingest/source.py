@@ -44,6 +44,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -78,6 +79,27 @@ def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     return parts.hostname, port, tls, user, password
+
+
+PAHO_TESTED = ("2.1", "2.2")
+"""paho-mqtt minor versions whose internals the client below was verified against
+(pyproject pins the same range)."""
+_PAHO_INTERNALS = ("_handle_publish", "_sock_recv", "_packet_queue", "loop_read")
+
+
+def check_paho(version: str | None = None) -> None:
+    """Refuse to start on a paho-mqtt whose internals we have not verified: manual acks
+    and the lean PUBLISH path depend on them, and a silent change would lose messages."""
+    installed = version or metadata.version("paho-mqtt")
+    minor = ".".join(installed.split(".")[:2])
+    missing = [name for name in _PAHO_INTERNALS if not hasattr(mqtt.Client, name)]
+    if minor not in PAHO_TESTED or missing:
+        raise RuntimeError(
+            f"ingest needs paho-mqtt {' or '.join(PAHO_TESTED)} (it overrides internals of "
+            f"its client for manual acks); found {installed}"
+            + (f", without {', '.join(missing)}" if missing else "")
+            + ": install a tested version (uv sync --frozen) or re-verify ingest/source.py"
+        )
 
 
 class _BufferedClient(mqtt.Client):
@@ -172,6 +194,7 @@ class MqttSource:
         self.subscribed = threading.Event()
         self._ack_lock = threading.Lock()
         self._keepalive_s = keepalive_s
+        check_paho()
         client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,

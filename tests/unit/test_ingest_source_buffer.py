@@ -96,3 +96,11 @@ def test_lean_publish_path_delivers_what_paho_parses(packet: tuple[int, bytearra
     client._in_packet = {**client._in_packet, "command": command, "packet": bytearray(body)}
     client._handle_publish()
     assert lean_got == [(bytes(t), bytes(p), q, m if q else 0) for t, p, q, m in paho_got]
+
+
+def test_an_untested_paho_is_refused_at_start_with_what_to_do() -> None:
+    from ingest.source import check_paho  # noqa: PLC0415
+
+    check_paho()  # the locked version
+    with pytest.raises(RuntimeError, match=r"needs paho-mqtt 2\.1 or 2\.2.*found 3\.0\.0"):
+        check_paho("3.0.0")
