@@ -8,28 +8,16 @@ Measurement ``citywatch_alert``; tags ``ward``, ``device`` (absent for area aler
 timestamp in nanoseconds (the ``/write`` default precision). The wiring posts the lines
 with its InfluxDB writer; this module does no I/O.
 
-Escaping is hand-written (a few lines) because it is the security boundary the design
-names: a value must never be able to add a tag, a field or a line. Newlines, which line
-protocol cannot carry at all, become spaces; backslashes in tag values become ``/``.
+Escaping is the security boundary the design names (a value must never add a tag, a
+field or a line): it is ``telemetry.lineproto``'s, the one ingest uses too.
 """
 
 from collections.abc import Iterable
 
 from alerts.model import AlertChange, ChangeKind
+from telemetry.lineproto import escape_tag, quote_string_field
 
 MEASUREMENT = "citywatch_alert"
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\ ", "\r": r"\ "})
-
-
-def _tag(value: str) -> str:
-    # InfluxDB 1.x has no escape for a backslash in a tag value (a trailing one escapes
-    # the separator after it): ids never contain one, so it becomes "/".
-    return value.replace("\\", "/").translate(_TAG_ESCAPES)
-
-
-def _string_field(value: str) -> str:
-    flat = value.replace("\r", " ").replace("\n", " ")
-    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def alert_line(change: AlertChange) -> str:
@@ -47,14 +35,14 @@ def alert_line(change: AlertChange) -> str:
         ("state", alert.state.value),
         ("transition", change.kind.value),
     ]
-    tag_part = ",".join(f"{k}={_tag(v)}" for k, v in tags if v)
+    tag_part = ",".join(f"{k}={escape_tag(v)}" for k, v in tags if v)
     fields = [
         f"alert_id={alert.id}i",
-        f"explanation={_string_field(alert.explanation)}",
+        f"explanation={quote_string_field(alert.explanation)}",
         f"score={float(alert.last_score)!r}",
         f"acknowledged={'true' if alert.acknowledged else 'false'}",
         f"incident_root={'true' if alert.incident_root else 'false'}",
-        f"detail={_string_field(change.detail)}",
+        f"detail={quote_string_field(change.detail)}",
     ]
     # Time to acknowledge / resolve, on the transition that ends the wait (Grafana means).
     started = alert.raised_at if alert.raised_at is not None else alert.opened_at

@@ -44,11 +44,11 @@ from citywatch import kernel_ready
 from citywatch.kept_secret import kept_secret
 from ingest import IngestService, load_settings
 from ingest.batch import PendingBatch
-from ingest.lineproto import encode_point, series_key
 from ingest.liveness import LivenessChange
 from ingest.registry import DeviceRegistry
 from ingest.source import parse_broker_url
 from telemetry import METRICS_BY_ID, ReadingBatch
+from telemetry.lineproto import encode_point, series_key
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ it is online. The location comes from the ``info`` of the device's retained ``on
 status (kept in the device registry).
 """
 
-from ingest.lineproto import encode_point
 from telemetry import DeviceInfo, DeviceKind
+from telemetry.lineproto import encode_point
 
 MEASUREMENT = "device_status"
 

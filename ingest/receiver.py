@@ -16,12 +16,12 @@ from ingest.batch import AckToken, Confirmation, PendingBatch
 from ingest.deadletter import make_deadletter
 from ingest.device_status import device_status_line
 from ingest.gaps import SeqGaps
-from ingest.lineproto import ReportTemplates, encode_point, quote_string_field
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.order import Order, OrderTracker
 from ingest.registry import DeviceRegistry
 from ingest.stats import IngestStats
 from telemetry import DecodeError, Event, Report, Status, Topic, decode_message
+from telemetry.lineproto import ReportTemplates, encode_point, quote_string_field
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import msgspec
 
-from ingest.lineproto import series_key
 from telemetry import DeviceInfo, DeviceKind
+from telemetry.lineproto import series_key
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from ingest.batch import PendingBatch
 from ingest.config import IngestSettings
 from ingest.device_status import device_status_line
 from ingest.influx import InfluxClient, InfluxError
-from ingest.lineproto import encode_point
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
 from ingest.registry import DeviceRegistry
@@ -29,6 +28,7 @@ from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.stats import IngestCollector, IngestStats, self_metric_lines
 from ingest.writer import DurableWriter
+from telemetry.lineproto import encode_point
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ingest.lineproto import encode_point
+from telemetry.lineproto import encode_point
 
 
 class BucketHistogram:

@@ -21,8 +21,8 @@ from test_ingest_support import (
 
 from ingest import decode_deadletter
 from ingest.deadletter import DeadLetter
-from ingest.lineproto import encode_point, stored_tag_value
 from telemetry import DEADLETTER_PREFIX, DecodeError, decode_message, encode
+from telemetry.lineproto import encode_point, stored_tag_value
 
 TOPIC = "cw/v1/phuong_hoan_kiem/cabinet/cab-fuzz/telemetry"
 _valid = encode(cabinet_report("cab-fuzz", 0))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.lineproto import (
+from telemetry.lineproto import (
     ReportTemplates,
     encode_point,
     escape_tag,
