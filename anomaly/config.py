@@ -137,6 +137,11 @@ class DetectorConfig:
     """Judged blocks a coarse scale's calibration needs before it gives evidence."""
     coarse_memory: float = 200.0
     """Readings the block means' level and scale remember (at least 16 blocks)."""
+    coarse_dispersion: bool = True
+    """Also a new-extreme check on each block's mean absolute step ``|x - previous x|``
+    (with ``coarse_extreme_tolerance``, in units of the range of the steps of the
+    blocks before it): a change of the series' variability (it starts to oscillate or
+    burst, or goes quiet) that stays inside its range of values and of block means."""
 
     # Device rules.
     fan_on_rpm: float = 2500.0

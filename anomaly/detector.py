@@ -162,6 +162,7 @@ def kernel_params(config: DetectorConfig) -> kernel.Params:
         coarse_tolerance=c.coarse_extreme_tolerance,
         coarse_min_blocks=float(c.coarse_min_blocks),
         coarse_min_history=float(c.coarse_min_history),
+        coarse_dispersion=c.coarse_dispersion,
         trend_level_periods=c.trend_level_periods,
         trend_periods=c.trend_periods,
         hold_ms=float(c.baseline_hold_ms),

@@ -42,6 +42,9 @@ from anomaly.layout import (
     CB_BLOCKS,
     CB_COUNT,
     CB_DEV,
+    CB_DMAX,
+    CB_DMIN,
+    CB_DSUM,
     CB_LEVEL,
     CB_MAX,
     CB_MIN,
@@ -179,6 +182,7 @@ class Params(NamedTuple):
     coarse_tolerance: float
     coarse_min_blocks: float
     coarse_min_history: float
+    coarse_dispersion: bool
     trend_level_periods: float
     trend_periods: float
     hold_ms: float
@@ -458,11 +462,22 @@ def _extreme(v: float, lo: float, hi: float, tolerance: float, decades: float) -
 
 @jit
 def _block_end(
-    f32: Any, s: int, j: int, mean: float, sensor: float, warm: bool, floor: float, p: Params
+    f32: Any,
+    s: int,
+    j: int,
+    mean: float,
+    spread: float,
+    sensor: float,
+    warm: bool,
+    floor: float,
+    p: Params,
 ) -> float:
-    """The evidence of a block mean of coarse scale ``j``, against the level and scale of
-    the block means before it (a calibrated z) and against their range (a new extreme):
-    day-long and multi-hour changes that no single reading shows. Not inlined: it runs
+    """The evidence of a block of coarse scale ``j``: its mean against the level and
+    scale of the block means before it (a calibrated z) and against their range (a new
+    extreme), and its mean absolute step ``spread`` against the range of the steps of the
+    blocks before it (a new extreme of dispersion: a series that starts to oscillate, or
+    goes quiet, without leaving its range): day-long and multi-hour changes that no
+    single reading shows. Not inlined: it runs
     once a block, and the per-reading loop stays small enough for the instruction cache."""
     base = COARSE + COARSE_WIDTH * j
     blocks = float(f32[s, base + CB_BLOCKS])
@@ -495,6 +510,14 @@ def _block_end(
         evidence = _fmax(evidence, _extreme(mean, lo, hi, p.coarse_tolerance, p.extreme_decades))
     f32[s, base + CB_MIN] = _fmin(lo, mean)
     f32[s, base + CB_MAX] = _fmax(hi, mean)
+    if p.coarse_dispersion:
+        step_lo = float(f32[s, base + CB_DMIN])
+        step_hi = float(f32[s, base + CB_DMAX])
+        if blocks >= p.coarse_min_blocks and warm:
+            got = _extreme(spread, step_lo, step_hi, p.coarse_tolerance, p.extreme_decades)
+            evidence = _fmax(evidence, got)
+        f32[s, base + CB_DMIN] = _fmin(step_lo, spread)
+        f32[s, base + CB_DMAX] = _fmax(step_hi, spread)
     f32[s, base + CB_BLOCKS] = blocks + 1.0
     return evidence
 
@@ -746,17 +769,23 @@ def score_batch(
                 evidence = _extreme(x, lo, hi, p.extreme_tolerance, p.extreme_decades)
             f64[s, RANGE_MIN] = _fmin(lo, x)
             f64[s, RANGE_MAX] = _fmax(hi, x)
+            step_abs = 0.0 if math.isnan(last_x) else abs(x - last_x)
             for j in range(COARSE_SCALES):  # the running blocks of the coarse scales
                 cb = COARSE + COARSE_WIDTH * j
                 total = float(f32[s, cb + CB_SUM]) + x
+                steps = float(f32[s, cb + CB_DSUM]) + step_abs
                 count = float(f32[s, cb + CB_COUNT]) + 1.0
                 if count < p.coarse_blocks[j]:
                     f32[s, cb + CB_SUM] = total
+                    f32[s, cb + CB_DSUM] = steps
                     f32[s, cb + CB_COUNT] = count
                     continue
                 f32[s, cb + CB_SUM] = 0.0
+                f32[s, cb + CB_DSUM] = 0.0
                 f32[s, cb + CB_COUNT] = 0.0
-                got = _block_end(f32, s, j, total / count, sensor, warm, floor, p)
+                got = _block_end(
+                    f32, s, j, total / count, steps / count, sensor, warm, floor, p
+                )
                 evidence = _fmax(evidence, got)
         zs_event = zs[BASELINE]
         zs[BASELINE] = z_base  # the onset calibrates the adaptive baseline's own z

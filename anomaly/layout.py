@@ -80,8 +80,9 @@ CALIBRATED: Final = CAL_COARSE + COARSE_SCALES
 COARSE: Final = CAL + CAL_WIDTH * CALIBRATED
 """Per coarse scale (blocks of ``coarse_blocks[j]`` readings), ``COARSE_WIDTH`` columns:
 the running block sum and count, the level and scale of the block means, blocks seen,
-and the range of the block means."""
-COARSE_WIDTH: Final = 7
+the range of the block means, and the running sum of absolute steps ``|x - previous x|``
+with the range of the blocks' mean step (their dispersion)."""
+COARSE_WIDTH: Final = 10
 F32_COLUMNS: Final = COARSE + COARSE_WIDTH * COARSE_SCALES
 
 # Offsets inside a coarse block.
@@ -92,6 +93,9 @@ CB_DEV: Final = 3
 CB_BLOCKS: Final = 4
 CB_MIN: Final = 5
 CB_MAX: Final = 6
+CB_DSUM: Final = 7
+CB_DMIN: Final = 8
+CB_DMAX: Final = 9
 
 TOD_WIDTH: Final = 3  # per bin: level, dev, count
 
@@ -101,7 +105,7 @@ F64_FILL: tuple[float, ...] = (0.0, *([_NAN] * 13), *([0.0] * K))
 _COARSE_NAN = {
     COARSE + j * COARSE_WIDTH + part
     for j in range(COARSE_SCALES)
-    for part in (CB_LEVEL, CB_MIN, CB_MAX)
+    for part in (CB_LEVEL, CB_MIN, CB_MAX, CB_DMIN, CB_DMAX)
 }
 F32_FILL: tuple[float, ...] = tuple(
     0.5 if col == FLAT_RATE else _NAN if col in _COARSE_NAN else 0.0 for col in range(F32_COLUMNS)
@@ -153,7 +157,7 @@ F32_NAMES: tuple[str, ...] = (
     *(
         f"coarse{j + 1}_{part}"
         for j in range(COARSE_SCALES)
-        for part in ("sum", "count", "level", "dev", "blocks", "min", "max")
+        for part in ("sum", "count", "level", "dev", "blocks", "min", "max", "dsum", "dmin", "dmax")
     ),
 )
 assert len(F64_NAMES) == len(F64_FILL) == F64_COLUMNS
