@@ -17,9 +17,10 @@ uses only earlier readings; no whole-file range given up front):
   ``log1p(|z|)`` (baseline, time of day, level shift, and the z of block means of 8 and
   64 readings) calibrated per series against its own long-run distribution (HTM's
   anomaly likelihood), counted only where it beats that statistic's own decaying record;
-  a reading beyond the series' observed range by 5 % of it, or a block mean beyond the
-  block means' range by 30 % of it (HTM's "spatial anomaly" check): 20 decades, more for
-  each doubling of the distance;
+  a reading beyond the series' observed range by 5 % of it, or a block mean (or a
+  block's mean absolute step, its dispersion) beyond the range of the blocks before it by
+  30 % of it (HTM's "spatial anomaly" check): 20 decades, more for each doubling of the
+  distance;
 - reported (score = evidence / (evidence + 5)) when at least 5 decades and 1.2 times the
   last report's evidence, which halves every 60 readings; for 16 readings after a report
   only twice its evidence reports again. Elsewhere the score is 0.
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "ours: the onset score = per-series calibrated evidence (baseline, time of day, level "
         "shift, block means of 8 and 64) beating its own record, HTM's new-extreme check on "
-        "readings and block means, reported against the last report with a refractory "
+        "readings, block means and block dispersion, reported against the last report with a refractory "
         "period; one configuration, the live one"
     )
     t, c = ours["standard"]
