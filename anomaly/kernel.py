@@ -783,9 +783,7 @@ def score_batch(
                 f32[s, cb + CB_SUM] = 0.0
                 f32[s, cb + CB_DSUM] = 0.0
                 f32[s, cb + CB_COUNT] = 0.0
-                got = _block_end(
-                    f32, s, j, total / count, steps / count, sensor, warm, floor, p
-                )
+                got = _block_end(f32, s, j, total / count, steps / count, sensor, warm, floor, p)
                 evidence = _fmax(evidence, got)
         zs_event = zs[BASELINE]
         zs[BASELINE] = z_base  # the onset calibrates the adaptive baseline's own z

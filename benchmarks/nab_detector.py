@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "ours: the onset score = per-series calibrated evidence (baseline, time of day, level "
         "shift, block means of 8 and 64) beating its own record, HTM's new-extreme check on "
-        "readings, block means and block dispersion, reported against the last report with a refractory "
-        "period; one configuration, the live one"
+        "readings, block means and block dispersion, reported against the last report with a "
+        "refractory period; one configuration, the live one"
     )
     t, c = ours["standard"]
     print(
