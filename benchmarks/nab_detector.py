@@ -2,7 +2,8 @@
 
 Runs the detector in generic single-series mode (no catalogue metric: no physical
 limits, learned period) over every labelled NAB file with one configuration, sweeps
-the threshold as NAB's optimiser does (per profile, one threshold for all files),
+the threshold over every distinct score, as NAB's optimiser searches (per profile, one
+threshold for all files),
 and prints the normalised scores next to ``results/reference_scores.json``. Writes
 nothing.
 
