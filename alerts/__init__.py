@@ -54,8 +54,8 @@ Layers (import only what you need; this package imports ``telemetry`` and
 Wiring (citywatch/): build the store in the service's startup, call
 ``dispatcher.dispatch(await store.apply_detections(batch))`` for each detector output and
 ``dispatcher.dispatch(await store.tick())`` every few seconds, post
-``alert_lines(changes)`` to InfluxDB. The API uses the same store and subscribes its SSE
-stream to the dispatcher's broadcaster; on ``SubscriberLaggedError`` it resumes with
-``store.changes_since(err.last_id)``. Import ``AlertType``/``AlertSeverity`` from
-``alerts.model`` (api may not import anomaly directly).
+``alert_lines(changes)`` to InfluxDB. The API uses the same store; its SSE stream reads
+the change feed (``store.changes_since(last_id)``), so it resumes from any event id.
+Import ``AlertType``/``AlertSeverity`` from ``alerts.model`` (api may not import anomaly
+directly).
 """

@@ -1,5 +1,5 @@
-"""Fan-out of a store write's changes: broadcast all, notify those marked ``notify``,
-log each delivery in the store."""
+"""Fan-out of a store write's changes: notify those marked ``notify``, log each delivery
+in the store. (The live view reads every change from the store's change feed.)"""
 
 import asyncio
 import logging
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from alerts.model import AlertChange, DeliveryAttempt
 from alerts.notify.base import DeliveryResult, Notifier
-from alerts.notify.broadcast import Broadcaster
 from alerts.store import AlertStore
 
 log = logging.getLogger(__name__)
@@ -16,26 +15,22 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """``await dispatcher.dispatch(await store.apply_detections(...))``.
 
-    Every change goes to the broadcaster (the live view shows silenced and grouped alerts
-    too); only ``notify=True`` changes go to the notifiers — silences, flapping and
-    incident grouping were already decided by the store.
+    Only ``notify=True`` changes go to the notifiers: silences, flapping and incident
+    grouping were already decided by the store, whose change feed (``changes_since``) the
+    SSE stream reads, silenced and grouped changes included.
     """
 
     def __init__(
         self,
         store: AlertStore,
-        broadcaster: Broadcaster | None = None,
         notifiers: Sequence[Notifier] = (),
     ) -> None:
         self.store = store
-        self.broadcaster = broadcaster
         self.notifiers = list(notifiers)
         self.delivered = 0
         self.failed = 0
 
     async def dispatch(self, changes: Sequence[AlertChange]) -> None:
-        if self.broadcaster is not None:
-            self.broadcaster.publish(changes)
         jobs = [
             self._deliver(notifier, change)
             for change in changes
