@@ -44,9 +44,8 @@ Layers (import only what you need; this package imports ``telemetry`` and
   Errors: ``NotFoundError`` (404), ``lifecycle.TransitionError`` (409: e.g. already
   acknowledged), ``ValueError`` (422: bad paging, silence or key arguments).
   Every write returns the ``AlertChange`` list it caused, with ids and the alert after
-  the change; pass it to :class:`alerts.notify.Dispatcher` (broadcast + notifiers).
-- :mod:`alerts.notify` — ``Broadcaster`` (in-process, per-subscriber bounded queues, ward
-  filter; for SSE), ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``),
+  the change; pass it to :class:`alerts.notify.Dispatcher` (notifiers).
+- :mod:`alerts.notify` — ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``),
   ``MqttNotifier`` (``cw/v1/_alerts/{ward}``, QoS 1), ``Dispatcher`` (delivery log).
 - :mod:`alerts.influx` — ``alert_lines(changes)``: line protocol for measurement
   ``citywatch_alert`` (the wiring posts it to InfluxDB ``/write``, ns precision).
