@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -295,23 +296,33 @@ class Detector:
             slot = int(slots[i])
             value = float(x[i]) if np.isfinite(x[i]) else float("nan")
             out.append(
-                series_event(
-                    self.registry,
+                self._event(
                     COMPONENT_KINDS[int(row[1])],
                     slot,
                     ts_ms=int(ts[i]),
                     value=value,
                     z=float(row[5]),
                     ref=float(row[6]),
-                    limits=tuple(self._mtab[int(self.registry.metric[slot])].tolist()),
                     since_ms=float(row[7]),
                     active=bool(row[2]),
                     start_ms=float(row[3]),
                     peak=float(row[4]),
-                    utc_offset_h=self.config.utc_offset_h,
                 )
             )
         return out
+
+    def _event(self, kind: DetectionKind, slot: int, **fields: Any) -> Detection:
+        """``series_event`` with what the detector knows of the slot: its metric's limits
+        and the local time zone."""
+        limits = tuple(self._mtab[int(self.registry.metric[slot])].tolist())
+        return series_event(
+            self.registry,
+            kind,
+            slot,
+            limits=limits,
+            utc_offset_h=self.config.utc_offset_h,
+            **fields,
+        )
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:
@@ -333,20 +344,17 @@ class Detector:
         for slot in np.flatnonzero(silent).tolist():
             gap = (now_ms - last[slot]) / period[slot]
             events.append(
-                series_event(
-                    self.registry,
+                self._event(
                     DetectionKind.DROPOUT,
                     slot,
                     ts_ms=now_ms,
                     value=float(f64[slot, LAST_X]),
                     z=float(gap),
                     ref=float(period[slot]),
-                    limits=tuple(self._mtab[int(self.registry.metric[slot])].tolist()),
                     since_ms=float(now_ms - f64[slot, SINCE_TS]),
                     active=True,
                     start_ms=float(last[slot]),
                     peak=1.0,
-                    utc_offset_h=self.config.utc_offset_h,
                 )
             )
             self.state.f32[slot, EV_ACTIVE + DROPOUT] = 1.0

@@ -283,6 +283,23 @@ def _limit_level(x: float, limits: tuple[float, float, float, float], inward: fl
     return 0.0
 
 
+@inline
+def _clipped_step(
+    x: float, level: float, dev: float, a: float, a_dev: float, bound: float
+) -> tuple[float, float, float]:
+    """One outlier-protected EWMA step: the level moves towards ``x`` by its weight ``a``
+    times the residual clipped to ``bound``, the mean absolute deviation learns the
+    residual capped at ``bound`` (weight ``a_dev``). Returns (level, deviation, |x - level|)."""
+    res = x - level
+    step = res
+    if step > bound:
+        step = bound
+    elif step < -bound:
+        step = -bound
+    size = abs(res)
+    return level + a * step, dev + a_dev * ((size if size < bound else bound) - dev), size
+
+
 # ---------------------------------------------------------------- grouping
 @jit
 def group(
@@ -494,15 +511,9 @@ def _block_end(
         a = 1.0 / (blocks + 1.0)
         a = max(a, p.coarse_alpha[j])
         bound = p.clip_sigma * scale if blocks >= 4.0 else math.inf
-        r = mean - level
-        step = r
-        if step > bound:
-            step = bound
-        elif step < -bound:
-            step = -bound
-        ar = abs(r)
-        f32[s, base + CB_LEVEL] = level + a * step
-        f32[s, base + CB_DEV] = dev + a * ((ar if ar < bound else bound) - dev)
+        new_level, new_dev, _ = _clipped_step(mean, level, dev, a, a, bound)
+        f32[s, base + CB_LEVEL] = new_level
+        f32[s, base + CB_DEV] = new_dev
     else:
         f32[s, base + CB_LEVEL] = mean
         f32[s, base + CB_DEV] = 0.0
@@ -785,8 +796,6 @@ def score_batch(
                 f32[s, cb + CB_COUNT] = 0.0
                 got = _block_end(f32, s, j, total / count, steps / count, sensor, warm, floor, p)
                 evidence = _fmax(evidence, got)
-        zs_event = zs[BASELINE]
-        zs[BASELINE] = z_base  # the onset calibrates the adaptive baseline's own z
         for k, col in ((BASELINE, CAL_BASELINE), (TIME_OF_DAY, CAL_TOD), (LEVEL_SHIFT, CAL_SHIFT)):
             if p.enabled[k] and p.onset_from[k] and judged[k]:
                 high = floor if floor > evidence else evidence
@@ -798,8 +807,10 @@ def score_batch(
                     float(f32[s, cb + 3]),
                     float(f32[s, cb + 4]),
                 )
+                # The onset calibrates the adaptive baseline's own z, not the held one.
+                z = z_base if k == BASELINE else zs[k]
                 got, mean, var, short, count, record = _calibrate(
-                    cal, zs[k], high, p.onset_min_history, p
+                    cal, z, high, p.onset_min_history, p
                 )
                 f32[s, cb] = mean
                 f32[s, cb + 1] = var
@@ -821,8 +832,6 @@ def score_batch(
         else:
             f32[s, REPORT_REF] = ref
             f32[s, SINCE_REPORT] = since if since < 1e6 else 1e6
-
-        zs[BASELINE] = zs_event
 
         # --- decisions: on at score_on, off below score_off (hysteresis).
         since_ms = t - f64[s, SINCE_TS]
@@ -863,17 +872,9 @@ def score_batch(
             bound = math.inf
             if warm:
                 bound = p.clip_sigma * _scale(base_dev, lvl, p, sensor, math.nan)
-            res = x - lvl
             a = p.alpha if p.alpha > inv_n1 else inv_n1
             a_s = p.alpha_scale if p.alpha_scale > inv_n1 else inv_n1
-            step = res
-            if step > bound:
-                step = bound
-            elif step < -bound:
-                step = -bound
-            new_level = lvl + a * step
-            abs_res = abs(res)
-            new_dev = base_dev + a_s * ((abs_res if abs_res < bound else bound) - base_dev)
+            new_level, new_dev, abs_res = _clipped_step(x, lvl, base_dev, a, a_s, bound)
             if math.isnan(base_level):
                 new_dev = 0.0
             fast_prev = f64[s, BASE_FAST]
@@ -922,17 +923,10 @@ def score_batch(
             t_bound = math.inf
             if tod_count >= 3.0:
                 t_bound = p.clip_sigma * _scale(tod_dev, t_lvl, p, sensor, math.nan)
-            t_res = x - t_lvl
-            t_step = t_res
-            if t_step > t_bound:
-                t_step = t_bound
-            elif t_step < -t_bound:
-                t_step = -t_bound
-            t_abs = abs(t_res)
-            t_dev = tod_dev + a_t * ((t_abs if t_abs < t_bound else t_bound) - tod_dev)
+            t_level, t_dev, t_abs = _clipped_step(x, t_lvl, tod_dev, a_t, a_t, t_bound)
             if math.isnan(tod_level):
                 t_dev = 0.0
-            tod[s, tb] = t_lvl + a_t * t_step
+            tod[s, tb] = t_level
             tod[s, tb + 1] = t_dev
             tod[s, tb + 2] = new_count
             f32[s, TOD_SLOW] = tod_slow + (t_abs - tod_slow) * a_slow
