@@ -175,6 +175,7 @@ class IngestService:
             "devices_known": float(len(self.registry)),
             "devices_online": float(self.liveness.online_count()),
             "influx_unavailable": float(self.writer.spool_mode),
+            "spool_disk_error": float(self.writer.disk_error is not None),
         }
 
     def _write_self_metrics(self) -> None:

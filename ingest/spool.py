@@ -19,6 +19,7 @@ the segment is rewritten with every intact record, so one bad byte costs one rec
 not the rest of its segment (it once cost 9 of 10).
 """
 
+import contextlib
 import logging
 import os
 import struct
@@ -233,12 +234,29 @@ class Spool:
         number = self._active_segment_for(len(payload))
         writer = self._writer
         assert writer is not None
-        writer.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        writer.flush()
-        if self.fsync:
-            os.fsync(writer.fileno())
+        try:
+            writer.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            writer.flush()
+            if self.fsync:
+                os.fsync(writer.fileno())
+        except OSError:
+            self._undo_append(number)
+            raise
         self._sizes[number] += _HEADER.size + len(payload)
         self.records += 1
+
+    def _undo_append(self, number: int) -> None:
+        """A write that failed (a full disk) may have left part of the record: cut the
+        segment back to its last whole record, so the next append lands where the
+        reader expects it."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(OSError):  # flushing the rest fails again: discard it
+                writer.close()
+        try:
+            os.truncate(self.directory / _segment_name(number), self._sizes[number])
+        except OSError:  # left to the CRC scan at the next open, which quarantines it
+            log.exception("could not cut a partial spool record from segment %d", number)
 
     def _active_segment_for(self, payload_bytes: int) -> int:
         if self._segments:
@@ -283,8 +301,10 @@ class Spool:
         self._peeked = (_HEADER.size + length, payload)
         return payload
 
-    def advance(self) -> None:
-        """Mark the record returned by ``peek`` as replayed."""
+    def advance(self) -> bool:
+        """Mark the record returned by ``peek`` as replayed; False if the cursor file
+        could not be saved (a full disk). Replay goes on regardless: the cursor only
+        spares a restart from re-sending records, which InfluxDB takes as no-ops."""
         if self._peeked is None:
             raise RuntimeError("advance() without a peek()")
         self._read_offset += self._peeked[0]
@@ -296,8 +316,12 @@ class Spool:
                 self._drop_first_segment()
             self._read_offset = 0
             self._cursor_path.unlink(missing_ok=True)
-        else:
+            return True
+        try:
             self._write_cursor()
+        except OSError:
+            return False
+        return True
 
     def _drop_first_segment(self) -> None:
         number = self._segments.pop(0)

@@ -76,6 +76,7 @@ class IngestStats:
     batches_replayed: int = 0
     points_refused: int = 0
     write_failures: int = 0
+    spool_write_errors: int = 0
     acked: int = 0
     sink_errors: int = 0
     liveness_changes: int = 0
@@ -117,6 +118,7 @@ _COUNTERS: tuple[tuple[str, str], ...] = (
     ("batches_replayed", "spooled batches replayed to InfluxDB"),
     ("points_refused", "points InfluxDB refused (kept in the spool's rejected/ files)"),
     ("write_failures", "InfluxDB write attempts that failed and were retried or spooled"),
+    ("spool_write_errors", "spool writes the disk refused (full): batches held unacked"),
     ("acked", "MQTT messages acknowledged"),
     ("sink_errors", "exceptions raised by reading sinks (the detector)"),
     ("liveness_changes", "device online/offline transitions"),

@@ -90,6 +90,11 @@ class DurableWriter:
         self._stopping = threading.Event()
         """Set by ``stop()``: give up waiting (retries, a full spool) and leave the rest unacked."""
         self._spool_full_logged = False
+        self.disk_error: str | None = None
+        """Why the spool's last write failed (a full disk), or None once one succeeds:
+        while set, batches that need the spool wait unacknowledged (backpressure)."""
+        self._disk_error_from = ""  # "append" or "cursor": which write clears it
+        self._disk_backoff = backoff()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._sink_queue: queue.Queue[object] = queue.Queue(maxsize=sink_queue_batches)
         self._sink_thread = (
@@ -262,10 +267,53 @@ class DurableWriter:
             if not self.spool_mode and self._write_with_retries(body, points):
                 return True
         self._spool_full_logged = False
-        self.spool.append(record)
+        while not self._append(record):
+            # The disk refused (full): hold the batch, unacknowledged, and retry; replay
+            # frees room as it empties segments, and InfluxDB may take the batch itself.
+            if self._stopping.wait(self._disk_backoff.next_delay()):
+                return False
+            self._replay_some()
+            if not self.spool_mode and self._write_with_retries(body, points):
+                self._disk_ok("append")
+                return True
         self.stats.points_spooled += points
         self.stats.batches_spooled += 1
         return True
+
+    def _append(self, record: bytes) -> bool:
+        """Append to the spool; False (counted, logged once per episode) if the disk
+        refused."""
+        try:
+            self.spool.append(record)
+        except OSError as exc:
+            self._disk_failed(
+                "append",
+                f"spool append failed: {exc}; holding acknowledgements until the disk "
+                "takes writes again",
+            )
+            return False
+        self._disk_ok("append")
+        return True
+
+    def _disk_failed(self, source: str, reason: str) -> None:
+        self.stats.spool_write_errors += 1
+        if self.disk_error is None:  # once per episode; the counter counts every one
+            log.error(
+                "%s (%d batches spooled, %d bytes)",
+                reason,
+                self.spool.records,
+                self.spool.pending_bytes,
+            )
+        self.disk_error = reason
+        self._disk_error_from = source
+
+    def _disk_ok(self, source: str) -> None:
+        """A write of ``source``'s kind succeeded: it clears an error of that kind (a
+        small cursor file may fit where a record does not)."""
+        if self.disk_error is not None and source in ("append", self._disk_error_from):
+            log.warning("spool disk writable again (after: %s)", self.disk_error)
+            self.disk_error = None
+        self._disk_backoff.reset()
 
     def _replay_some(self) -> None:
         """Replay spooled batches, oldest first, until done, failing, or new work waits."""
@@ -289,7 +337,13 @@ class DurableWriter:
             else:
                 self.stats.points_replayed += points
                 self.stats.batches_replayed += 1
-            self.spool.advance()
+            if self.spool.advance():
+                self._disk_ok("cursor")
+            else:  # not fatal: replay goes on; a restart may resend a few (no-op) records
+                self._disk_failed(
+                    "cursor",
+                    f"spool cursor not saved in {self.spool.directory}; replay goes on",
+                )
             if self.spool_mode:
                 log.info("InfluxDB is back: replaying %d spooled batches", self.spool.records)
             self.spool_mode = False

@@ -127,3 +127,43 @@ def test_damage_before_the_replay_cursor_keeps_the_cursor_on_its_record(tmp_path
     data[8 + len(records[0]) + 8 + 1] ^= 0x01  # record 1, already replayed
     segment.write_bytes(bytes(data))
     assert _drain(Spool(tmp_path)) == records[3:]
+
+
+def test_a_write_the_full_disk_cut_short_leaves_no_partial_record(tmp_path: Path) -> None:
+    """ENOSPC in the middle of a record: the segment is cut back to its last whole
+    record, so the next append lands where the reader expects it and nothing is
+    quarantined at the next open."""
+    spool = Spool(tmp_path, fsync=False)
+    spool.append(b"first record")
+    spool.close()  # the next append opens the segment again
+    real_open = Path.open
+
+    class HalfWriter:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def write(self, data: bytes) -> int:
+            self.inner.write(data[: len(data) // 2])  # type: ignore[attr-defined]
+            self.inner.flush()  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    def failing_open(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        handle = real_open(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+        return HalfWriter(handle) if mode == "ab" else handle
+
+    Path.open = failing_open  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(OSError, match="No space"):
+            spool.append(b"second record, cut short")
+    finally:
+        Path.open = real_open  # type: ignore[method-assign]
+    spool.append(b"third record")
+    assert _drain(spool) == [b"first record", b"third record"]
+    spool.append(b"fourth")
+    spool.close()
+    reopened = Spool(tmp_path, fsync=False)
+    assert reopened.truncated_bytes == 0
+    assert _drain(reopened) == [b"fourth"]

@@ -1,6 +1,7 @@
 """The durable writer's decisions with a scripted fake InfluxDB: write, spool, refuse, ack."""
 
 import gzip
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -225,21 +226,31 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 class _FullDisk(Spool):
-    """A spool on a full disk: every append fails as ENOSPC would."""
+    """A spool on a disk that refuses every write as ENOSPC would, until ``free()``."""
 
-    def append(self, record: bytes) -> None:  # noqa: ARG002 - the Spool API
-        raise OSError(28, "No space left on device")
+    full = True
+
+    def append(self, payload: bytes) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        super().append(payload)
+
+    def _write_cursor(self) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        super()._write_cursor()
 
 
 def test_a_batch_the_full_disk_refused_is_not_a_duplicate_when_redelivered(
     tmp_path: Path,
 ) -> None:
-    """InfluxDB down and the spool's disk full: the batch stays unacked, and the broker's
-    redelivery of its reports is written when InfluxDB is back, not dropped as a
-    duplicate (the duplicate window had remembered reports that were never written)."""
+    """InfluxDB down and the spool's disk full: the batch is held unacked, and when the
+    writer stops it is left to the broker, whose redelivery of its reports is written
+    when InfluxDB is back, not dropped as a duplicate (the duplicate window had
+    remembered reports that were never written)."""
     log: Log = []
     order = OrderTracker()
-    influx = ScriptedInflux(log, ["down"] * 50)
+    influx = ScriptedInflux(log, ["down"] * 500)
     stats = IngestStats()
     acked: list[AckToken] = []
     writer = DurableWriter(
@@ -257,13 +268,75 @@ def test_a_batch_the_full_disk_refused_is_not_a_duplicate_when_redelivered(
         batch = PendingBatch(lines=["cabinet,device=cab-1 temp_inside=30 1000"], acks=[(1, 7)])
         batch.accepted.append(("cab-1", 1_000))
         writer.submit(batch)
-        deadline = time.monotonic() + 5
-        while stats.batches_abandoned == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert stats.batches_abandoned == 1
-        assert acked == []
-        # The broker redelivers the report: accepted (late), not dropped as a duplicate.
-        assert order.check("cab-1", 1_000) is Order.LATE
-        assert order.check("cab-1", 1_000) is Order.DUPLICATE  # a real duplicate still is
+        assert _wait(lambda: stats.spool_write_errors >= 2)
+        assert writer.disk_error is not None and "No space left" in writer.disk_error
+        assert stats.batches_abandoned == 0  # held, not dropped: backpressure
     finally:
-        writer.stop(5)
+        assert writer.stop(5)
+    assert stats.batches_abandoned == 1
+    assert acked == []
+    # The broker redelivers the report: accepted (late), not dropped as a duplicate.
+    assert order.check("cab-1", 1_000) is Order.LATE
+    assert order.check("cab-1", 1_000) is Order.DUPLICATE  # a real duplicate still is
+
+
+def test_a_full_disk_holds_the_batch_until_room_returns(tmp_path: Path) -> None:
+    """The full disk is a loud, counted, recoverable state: the batch waits unacked
+    (no ack without a durable copy), and is spooled and acked once the disk has room."""
+    log: Log = []
+    influx = ScriptedInflux(log, ["down"] * 10_000)
+    stats = IngestStats()
+    acked: list[AckToken] = []
+    spool = _FullDisk(tmp_path / "spool", max_bytes=1 << 20, fsync=False)
+    writer = DurableWriter(
+        influx=influx,
+        spool=spool,
+        ack=acked.extend,
+        stats=stats,
+        retry_budget_s=0.0,
+        backoff=lambda: Backoff(base_s=0.01, cap_s=0.02),
+    )
+    writer.start()
+    try:
+        writer.submit(_batch(3, 0))
+        assert _wait(lambda: stats.spool_write_errors >= 3)
+        assert acked == [] and writer.disk_error is not None
+        spool.full = False
+        assert _wait(lambda: len(acked) == 3)
+        assert _wait(lambda: writer.disk_error is None)  # the state clears by itself
+        assert (stats.batches_spooled, stats.batches_abandoned) == (1, 0)
+    finally:
+        _stop(writer)
+
+
+def test_replay_on_a_full_disk_does_not_crawl(tmp_path: Path) -> None:
+    """Replay writes the cursor after each record; on a full disk that write fails.
+    That used to back replay off (up to 10 s) after every record; now replay goes on
+    at full speed, counting the failures (a restart may resend a few records, which
+    InfluxDB takes as no-ops)."""
+    log: Log = []
+    spool = _FullDisk(tmp_path / "spool", max_bytes=1 << 20, fsync=False)
+    spool.full = False
+    for n in range(20):
+        spool.append(struct.pack("<I", 1) + gzip.compress(f"m,mid={n} v=1 {n}".encode()))
+    spool.full = True  # the disk filled up while InfluxDB was away
+    influx = ScriptedInflux(log)
+    stats = IngestStats()
+    writer = DurableWriter(
+        influx=influx,
+        spool=spool,
+        ack=lambda _tokens: None,
+        stats=stats,
+        # A slow replay backoff: one backoff per record would take minutes.
+        backoff=lambda: Backoff(base_s=30.0, cap_s=30.0),
+    )
+    writer.start()
+    try:
+        assert _wait(lambda: stats.batches_replayed == 20)
+        assert influx.stored == [f"m,mid={n} v=1 {n}" for n in range(20)]
+        assert stats.spool_write_errors == 19  # the last record empties the spool: no cursor
+        assert len(spool) == 0
+        # An empty spool needs no cursor: the state cleared with the last record.
+        assert _wait(lambda: writer.disk_error is None)
+    finally:
+        _stop(writer)
