@@ -514,8 +514,12 @@ def pipeline_health() -> Json:
         ),
         panel(
             "timeseries",
-            "Spooled and replayed points per second",
-            [rate("points_spooled", "A"), rate("points_replayed", "B")],
+            "Spooled and replayed points per second (and spool writes the disk refused)",
+            [
+                rate("points_spooled", "A"),
+                rate("points_replayed", "B"),
+                rate("spool_write_errors", "C"),
+            ],
             (0, 8, 12, 8),
             unit="ops",
         ),

@@ -32,10 +32,11 @@ _INGEST_COUNTERS = (
     "points_written "
     "batches_written points_spooled batches_spooled batches_abandoned points_replayed "
     "batches_replayed "
-    "points_refused write_failures acked sink_errors liveness_changes rejected "
+    "points_refused write_failures spool_write_errors acked sink_errors liveness_changes "
+    "rejected "
     "batch_points_mean write_latency_s_mean broker_lag_s_mean spool_bytes spool_batches "
     "spool_quarantined_bytes "
-    "pending_batches devices_known devices_online influx_unavailable"
+    "pending_batches devices_known devices_online influx_unavailable spool_disk_error"
 )
 
 _ALL = (
