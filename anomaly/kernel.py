@@ -301,26 +301,33 @@ def _clipped_step(
 
 
 # ---------------------------------------------------------------- grouping
-@jit
-def group(
-    slots: IntArray, ts: IntArray, xs: FloatArray, size: int
-) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
-    """The batch grouped by series, each series in time order (ties keep the input
-    order): copies of slots, times and values, and each row's input index.
+COUNTING_MAX = 1 << 18
+"""Up to this many series a counting sort by slot (its counts fit the L2 cache) groups a
+batch; beyond it an LSD radix sort, whose passes' buckets do."""
 
-    A batch already in that order is returned as it is. Otherwise an LSD radix sort of
-    ``slot << bits | row`` keys (digits of at most 11 bits, so each pass's buckets stay
-    in the cache), the rows then gathered in that order, and a stable time sort only
-    inside series that arrived out of time order.
-    """
+
+@jit
+def _by_slot(slots: IntArray, size: int) -> IntArray:
+    """Row indices in slot order, stable (a counting sort)."""
     n = slots.shape[0]
-    grouped = True
-    for i in range(1, n):
-        if slots[i] < slots[i - 1] or (slots[i] == slots[i - 1] and ts[i] < ts[i - 1]):
-            grouped = False
-            break
-    if grouped:
-        return slots, ts, xs, np.arange(n)
+    starts = np.zeros(size + 1, dtype=np.int64)
+    for i in range(n):
+        starts[slots[i] + 1] += 1
+    for d in range(size):
+        starts[d + 1] += starts[d]
+    idx = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        s = slots[i]
+        idx[starts[s]] = i
+        starts[s] += 1
+    return idx
+
+
+@jit
+def _radix_by_slot(slots: IntArray, size: int) -> IntArray:
+    """Row indices in slot order, stable: an LSD radix sort of ``slot << bits | row``
+    keys, digits of at most 11 bits so each pass's buckets stay in the cache."""
+    n = slots.shape[0]
     row_bits = 1
     while (1 << row_bits) < n:
         row_bits += 1
@@ -353,14 +360,37 @@ def group(
             counts[d] += 1
         keys, out = out, keys
     row_mask = (1 << row_bits) - 1
-    idx = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        keys[j] &= row_mask
+    return keys
+
+
+@jit
+def group(
+    slots: IntArray, ts: IntArray, xs: FloatArray, size: int
+) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """The batch grouped by series, each series in time order (ties keep the input
+    order): copies of slots, times and values, and each row's input index.
+
+    A batch already in that order is returned as it is. Otherwise a stable sort by slot
+    (``_by_slot`` or, for very many series, ``_radix_by_slot``), the rows gathered in
+    that order, and a stable time sort only inside series that arrived out of time order.
+    """
+    n = slots.shape[0]
+    grouped = True
+    for i in range(1, n):
+        if slots[i] < slots[i - 1] or (slots[i] == slots[i - 1] and ts[i] < ts[i - 1]):
+            grouped = False
+            break
+    if grouped:
+        return slots, ts, xs, np.arange(n)
+    idx = _by_slot(slots, size) if size <= COUNTING_MAX else _radix_by_slot(slots, size)
     g_slots = np.empty(n, dtype=np.int64)
     g_ts = np.empty(n, dtype=np.int64)
     g_xs = np.empty(n, dtype=np.float64)
     for j in range(n):
-        i = keys[j] & row_mask
-        idx[j] = i
-        g_slots[j] = keys[j] >> row_bits
+        i = idx[j]
+        g_slots[j] = slots[i]
         g_ts[j] = ts[i]
         g_xs[j] = xs[i]
     # Readings of one series out of time order: a stable sort of that segment by time.

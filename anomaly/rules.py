@@ -130,11 +130,16 @@ class DeviceRules:
         slots = table.reshape(-1).take(_METRIC_IDS[:, None] * table.shape[1] + devs)
         have = slots >= 0
         full = every(have)
-        safe = slots if full else np.where(have, slots, 0)
 
         def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
-            got = store.gather(col, safe[rows])
-            return got if full else np.where(have[rows], got, fill)
+            if full:
+                return store.gather(col, slots[rows])
+            # Only the series that exist (a cable segment has 4 of the 11 metrics).
+            block = slots[rows]
+            got = np.full(block.shape, fill)
+            where = np.flatnonzero(block >= 0)
+            got.reshape(-1)[where] = store.gather(col, block.reshape(-1).take(where))
+            return got
 
         value = pick("core_last_x", slice(None), np.nan)
         trend = pick("core_trend", _TREND_ROWS, 0.0)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from alerts.store import AlertStore
 from api.devices import DeviceDirectory
-from api.errors import install_error_handlers
+from api.errors import document_body_errors, install_error_handlers
 from api.feed import ChangeFeed
 from api.influx import InfluxClient
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -81,15 +81,19 @@ def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None 
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(me.router)
-    app.include_router(stream.router)  # before /alerts/{id}: /alerts/stream is not an id
-    app.include_router(alerts.router)
-    app.include_router(incidents.router)
-    app.include_router(silences.router)
-    app.include_router(devices.router)
-    app.include_router(keys.router)
-    app.include_router(crew.router)
+    for module in (
+        health,
+        me,
+        stream,  # before /alerts/{id}: /alerts/stream is not an id
+        alerts,
+        incidents,
+        silences,
+        devices,
+        keys,
+        crew,
+    ):
+        document_body_errors(module.router)
+        app.include_router(module.router)
     app.mount("/crew/assets", StaticFiles(directory=crew.STATIC), name="crew-assets")
     return app
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,17 @@ def test_group_walks_each_series_in_time_order(
     np.testing.assert_array_equal(g_slots, slots[want])
     np.testing.assert_array_equal(g_ts, ts[want])
     np.testing.assert_array_equal(g_x, x[want])
+
+
+@pytest.mark.parametrize("size", [1, 7, 1 << 12, kernel.COUNTING_MAX + 1, 5_000_000])
+def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
+    """The counting sort (up to ``COUNTING_MAX`` series) and the radix sort (beyond)
+    agree with numpy's stable argsort, whatever the number of series."""
+    rng = np.random.default_rng(size)
+    slots = rng.integers(0, size, 20_000).astype(np.int64)
+    want = np.argsort(slots, kind="stable")
+    np.testing.assert_array_equal(kernel._by_slot(slots, size), want)
+    np.testing.assert_array_equal(kernel._radix_by_slot(slots, size), want)
 
 
 def test_the_tail_bound_is_above_the_tail() -> None:
