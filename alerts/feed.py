@@ -99,14 +99,21 @@ class FeedFollower:
         waiting to retry: nothing it can do now)."""
         return self.failing or (self.position is not None and self.position >= head)
 
+    async def open(self) -> int:
+        """Read (on the first start ever: create at the head) the stored cursor. Call it
+        before this process writes changes, lest a first start skip its own changes
+        (:meth:`run` calls it when it was not)."""
+        self.position = await self.store.open_cursor(self.consumer)
+        log.info("%s follows the change feed from change %d", self.consumer, self.position)
+        return self.position
+
     async def run(self) -> None:
         delay = self.backoff_s
         while True:
             final = self._draining  # a round begun after the drain request is the last
             try:
                 if self.position is None:
-                    self.position = await self.store.open_cursor(self.consumer)
-                    log.info("%s follows the change feed from %d", self.consumer, self.position)
+                    await self.open()
                 done = await self.catch_up()
             except Exception:  # the store is down or busy: retry from the stored cursor
                 log.exception("%s: following the change feed failed; retrying", self.consumer)
@@ -138,7 +145,8 @@ class FeedFollower:
     async def catch_up(self) -> bool:
         """Handle every change past the cursor; ``False`` if the handler failed one."""
         if self.position is None:
-            self.position = await self.store.open_cursor(self.consumer)
+            await self.open()
+        assert self.position is not None
         while True:
             page = await self.store.feed_since(self.position, self.batch)
             if not page:

@@ -511,6 +511,8 @@ class Pipeline:
                 except Exception:  # one failed round must not stop the timers for good
                     log.exception("periodic work failed; trying again next tick")
 
+        for follower in self.followers:  # before this process writes its first change
+            await follower.open()
         await asyncio.to_thread(ingest.start)
         following = [asyncio.create_task(f.run(), name=f.consumer) for f in self.followers]
         tasks = [
