@@ -422,9 +422,13 @@ class Pipeline:
                 return Handled(failed_at=changes[0].id)
             return Handled()
 
+        # Poked after this process's own writes; the API's (acknowledgements, resolutions)
+        # are seen at the next poll.
         self.followers = [
-            FeedFollower(store, consumer_name("export", "influx", cfg.database), export),
-            *(notify_follower(store, n) for n in notifiers),
+            FeedFollower(
+                store, consumer_name("export", "influx", cfg.database), export, poll_s=0.5
+            ),
+            *(notify_follower(store, n, poll_s=0.5) for n in notifiers),
         ]
         app = create_app(
             ApiSettings(
