@@ -38,23 +38,30 @@ Layers (import only what you need; this package imports ``telemetry`` and
       await store.verify_api_key(secret) -> ApiKey | None ; list_api_keys ; revoke_api_key
       await store.changes_since(last_event_id, wards=None, limit=500)  # SSE resume
       await store.last_change_id()
+      await store.feed_since(cursor, limit=500)  # with the alert as each change left it
+      await store.open_cursor(consumer) / advance_cursor(consumer, id, deliveries) / cursors()
       await store.record_delivery(...) / list_deliveries(alert_id=, skip=, limit=)
       await store.ping() ; await store.close()
 
   Errors: ``NotFoundError`` (404), ``lifecycle.TransitionError`` (409: e.g. already
   acknowledged), ``ValueError`` (422: bad paging, silence or key arguments).
   Every write returns the ``AlertChange`` list it caused, with ids and the alert after
-  the change; pass it to :class:`alerts.notify.Dispatcher` (notifiers).
-- :mod:`alerts.notify` — ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``),
-  ``MqttNotifier`` (``cw/v1/_alerts/{ward}``, QoS 1), ``Dispatcher`` (delivery log).
+  the change, and stores them in the change feed.
+- :mod:`alerts.feed` — ``FeedFollower(store, consumer, handler)``: one consumer of the
+  change feed with a durable cursor (at least once; first start at the head).
+- :mod:`alerts.notify` — ``WebhookNotifier`` (HMAC ``X-Citywatch-Signature: sha256=<hex>``,
+  ``Idempotency-Key: citywatch-<change id>``), ``MqttNotifier`` (``cw/v1/_alerts/{ward}``,
+  QoS 1), ``notify_follower(store, notifier)`` (a notifier as a feed consumer, logging
+  its deliveries), ``Dispatcher`` (send given changes once, logged).
 - :mod:`alerts.influx` — ``alert_lines(changes)``: line protocol for measurement
   ``citywatch_alert`` (the wiring posts it to InfluxDB ``/write``, ns precision).
 
 Wiring (citywatch/): build the store in the service's startup, call
-``dispatcher.dispatch(await store.apply_detections(batch))`` for each detector output and
-``dispatcher.dispatch(await store.tick())`` every few seconds, post
-``alert_lines(changes)`` to InfluxDB. The API uses the same store; its SSE stream reads
-the change feed (``store.changes_since(last_id)``), so it resumes from any event id.
+``store.apply_detections(batch)`` for each detector output and ``store.tick()`` every few
+seconds; run a ``FeedFollower`` posting ``alert_lines(changes)`` to InfluxDB and a
+``notify_follower`` per notifier (poke them after a write). The API uses the same store;
+its SSE stream reads the change feed (``store.changes_since(last_id)``) with the client's
+own cursor, so it resumes from any event id.
 Import ``AlertType``/``AlertSeverity`` from ``alerts.model`` (api may not import anomaly
 directly).
 """

@@ -3,10 +3,16 @@
 Measurement ``citywatch_alert``; tags ``ward``, ``device`` (absent for area alerts),
 ``type``, ``severity``, ``state``, ``transition``; fields ``alert_id`` (int),
 ``explanation`` (string), ``score`` (float), ``acknowledged`` (bool),
-``incident_root`` (bool), ``detail`` (string), and on acknowledge / clear transitions
-``ack_after_s`` / ``resolve_after_s`` (float seconds since the alert was raised);
-timestamp in nanoseconds (the ``/write`` default precision). The wiring posts the lines
-with its InfluxDB writer; this module does no I/O.
+``incident_root`` (bool), ``detail`` (string), ``change_id`` (int), and on acknowledge /
+clear transitions ``ack_after_s`` / ``resolve_after_s`` (float seconds since the alert was
+raised); timestamp in nanoseconds (the ``/write`` default precision): the change's
+millisecond plus ``change_id % 1_000_000`` nanoseconds, so two changes of one series in
+one millisecond (two metrics of a device raised together) stay two points. The wiring
+posts the lines with its InfluxDB writer; this module does no I/O.
+
+A line depends only on the change and the alert snapshot it carries (the change feed
+stores the alert as each change left it): writing a change again after a crash writes
+the identical point, which InfluxDB keeps once.
 
 Escaping is the security boundary the design names (a value must never add a tag, a
 field or a line): it is ``telemetry.lineproto``'s, the one ingest uses too.
@@ -43,6 +49,7 @@ def alert_line(change: AlertChange) -> str:
         f"acknowledged={'true' if alert.acknowledged else 'false'}",
         f"incident_root={'true' if alert.incident_root else 'false'}",
         f"detail={quote_string_field(change.detail)}",
+        f"change_id={change.id}i",
     ]
     # Time to acknowledge / resolve, on the transition that ends the wait (Grafana means).
     started = alert.raised_at if alert.raised_at is not None else alert.opened_at
@@ -50,7 +57,8 @@ def alert_line(change: AlertChange) -> str:
         fields.append(f"ack_after_s={(change.at_ms - started) / 1000.0!r}")
     elif change.kind in (ChangeKind.CLEARED, ChangeKind.RESOLVED):
         fields.append(f"resolve_after_s={(change.at_ms - started) / 1000.0!r}")
-    return f"{MEASUREMENT},{tag_part} {','.join(fields)} {change.at_ms * 1_000_000}"
+    time_ns = change.at_ms * 1_000_000 + change.id % 1_000_000
+    return f"{MEASUREMENT},{tag_part} {','.join(fields)} {time_ns}"
 
 
 def alert_lines(changes: Iterable[AlertChange]) -> str:

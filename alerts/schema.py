@@ -93,9 +93,14 @@ alert_events = sa.Table(
     sa.Column("actor", sa.String(128)),
     sa.Column("notify", sa.Boolean, nullable=False),
     sa.Column("ward", sa.String(64), nullable=False),
+    sa.Column("snapshot", sa.JSON),
     sa.Index(None, "alert_id"),
     sa.Index(None, "ward", "id"),
 )
+"""The change feed (an outbox): one row per transition, ids in commit order (see
+:mod:`alerts.store`). ``snapshot`` is the alert as that change's transaction left it, so a
+consumer that repeats a change after a crash sends what it would have sent the first time
+(NULL in rows written before migration 0003)."""
 
 comments = sa.Table(
     "comments",
@@ -148,5 +153,18 @@ deliveries = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("at_ms", sa.BigInteger, nullable=False),
     sa.Index(None, "alert_id"),
-    sa.Index(None, "change_id"),
+    sa.Index(None, "change_id", "channel", "target", unique=True),
 )
+"""The delivery log, in the spirit of Alertmanager's notification log: one row per
+(change, channel, target), so a delivery repeated after a crash updates its row (attempts
+add up) instead of logging twice."""
+
+feed_cursors = sa.Table(
+    "feed_cursors",
+    metadata,
+    sa.Column("consumer", sa.String(255), primary_key=True),
+    sa.Column("change_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+"""How far each consumer of the change feed (``export:influx:…``, ``notify:webhook:…``)
+has durably got: every change with an id up to ``change_id`` is done."""

@@ -11,6 +11,13 @@ transaction-scoped advisory lock (so several processes sharing one database queu
 Timeline entries double as the change feed: their ids therefore increase in commit order,
 and a client that saw id N misses nothing by asking for ``changes_since(N)``. The unique
 index remains the guarantee against duplicates for any writer that bypasses the lock.
+
+The change feed is the one outbox. Each consumer inside citywatch (the InfluxDB export,
+each notifier) keeps a durable cursor here (:meth:`AlertStore.open_cursor`,
+:meth:`AlertStore.advance_cursor`) and reads :meth:`AlertStore.feed_since`, whose changes
+carry the alert as their own transaction left it: after a crash a consumer repeats the
+changes past its cursor and sends exactly what it would have sent the first time. SSE
+clients keep their own cursor (``Last-Event-ID``).
 """
 
 import asyncio
@@ -22,7 +29,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
+import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,7 +66,16 @@ from alerts.model import (
     Silence,
 )
 from alerts.policy import Policy
-from alerts.schema import alert_events, alerts, api_keys, comments, deliveries, incidents, silences
+from alerts.schema import (
+    alert_events,
+    alerts,
+    api_keys,
+    comments,
+    deliveries,
+    feed_cursors,
+    incidents,
+    silences,
+)
 from anomaly.events import Detection, DetectionKind, Severity
 
 log = logging.getLogger(__name__)
@@ -477,6 +495,82 @@ class AlertStore:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.max(alert_events.c.id))) or 0)
 
+    # ---------------------------------------------------------------- feed consumers
+
+    async def feed_since(self, after_id: int = 0, limit: int = 500) -> list[AlertChange]:
+        """Transitions with id > ``after_id`` (oldest first), each with the alert as its
+        own transaction left it (stored with the change), so repeating a change sends the
+        same thing. Changes stored before that snapshot existed (migration 0003) carry
+        the alert as it is now."""
+        _check_paging(0, limit)
+        query = (
+            sa.select(alert_events)
+            .where(alert_events.c.id > after_id)
+            .order_by(alert_events.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = list((await conn.execute(query)).mappings())
+            missing = {r["alert_id"] for r in rows if r["snapshot"] is None}
+            current = await _alerts_by_id(conn, missing)
+        return [
+            _change_of(
+                r,
+                current.get(r["alert_id"])
+                if r["snapshot"] is None
+                else msgspec.convert(r["snapshot"], Alert),
+            )
+            for r in rows
+        ]
+
+    async def open_cursor(self, consumer: str) -> int:
+        """Where ``consumer`` is in the change feed: every change up to the returned id
+        is done. A consumer seen for the first time starts at the current head (stored at
+        once): a new install, or a newly configured notifier, does not replay history."""
+        where = feed_cursors.c.consumer == consumer
+        async with self._begin_write() as conn:
+            stored = await conn.scalar(sa.select(feed_cursors.c.change_id).where(where))
+            if stored is None:
+                head = await conn.scalar(sa.select(sa.func.max(alert_events.c.id)))
+                await conn.execute(
+                    _insert(conn, feed_cursors)
+                    .values(consumer=consumer, change_id=int(head or 0), updated_ms=self.clock())
+                    .on_conflict_do_nothing(index_elements=["consumer"])
+                )
+                stored = await conn.scalar(sa.select(feed_cursors.c.change_id).where(where))
+        return int(stored or 0)
+
+    async def advance_cursor(
+        self, consumer: str, change_id: int, attempts: Sequence[DeliveryAttempt] = ()
+    ) -> None:
+        """Move ``consumer``'s cursor to ``change_id`` (never back) and log ``attempts``,
+        in one transaction: a crash leaves either both or neither."""
+        now = self.clock()
+        async with self._begin_write() as conn:
+            await _log_deliveries(conn, attempts, now)
+            insert = _insert(conn, feed_cursors).values(
+                consumer=consumer, change_id=change_id, updated_ms=now
+            )
+            stored = feed_cursors.c.change_id
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["consumer"],
+                    set_={
+                        "change_id": sa.case(
+                            (insert.excluded.change_id > stored, insert.excluded.change_id),
+                            else_=stored,
+                        ),
+                        "updated_ms": insert.excluded.updated_ms,
+                    },
+                )
+            )
+
+    async def cursors(self) -> dict[str, int]:
+        """Every feed consumer's cursor."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(feed_cursors.c.consumer, feed_cursors.c.change_id))
+            return {consumer: int(change_id) for consumer, change_id in rows}
+
     # ---------------------------------------------------------------- incidents
 
     async def list_incidents(
@@ -674,23 +768,35 @@ class AlertStore:
         error: str = "",
         now_ms: int | None = None,
     ) -> Delivery:
+        """Log one delivery; a repeat of (change, channel, target) updates its row, the
+        attempts adding up."""
         attempt = DeliveryAttempt(change, channel, target, delivered, attempts, error)
-        values = _delivery_row(attempt, self.clock() if now_ms is None else now_ms)
+        at_ms = self.clock() if now_ms is None else now_ms
         async with self._begin_write() as conn:
-            delivery_id = await conn.scalar(
-                sa.insert(deliveries).values(**values).returning(deliveries.c.id)
+            await _log_deliveries(conn, [attempt], at_ms)
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(deliveries).where(
+                            deliveries.c.change_id == change.id,
+                            deliveries.c.channel == channel,
+                            deliveries.c.target == target,
+                        )
+                    )
+                )
+                .mappings()
+                .one()
             )
-        assert delivery_id is not None
-        return Delivery(id=int(delivery_id), **values)
+        return Delivery(**row)
 
     async def record_deliveries(self, attempts: Sequence[DeliveryAttempt]) -> None:
-        """Log many deliveries in one transaction (a burst of alerts notifies many)."""
+        """Log many deliveries in one transaction (a burst of alerts notifies many); as
+        :meth:`record_delivery`, keyed by (change, channel, target)."""
         if not attempts:
             return
         at_ms = self.clock()
-        rows = [_delivery_row(a, at_ms) for a in attempts]
         async with self._begin_write() as conn:
-            await conn.execute(sa.insert(deliveries), rows)
+            await _log_deliveries(conn, attempts, at_ms)
 
     async def list_deliveries(
         self, *, alert_id: int | None = None, skip: int = 0, limit: int = 100
@@ -910,13 +1016,18 @@ class AlertStore:
             }
             for alert_id, ward, change in tx.events
         ]
+        snapshots = await _alerts_by_id(tx.conn, tx.touched)
+        stored = {i: msgspec.to_builtins(a) for i, a in snapshots.items()}
         # Ids taken up front: one multi-row INSERT (RETURNING would cost a round trip per
         # row on SQLite); they still increase in commit order, as the feed needs.
         ids = await tx.take_ids(alert_events, len(rows))
         await tx.conn.execute(
-            sa.insert(alert_events), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
+            sa.insert(alert_events),
+            [
+                {"id": i, **row, "snapshot": stored[alert_id]}
+                for i, row, (alert_id, _, _) in zip(ids, rows, tx.events, strict=True)
+            ],
         )
-        snapshots = await _alerts_by_id(tx.conn, tx.touched)
         return [
             AlertChange(
                 id=int(event_id),
@@ -1127,6 +1238,42 @@ def _incident_of(row: sa.RowMapping, children: list[int]) -> Incident:
         closed_at=row["closed_at"],
         title=row["title"],
         children=children,
+    )
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT with ``ON CONFLICT`` clauses in this connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def _log_deliveries(
+    conn: AsyncConnection, attempts: Sequence[DeliveryAttempt], at_ms: int
+) -> None:
+    """Upsert delivery rows keyed by (change, channel, target): the newest outcome, the
+    attempts of every try added up (a redelivery after a crash logs once)."""
+    merged: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for attempt in attempts:
+        row = _delivery_row(attempt, at_ms)
+        key = (row["change_id"], row["channel"], row["target"])
+        if key in merged:
+            row["attempts"] += merged[key]["attempts"]
+        merged[key] = row
+    if not merged:
+        return
+    insert = _insert(conn, deliveries)
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=["change_id", "channel", "target"],
+            set_={
+                "status": insert.excluded.status,
+                "attempts": deliveries.c.attempts + insert.excluded.attempts,
+                "error": insert.excluded.error,
+                "at_ms": insert.excluded.at_ms,
+            },
+        ),
+        list(merged.values()),
     )
 
 

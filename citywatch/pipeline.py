@@ -4,9 +4,11 @@ Ingest runs on its own threads (paho's network loop, the durable writer, the sin
 the detector is plugged in as an ingest sink and runs on ingest's sink thread, on each
 batch in order once it is durable and acknowledged.
 Its detections cross into the asyncio loop, where the alert store, the notifiers and the
-API (uvicorn, in-process) live. Shutdown drains in order: the API stops taking requests,
-ingest drains and acknowledges, the last detections reach the store, the detector's state
-is checkpointed so a restart keeps its baselines.
+API (uvicorn, in-process) live. The InfluxDB export of alert changes and each notifier
+follow the store's change feed with durable cursors of their own (:mod:`alerts.feed`), so
+a crash loses neither. Shutdown drains in order: the API stops taking requests, ingest
+drains and acknowledges, the last detections reach the store, the feed's followers catch
+up, the detector's state is checkpointed so a restart keeps its baselines.
 """
 
 import asyncio
@@ -26,9 +28,10 @@ import numpy.typing as npt
 import uvicorn
 
 from alerts.correlation import DeviceLocation
+from alerts.feed import FeedFollower, Handled, consumer_name
 from alerts.influx import alert_lines
 from alerts.model import AlertChange
-from alerts.notify import Dispatcher, MqttNotifier, WebhookNotifier
+from alerts.notify import MqttNotifier, WebhookNotifier, notify_follower
 from alerts.store import AlertStore
 from anomaly import (
     Detection,
@@ -338,11 +341,12 @@ class Pipeline:
         self.ready = asyncio.Event()
         self.api_url = f"http://{config.api_host}:{config.api_port}"
         self._queue: asyncio.Queue[list[Detection]] = asyncio.Queue()
-        self._notify_queue: asyncio.Queue[list[AlertChange]] = asyncio.Queue()
-        self._notify_pending = 0
         self.alert_changes = 0
+        self._last_change = 0
+        """The newest change id this process wrote."""
         self._alerting = False
-        self._alert_cursor = 0
+        self.followers: list[FeedFollower] = []
+        """The change feed's consumers: the InfluxDB export, then one per notifier."""
         self.ingest: IngestService | None = None
         self.sink: DetectorSink | None = None
 
@@ -355,7 +359,7 @@ class Pipeline:
             and ingest.writer.pending_batches() == 0
             and self._queue.empty()
             and not self._alerting
-            and self._notify_pending == 0
+            and all(f.caught_up(self._last_change) for f in self.followers)
         )
 
     @property
@@ -403,8 +407,29 @@ class Pipeline:
             cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
         )
         notifiers = await self._notifiers()
-        dispatcher = Dispatcher(store, notifiers=notifiers)
         influx = httpx.AsyncClient(base_url=cfg.influx, timeout=10.0)
+
+        async def export(changes: list[AlertChange]) -> Handled:
+            """Alert transitions — from detections, timers or people acting through the
+            API — into InfluxDB for Grafana (a repeat writes identical points)."""
+            try:
+                response = await influx.post(
+                    "/write", params={"db": cfg.database}, content=alert_lines(changes)
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as exc:  # the store keeps them: retry from the cursor
+                log.warning("alert changes not written to InfluxDB yet: %s", exc)
+                return Handled(failed_at=changes[0].id)
+            return Handled()
+
+        # Poked after this process's own writes; the API's (acknowledgements, resolutions)
+        # are seen at the next poll.
+        self.followers = [
+            FeedFollower(
+                store, consumer_name("export", "influx", cfg.database), export, poll_s=0.5
+            ),
+            *(notify_follower(store, n, poll_s=0.5) for n in notifiers),
+        ]
         app = create_app(
             ApiSettings(
                 store_url=cfg.store_url,
@@ -425,48 +450,14 @@ class Pipeline:
             if not changes:
                 return
             self.alert_changes += len(changes)
+            self._last_change = max(self._last_change, changes[-1].id)
             services = getattr(app.state, "services", None)
             if services is not None:
                 services.feed.poke()  # SSE clients hear of it now, not at the next poll
-            # Notifiers wait for acknowledgements: they work beside the store's writer,
-            # in order, so a slow webhook never holds back the next detections.
-            self._notify_pending += 1
-            self._notify_queue.put_nowait(changes)
-
-        async def notify_worker() -> None:
-            while True:
-                changes = await self._notify_queue.get()
-                try:
-                    await dispatcher.dispatch(changes)
-                except Exception:  # the delivery log is down: the store still has them
-                    log.exception("notifying %d alert changes failed", len(changes))
-                finally:
-                    self._notify_pending -= 1
-                    self._notify_queue.task_done()
-
-        async def follow_into_influx(cursor: int) -> int:
-            """Write every alert transition since ``cursor`` — from detections, timers or
-            people acting through the API — to InfluxDB for Grafana; the new cursor."""
-            while changes := await store.changes_since(cursor, limit=500):
-                try:
-                    response = await influx.post(
-                        "/write", params={"db": cfg.database}, content=alert_lines(changes)
-                    )
-                    response.raise_for_status()
-                except httpx.HTTPError as exc:  # the store keeps them: retry from the cursor
-                    log.warning("alert changes not written to InfluxDB yet: %s", exc)
-                    return cursor
-                cursor = changes[-1].id
-            return cursor
-
-        async def influx_follower() -> None:
-            cursor = self._alert_cursor = await store.last_change_id()
-            while True:
-                try:
-                    cursor = self._alert_cursor = await follow_into_influx(cursor)
-                except Exception:  # the store is busy or down: resume from the cursor
-                    log.exception("following alert changes into InfluxDB failed; retrying")
-                await asyncio.sleep(0.5)
+            # The followers read the store's feed at their own pace: a slow webhook never
+            # holds back the next detections, nor the other notifiers.
+            for follower in self.followers:
+                follower.poke()
 
         async def alert_worker() -> None:
             """The pipeline's only writer of the store (detections and the lifecycle's
@@ -524,12 +515,13 @@ class Pipeline:
                 except Exception:  # one failed round must not stop the timers for good
                     log.exception("periodic work failed; trying again next tick")
 
+        for follower in self.followers:  # before this process writes its first change
+            await follower.open()
         await asyncio.to_thread(ingest.start)
+        following = [asyncio.create_task(f.run(), name=f.consumer) for f in self.followers]
         tasks = [
             asyncio.create_task(alert_worker(), name="alerts"),
-            asyncio.create_task(notify_worker(), name="notify"),
             asyncio.create_task(ticker(), name="ticker"),
-            asyncio.create_task(influx_follower(), name="alerts-to-influx"),
         ]
         serving = asyncio.create_task(server.serve(), name="api")
         stopped = asyncio.create_task(stop.wait(), name="stop")
@@ -558,8 +550,11 @@ class Pipeline:
             await asyncio.sleep(0)  # let the writer's last detections land in the queue
             while not self._queue.empty():
                 await publish(await store.apply_detections(self._queue.get_nowait()))
-            with contextlib.suppress(TimeoutError):  # the last notifications go out
-                await asyncio.wait_for(self._notify_queue.join(), timeout=15)
+            # The last exports and notifications go out (what cannot wait for a later
+            # start: each follower resumes from its stored cursor).
+            await asyncio.gather(
+                *(f.drain(t, 15) for f, t in zip(self.followers, following, strict=True))
+            )
             try:  # the API finishes its requests and its lifespan (store stays ours)
                 await asyncio.wait_for(asyncio.shield(serving), timeout=15)
             except (TimeoutError, Exception):
@@ -568,8 +563,6 @@ class Pipeline:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, stopped, serving, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await follow_into_influx(self._alert_cursor)
             await asyncio.to_thread(sink.save, self.checkpoint)
             for notifier in notifiers:
                 with contextlib.suppress(Exception):

@@ -1,13 +1,15 @@
-"""Where alert changes go: webhook and MQTT notifiers, and the dispatcher that fans a
-store write's changes out and logs every delivery (the SSE stream reads the store's
-change feed)."""
+"""Where alert changes go: webhook and MQTT notifiers, each run as a follower of the
+store's change feed with its own durable cursor (``notify_follower``), and the dispatcher
+that sends a given list of changes at once; both log every delivery (the SSE stream
+reads the store's change feed)."""
 
-from alerts.notify.base import DeliveryResult, Notifier, change_json
-from alerts.notify.dispatch import Dispatcher
+from alerts.notify.base import DeliveryResult, Notifier, change_json, idempotency_key
+from alerts.notify.dispatch import Dispatcher, deliver, notify_follower
 from alerts.notify.mqtt import MqttNotifier, alert_topic
-from alerts.notify.webhook import SIGNATURE_HEADER, WebhookNotifier, sign
+from alerts.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, WebhookNotifier, sign
 
 __all__ = [
+    "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
     "DeliveryResult",
     "Dispatcher",
@@ -16,5 +18,8 @@ __all__ = [
     "WebhookNotifier",
     "alert_topic",
     "change_json",
+    "deliver",
+    "idempotency_key",
+    "notify_follower",
     "sign",
 ]

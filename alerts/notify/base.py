@@ -10,8 +10,16 @@ from alerts.model import AlertChange
 _encoder = msgspec.json.Encoder()
 
 
+def idempotency_key(change: AlertChange) -> str:
+    """``citywatch-<change id>``: the same for every delivery of one change, retries and
+    repeats after a crash included, so a receiver can deduplicate on it."""
+    return f"citywatch-{change.id}"
+
+
 def change_json(change: AlertChange) -> bytes:
     """The JSON body crews receive: the change and the alert after it (times in epoch ms).
+    The body's ``id`` is the change id (stable across redeliveries, as the feed's changes
+    carry the alert as their transaction left it: a repeat is the same bytes).
 
     ``{"id", "alert_id", "kind", "at_ms", "detail", "actor", "notify", "ward",
     "alert": {"id", "type", "ward", "device", "severity", "state", ...}}``
@@ -24,6 +32,9 @@ class DeliveryResult:
     delivered: bool
     attempts: int
     error: str = ""
+    retryable: bool = True
+    """For a failure: worth trying again later (the receiver was unreachable or busy).
+    ``False``: the receiver refused this change for good; the feed moves past it."""
 
 
 class Notifier(Protocol):
@@ -32,6 +43,10 @@ class Notifier(Protocol):
 
     channel: str
     """``webhook``, ``mqtt``…: the delivery log's channel column."""
+
+    endpoint: str
+    """Where this notifier sends (URL, ``host:port``): with the channel, it names the
+    notifier's cursor in the change feed."""
 
     def target_of(self, change: AlertChange) -> str:
         """Where this change goes (URL, topic), for the delivery log."""

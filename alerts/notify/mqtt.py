@@ -1,5 +1,7 @@
 """MQTT notifier for crew apps: each change on ``cw/v1/_alerts/{ward}``, QoS 1, not
 retained (a crew app that connects later reads the API, not stale retained alerts).
+QoS 1 and repeats after a crash may deliver a change twice: apps deduplicate on the
+payload's ``id`` (the change id).
 
 paho-mqtt runs its network loop in its own thread; each publish is awaited on the event
 loop until the broker acknowledges it (PUBACK, via paho's ``on_publish``), with retries.
@@ -48,6 +50,7 @@ class MqttNotifier:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.host, self.port = host, port
+        self.endpoint = f"{host}:{port}"
         self._delays = backoff_delays(attempts, backoff_s, 30.0)
         self._ack_timeout_s = ack_timeout_s
         self._connected = threading.Event()

@@ -1,8 +1,9 @@
 """Webhook notifier: JSON POST signed with HMAC-SHA256, retried with backoff.
 
 The receiver checks ``X-Citywatch-Signature: sha256=<hex>``, the HMAC of the raw body
-with the shared secret (GitHub's scheme), and may deduplicate on the body's ``id``
-(retries resend the same change).
+with the shared secret (GitHub's scheme), and deduplicates on ``Idempotency-Key:
+citywatch-<change id>`` (or the body's ``id``): retries, and repeats after a crash of the
+sender, resend the same change with the same key.
 """
 
 import asyncio
@@ -13,10 +14,11 @@ import logging
 import httpx
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult, backoff_delays, change_json
+from alerts.notify.base import DeliveryResult, backoff_delays, change_json, idempotency_key
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Citywatch-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -48,6 +50,7 @@ class WebhookNotifier:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.url = url
+        self.endpoint = url
         self._secret = secret
         self._delays = backoff_delays(attempts, backoff_s, max_backoff_s)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
@@ -63,6 +66,7 @@ class WebhookNotifier:
             SIGNATURE_HEADER: sign(body, self._secret),
             "X-Citywatch-Event": change.kind.value,
             "X-Citywatch-Delivery": str(change.id),
+            IDEMPOTENCY_HEADER: idempotency_key(change),
         }
         error = ""
         for attempt, delay in enumerate([*self._delays, None], start=1):
@@ -75,7 +79,7 @@ class WebhookNotifier:
                     return DeliveryResult(True, attempt)
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code != 429 and response.status_code < 500:
-                    return DeliveryResult(False, attempt, error)
+                    return DeliveryResult(False, attempt, error, retryable=False)
             if delay is not None:
                 log.info(
                     "webhook %s attempt %d failed (%s); retry in %.1fs",

@@ -101,3 +101,27 @@ def test_a_change_without_its_alert_is_refused() -> None:
     bare = AlertChange(1, 1, ChangeKind.RAISED, 0, "", None, True, "w", None)
     with pytest.raises(ValueError, match="no alert snapshot"):
         alert_line(bare)
+
+
+def test_changes_stay_one_point_each_and_a_repeat_writes_the_same_points(influx) -> None:  # type: ignore[no-untyped-def]
+    """Two metrics of one device raised in one millisecond share every tag: each change
+    is its own point (a nanosecond of its own); writing the changes again (a repeat after
+    a crash) leaves one point per change."""
+    db = "citywatch_alerts_repeat_test"
+    httpx.post(f"{influx.url}/query", params={"q": f"CREATE DATABASE {db}"}).raise_for_status()
+    t0 = 1_700_000_000_000
+    humid = replace(ALERT, id=50, type=DetectionKind.LIMIT, metric="humidity")
+    heat = replace(ALERT, id=51, type=DetectionKind.LIMIT, metric="temp_inside")
+    changes = [
+        change(humid, 1_000_001, ChangeKind.RAISED, t0),
+        change(heat, 1_000_002, ChangeKind.RAISED, t0),
+    ]
+    for _ in range(2):
+        body = alert_lines(changes)
+        httpx.post(f"{influx.url}/write", params={"db": db}, content=body).raise_for_status()
+    rows = query(influx.url, db, f'SELECT change_id, alert_id FROM "{MEASUREMENT}"')
+    assert sorted((r["change_id"], r["alert_id"]) for r in rows) == [
+        (1_000_001, 50),
+        (1_000_002, 51),
+    ]
+    assert {r["time"] for r in rows} == {t0}  # still that millisecond to a reader in ms

@@ -1,6 +1,7 @@
 """Notifiers against real servers: a local HTTP server for the webhook (HMAC, retries,
 delivery log) and the session's Mosquitto for the crew topic."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -16,11 +17,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify import (
+    IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     Dispatcher,
     MqttNotifier,
     WebhookNotifier,
     alert_topic,
+    notify_follower,
 )
 from alerts.policy import Policy, TypePolicy
 from alerts.store import AlertStore
@@ -261,3 +264,31 @@ async def test_a_burst_of_alerts_goes_out_acknowledged_and_logged(
     assert log.count == 300
     assert {(d.channel, d.status, d.attempts) for d in log.data} == {("mqtt", "delivered", 1)}
     assert {d.change_id for d in log.data} == received
+
+
+async def test_a_webhook_down_longer_than_its_retries_gets_the_change_later_with_one_key(
+    receiver: Receiver, store: AlertStore
+) -> None:
+    """Run as a follower of the change feed, a webhook whose receiver answers 503 for
+    longer than its own retries keeps the change: the follower tries again from its
+    cursor, every request of the change carrying the same Idempotency-Key and body."""
+    receiver.answers = [503] * 5
+    hook = webhook(receiver.url, attempts=2)
+    follower = notify_follower(store, hook, poll_s=0.05, backoff_s=0.05)
+    try:
+        await follower.catch_up()
+        (change,) = await store.apply_detection(flood(), now_ms=1_000)
+        task = asyncio.create_task(follower.run())
+        for _ in range(200):
+            if follower.position == change.id:
+                break
+            await asyncio.sleep(0.02)
+        await follower.drain(task, 5)
+    finally:
+        await hook.close()
+    assert len(receiver.requests) == 6  # 2 + 2 + 1 of 503s, then 200
+    assert {h[IDEMPOTENCY_HEADER] for h, _ in receiver.requests} == {f"citywatch-{change.id}"}
+    assert len({body for _, body in receiver.requests}) == 1
+    (row,) = (await store.list_deliveries()).data
+    assert (row.status, row.attempts, row.change_id) == ("delivered", 6, change.id)
+    assert (await store.cursors())[follower.consumer] == change.id
