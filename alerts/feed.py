@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from alerts.model import AlertChange, DeliveryAttempt
 from alerts.store import AlertStore
+from telemetry.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class FeedFollower:
 
     ``notify_only``: the handler gets only the changes marked ``notify`` (the cursor still
     moves past the others). Store errors and failed pages are retried with backoff
-    (``backoff_s`` doubling up to ``max_backoff_s``); :meth:`poke` looks at once.
+    (full-jitter exponential backoff from ``backoff_s`` up to ``max_backoff_s``);
+    :meth:`poke` looks at once.
     """
 
     def __init__(
@@ -79,8 +81,7 @@ class FeedFollower:
         self.notify_only = notify_only
         self.batch = batch
         self.poll_s = poll_s
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+        self._backoff = Backoff(backoff_s, max_backoff_s)
         self.position: int | None = None
         """The stored cursor as this follower last wrote or read it (None: not started)."""
         self.failing = False
@@ -108,7 +109,6 @@ class FeedFollower:
         return self.position
 
     async def run(self) -> None:
-        delay = self.backoff_s
         while True:
             final = self._draining  # a round begun after the drain request is the last
             try:
@@ -121,8 +121,9 @@ class FeedFollower:
             self.failing = not done
             if final:
                 return
-            wait = self.poll_s if done else delay
-            delay = self.backoff_s if done else min(delay * 2, self.max_backoff_s)
+            if done:
+                self._backoff.reset()
+            wait = self.poll_s if done else self._backoff.next_delay()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), wait)
             self._poked.clear()

@@ -23,7 +23,6 @@ clients keep their own cursor (``Last-Event-ID``).
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +76,7 @@ from alerts.schema import (
     silences,
 )
 from anomaly.events import Detection, DetectionKind, Severity
+from telemetry.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -822,6 +822,7 @@ class AlertStore:
         self, work: Callable[[_Tx], Awaitable[None]], now_ms: int | None
     ) -> list[AlertChange]:
         now = self.clock() if now_ms is None else now_ms
+        backoff = Backoff(base_s=0.002, cap_s=0.2)  # a lost race: retry at once, mostly
         for attempt in range(_RETRIES):
             try:
                 async with self._begin_write() as conn:
@@ -846,7 +847,7 @@ class AlertStore:
                     raise
                 log.debug("transaction conflict %s; retrying", _sqlstate(exc))
             # Jittered backoff so that colliding writers do not collide again in step.
-            await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
+            await asyncio.sleep(backoff.next_delay())
         raise AssertionError("unreachable")
 
     async def _manual(

@@ -18,11 +18,11 @@ from alerts.store import AlertStore
 from api.devices import DeviceDirectory
 from api.errors import document_body_errors, install_error_handlers
 from api.feed import ChangeFeed
-from api.influx import InfluxClient
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import alerts, crew, devices, health, incidents, keys, me, silences, stream
 from api.services import Services
 from api.settings import ApiSettings
+from telemetry.influxdb import AsyncInfluxClient
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None 
         own_store = store is None
         alert_store = store if store is not None else await AlertStore.open(config.store_url)
         token = config.influx_token.get_secret_value() if config.influx_token else None
-        influx = InfluxClient(
+        influx = AsyncInfluxClient(
             config.influx_url,
             config.influx_database,
             token=token,

@@ -18,8 +18,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from api.influx import InfluxClient, Series, quote_ident, quote_string
 from telemetry import CATALOGUE, DeviceKind
+from telemetry.influxdb import AsyncInfluxClient, Series, quote_ident, quote_string
 from telemetry.storage import SCHEMA
 
 STATUS_MEASUREMENT = SCHEMA["device_status"].name
@@ -104,7 +104,7 @@ def _status_queries(where: list[str]) -> tuple[str, str]:
 class DeviceDirectory:
     """Device list and device detail from InfluxDB."""
 
-    def __init__(self, influx: InfluxClient, *, lookback_s: int) -> None:
+    def __init__(self, influx: AsyncInfluxClient, *, lookback_s: int) -> None:
         self._influx = influx
         self._lookback_s = lookback_s
 

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from telemetry.influxdb import InfluxError, InfluxUnavailableError
+
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +93,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _backend(_request: Request, exc: BackendUnavailableError) -> JSONResponse:
         log.warning("backend unavailable: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(InfluxError)
+    async def _influx(_request: Request, exc: InfluxError) -> JSONResponse:
+        log.warning("InfluxDB: %s", exc)  # the details (its address) stay in the log
+        what = "unreachable" if isinstance(exc, InfluxUnavailableError) else "refused a query"
+        return JSONResponse({"detail": f"InfluxDB {what}; see the API log"}, status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

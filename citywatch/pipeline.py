@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 import uvicorn
@@ -51,6 +50,8 @@ from ingest.liveness import LivenessChange
 from ingest.registry import DeviceRegistry
 from ingest.source import parse_broker_url
 from telemetry import METRICS_BY_ID, ReadingBatch
+from telemetry.backoff import Backoff
+from telemetry.influxdb import AsyncInfluxClient, InfluxError
 from telemetry.lineproto import encode_point, series_key
 
 log = logging.getLogger(__name__)
@@ -407,17 +408,14 @@ class Pipeline:
             cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
         )
         notifiers = await self._notifiers()
-        influx = httpx.AsyncClient(base_url=cfg.influx, timeout=10.0)
+        influx = AsyncInfluxClient(cfg.influx, cfg.database)
 
         async def export(changes: list[AlertChange]) -> Handled:
             """Alert transitions — from detections, timers or people acting through the
             API — into InfluxDB for Grafana (a repeat writes identical points)."""
             try:
-                response = await influx.post(
-                    "/write", params={"db": cfg.database}, content=alert_lines(changes)
-                )
-                response.raise_for_status()
-            except httpx.HTTPError as exc:  # the store keeps them: retry from the cursor
+                await influx.write(alert_lines(changes))
+            except InfluxError as exc:  # the store keeps them: retry from the cursor
                 log.warning("alert changes not written to InfluxDB yet: %s", exc)
                 return Handled(failed_at=changes[0].id)
             return Handled()
@@ -464,6 +462,7 @@ class Pipeline:
             timers), so its own writes never wait for each other's locks."""
             detections: list[Detection] = []
             next_tick = loop.time() + cfg.tick_s
+            store_down = Backoff(base_s=0.5, cap_s=10.0)
             while True:
                 if not detections:
                     try:
@@ -491,8 +490,9 @@ class Pipeline:
                     log.exception(
                         "alert store write failed; retrying %d detections", len(detections)
                     )
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(store_down.next_delay())
                     continue
+                store_down.reset()
                 detections = []
                 await publish(changes)
                 self._alerting = not self._queue.empty()

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from telemetry.influxdb import InfluxRejectedError
+
 _CONFLICT: Final = re.compile(
     r'field type conflict: input field "(?P<field>.*?)" on measurement "(?P<measurement>.*?)" '
     r"is type (?P<input>\w+), already exists as type (?P<existing>\w+)"
@@ -219,14 +221,6 @@ def _partition_unescaped(item: str, separator: str) -> tuple[str, str, str]:
 # -- identification ---------------------------------------------------------------------
 
 
-class WriteRejected(Exception):  # noqa: N818 - a signal between the writer and this module
-    """Raised by the ``write`` callable of ``identify_refused`` for a 4xx answer."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A point InfluxDB did not store: its index in the written body, text and reason."""
@@ -237,7 +231,7 @@ class Refused:
 
 
 WriteLines = Callable[[Sequence[str]], None]
-"""Writes points; raises ``WriteRejected`` on a 4xx, anything else if InfluxDB is away."""
+"""Writes points; raises ``InfluxRejectedError`` on a 4xx, anything else if InfluxDB is away."""
 
 
 def _explained(
@@ -288,7 +282,7 @@ def identify_refused(
         budget[0] -= 1
         try:
             write([points[i] for i in indices])
-        except WriteRejected as exc:
+        except InfluxRejectedError as exc:
             resolve(indices, exc.message)
         except Exception as exc:  # InfluxDB away: keep the rest, do not guess
             away.append(f"InfluxDB unavailable while identifying: {exc}")

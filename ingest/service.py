@@ -15,11 +15,9 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from ingest.backoff import Backoff
 from ingest.batch import PendingBatch
 from ingest.config import IngestSettings
 from ingest.device_status import device_status_line
-from ingest.influx import InfluxClient, InfluxError
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
 from ingest.registry import DeviceRegistry
@@ -28,6 +26,8 @@ from ingest.source import MqttSource
 from ingest.spool import Spool
 from ingest.stats import IngestCollector, IngestStats, self_metric_lines
 from ingest.writer import DurableWriter
+from telemetry.backoff import Backoff
+from telemetry.influxdb import InfluxClient, InfluxError
 from telemetry.lineproto import encode_point
 
 log = logging.getLogger(__name__)

@@ -37,14 +37,14 @@ from typing import Final
 
 import numpy as np
 
-from ingest.backoff import Backoff
 from ingest.batch import AckToken, PendingBatch
-from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
 from ingest.refusal import Refused, identify_refused, split_points
 from ingest.sinks import BatchSink
 from ingest.spool import Spool
 from ingest.stats import IngestStats
 from telemetry import ReadingBatch
+from telemetry.backoff import Backoff
+from telemetry.influxdb import InfluxClient, InfluxRejectedError, InfluxUnavailableError
 
 log = logging.getLogger(__name__)
 

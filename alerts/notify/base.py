@@ -53,8 +53,3 @@ class Notifier(Protocol):
         ...
 
     async def send(self, change: AlertChange) -> DeliveryResult: ...
-
-
-def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
-    """Sleeps between ``attempts`` tries: base, 2·base, 4·base… capped at ``max_s``."""
-    return [min(base_s * 2**i, max_s) for i in range(max(attempts - 1, 0))]

@@ -19,8 +19,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult, backoff_delays, change_json
+from alerts.notify.base import DeliveryResult, change_json
 from telemetry import TOPIC_PREFIX
+from telemetry.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class MqttNotifier:
             raise ValueError("attempts must be >= 1")
         self.host, self.port = host, port
         self.endpoint = f"{host}:{port}"
-        self._delays = backoff_delays(attempts, backoff_s, 30.0)
+        self._attempts = attempts
+        self._backoff_s = backoff_s
         self._ack_timeout_s = ack_timeout_s
         self._connected = threading.Event()
         # Unique unless given: two processes on one broker with one id knock each other
@@ -125,7 +127,8 @@ class MqttNotifier:
         self._loop = asyncio.get_running_loop()
         topic, body = alert_topic(change.ward), change_json(change)
         error = ""
-        for attempt, delay in enumerate([*self._delays, None], start=1):
+        backoff = Backoff(self._backoff_s, max(self._backoff_s, 30.0))
+        for attempt in range(1, self._attempts + 1):
             try:
                 info = self._client.publish(topic, body, qos=1, retain=False)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -136,6 +139,6 @@ class MqttNotifier:
                     error = f"no PUBACK within {self._ack_timeout_s}s"
             except (RuntimeError, ValueError) as exc:  # paho: not connected / queue full
                 error = f"{type(exc).__name__}: {exc}"
-            if delay is not None:
-                await asyncio.sleep(delay)
-        return DeliveryResult(False, len(self._delays) + 1, error)
+            if attempt < self._attempts:
+                await asyncio.sleep(backoff.next_delay())
+        return DeliveryResult(False, self._attempts, error)

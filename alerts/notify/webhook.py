@@ -14,7 +14,8 @@ import logging
 import httpx
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult, backoff_delays, change_json, idempotency_key
+from alerts.notify.base import DeliveryResult, change_json, idempotency_key
+from telemetry.backoff import Backoff
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Citywatch-Signature"
@@ -52,7 +53,8 @@ class WebhookNotifier:
         self.url = url
         self.endpoint = url
         self._secret = secret
-        self._delays = backoff_delays(attempts, backoff_s, max_backoff_s)
+        self._attempts = attempts
+        self._backoff = (backoff_s, max_backoff_s)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._own_client = client is None
 
@@ -69,7 +71,8 @@ class WebhookNotifier:
             IDEMPOTENCY_HEADER: idempotency_key(change),
         }
         error = ""
-        for attempt, delay in enumerate([*self._delays, None], start=1):
+        backoff = Backoff(*self._backoff)
+        for attempt in range(1, self._attempts + 1):
             try:
                 response = await self._client.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
@@ -80,7 +83,8 @@ class WebhookNotifier:
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code != 429 and response.status_code < 500:
                     return DeliveryResult(False, attempt, error, retryable=False)
-            if delay is not None:
+            if attempt < self._attempts:
+                delay = backoff.next_delay()
                 log.info(
                     "webhook %s attempt %d failed (%s); retry in %.1fs",
                     self.url,
@@ -89,7 +93,7 @@ class WebhookNotifier:
                     delay,
                 )
                 await asyncio.sleep(delay)
-        return DeliveryResult(False, len(self._delays) + 1, error)
+        return DeliveryResult(False, self._attempts, error)
 
     async def close(self) -> None:
         if self._own_client:

@@ -20,8 +20,8 @@ from api.devices import (
     _merge,
 )
 from api.feed import ChangeFeed
-from api.influx import Series, quote_ident, quote_string
 from telemetry import CATALOGUE, DeviceKind
+from telemetry.influxdb import Series, quote_ident, quote_string
 from telemetry.storage import SCHEMA
 
 SECRET = b"a test secret of some length"

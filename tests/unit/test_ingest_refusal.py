@@ -8,16 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ingest.refusal
-from ingest.influx import InfluxRejectedError
 from ingest.refusal import (
     FieldTypeConflict,
     RejectedLine,
-    WriteRejected,
     field_types,
     identify_refused,
     parse_write_error,
     split_points,
 )
+from telemetry.influxdb import InfluxRejectedError
 
 
 def test_doctests() -> None:
@@ -74,13 +73,13 @@ def test_parse_reasons_that_name_no_line() -> None:
     assert parse_write_error("database not found: x").partial is False
 
 
-def test_rejected_error_carries_the_parse_and_names_status() -> None:
+def test_rejected_error_keeps_the_servers_text_and_names_status() -> None:
     exc = InfluxRejectedError(400, CONFLICT_1X)
-    assert isinstance(exc, WriteRejected)
-    assert exc.partial
-    assert exc.dropped == 7
-    assert exc.conflicts[0].field == "temp_inside"
-    assert "partial write (HTTP 400)" in str(exc)
+    parsed = parse_write_error(exc.message)
+    assert parsed.partial
+    assert parsed.dropped == 7
+    assert parsed.conflicts[0].field == "temp_inside"
+    assert "(HTTP 400)" in str(exc)
 
 
 def test_split_points_keeps_newlines_inside_strings_and_skips_comments() -> None:
@@ -157,12 +156,14 @@ class FakeInflux1x:
                 known.setdefault(field, kind)
             self.stored.add(point)
         if conflict:
-            raise WriteRejected(f"partial write: {conflict} dropped={dropped}")
+            raise InfluxRejectedError(400, f"partial write: {conflict} dropped={dropped}")
         if old:
-            raise WriteRejected(f"partial write: points beyond retention policy dropped={old}")
+            raise InfluxRejectedError(
+                400, f"partial write: points beyond retention policy dropped={old}"
+            )
         if unparsable:
             prefix = "partial write: " if len(unparsable) < len(points) else ""
-            raise WriteRejected(prefix + "\n".join(unparsable) + " dropped=0")
+            raise InfluxRejectedError(400, prefix + "\n".join(unparsable) + " dropped=0")
 
 
 def _point(kind: str, i: int) -> str:
@@ -183,7 +184,7 @@ def _run(kinds: list[str], cutoff: int = 500) -> tuple[FakeInflux1x, list[str], 
     found: list[int] = []
     try:
         server.write(points)
-    except WriteRejected as exc:
+    except InfluxRejectedError as exc:
         refused = identify_refused(points, exc.message, server.write, max_requests=200)
         found = [r.index for r in refused]
     return server, points, found
@@ -211,7 +212,7 @@ def test_identify_refused_reasons_name_the_cause_and_stay_cheap() -> None:
     kinds = ["good"] * 500 + ["string_t"] * 300 + ["garbage", "int_x"] + ["good"] * 200
     server = FakeInflux1x({"cab": {"t": "float"}, "seg": {"x": "float"}})
     points = [_point(kind, i) for i, kind in enumerate(kinds)]
-    with pytest.raises(WriteRejected) as first:
+    with pytest.raises(InfluxRejectedError) as first:
         server.write(points)
     refused = identify_refused(points, first.value.message, server.write)
     assert [r.index for r in refused] == [*range(500, 800), 800, 801]
@@ -233,7 +234,7 @@ def test_budget_spent_or_influx_away_keeps_the_unidentified_points() -> None:
     kinds = ["good"] * 16 + ["old"] * 2 + ["good"] * 16
     server = FakeInflux1x({}, retention_cutoff=500)
     points = [_point(kind, i) for i, kind in enumerate(kinds)]
-    with pytest.raises(WriteRejected) as first:
+    with pytest.raises(InfluxRejectedError) as first:
         server.write(points)
     refused = identify_refused(points, first.value.message, server.write, max_requests=2)
     assert {16, 17} <= {r.index for r in refused}  # never lost, maybe over-reported

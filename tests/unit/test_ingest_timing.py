@@ -4,10 +4,10 @@ import random
 
 import pytest
 
-from ingest.backoff import Backoff
 from ingest.liveness import KIND_PERIOD_S, LivenessTracker
 from ingest.order import Order, OrderTracker
 from telemetry import DeviceInfo, DeviceKind, Status
+from telemetry.backoff import Backoff
 
 
 def test_backoff_grows_exponentially_with_jitter_under_the_cap() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.backoff import Backoff
 from ingest.batch import AckToken, PendingBatch
-from ingest.influx import InfluxClient, InfluxRejectedError, InfluxUnavailableError
 from ingest.order import Order, OrderTracker
 from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.writer import DurableWriter
+from telemetry.backoff import Backoff
+from telemetry.influxdb import InfluxClient, InfluxRejectedError, InfluxUnavailableError
 
 Log = list[tuple[str, object]]
 
@@ -269,7 +269,8 @@ def test_a_batch_the_full_disk_refused_is_not_a_duplicate_when_redelivered(
         batch.accepted.append(("cab-1", 1_000))
         writer.submit(batch)
         assert _wait(lambda: stats.spool_write_errors >= 2)
-        assert writer.disk_error is not None and "No space left" in writer.disk_error
+        assert writer.disk_error is not None
+        assert "No space left" in writer.disk_error
         assert stats.batches_abandoned == 0  # held, not dropped: backpressure
     finally:
         assert writer.stop(5)
@@ -300,7 +301,8 @@ def test_a_full_disk_holds_the_batch_until_room_returns(tmp_path: Path) -> None:
     try:
         writer.submit(_batch(3, 0))
         assert _wait(lambda: stats.spool_write_errors >= 3)
-        assert acked == [] and writer.disk_error is not None
+        assert acked == []
+        assert writer.disk_error is not None
         spool.full = False
         assert _wait(lambda: len(acked) == 3)
         assert _wait(lambda: writer.disk_error is None)  # the state clears by itself

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from ingest.batch import PendingBatch
-from ingest.influx import InfluxClient
 from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.writer import DurableWriter
 from telemetry import DeviceKind, ReadingBatch, Report
+from telemetry.influxdb import InfluxClient
 
 T0 = 1_764_300_000_000
 

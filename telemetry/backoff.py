@@ -1,6 +1,8 @@
 """Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And Jitter").
 
-Full jitter spreads the retries of many clients that failed together (a database restart)
+The one retry schedule of every package (ingest's writer, the alert store's transactions,
+the notifiers, the change-feed followers). Full jitter spreads the retries of many
+clients that failed together (a database restart)
 instead of letting them hammer the server in lock-step.
 """
 
