@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from anomaly.events import DetectionKind
+from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.registry import GENERIC_METRIC
 from telemetry.catalogue import METRICS_BY_ID
 from telemetry.kinds import DeviceKind
@@ -90,3 +90,33 @@ def explain(
             f"(expected every {_duration(ref)}); device, power or link down?"
         )
     return f"{now}: {kind.value}"
+
+
+OFFLINE_REASONS = {
+    "lwt": "its connection dropped: last will",
+    "status": "it said so",
+    "timeout": "no report for three reporting periods",
+}
+"""Why a device is judged offline (ingest's liveness reasons), in words."""
+
+
+def liveness_detection(
+    kind: DeviceKind, device: str, ward: str, *, online: bool, reason: str, now_ms: int
+) -> Detection:
+    """The OFFLINE detection of a device going offline (active) or back online (its end)."""
+    what = f"{kind.value.replace('_', ' ')} {device}"
+    return Detection(
+        kind=DetectionKind.OFFLINE,
+        severity=Severity.MAJOR,
+        active=not online,
+        ward=ward,
+        device=device,
+        start_ms=now_ms,
+        ts_ms=now_ms,
+        score=0.0 if online else 1.0,
+        explanation=(
+            f"{what} is back online"
+            if online
+            else f"{what} went offline ({OFFLINE_REASONS.get(reason, reason)})"
+        ),
+    )

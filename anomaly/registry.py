@@ -8,7 +8,7 @@ as in ``citywatch detect`` on an arbitrary CSV.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -116,22 +116,30 @@ class SeriesRegistry:
         metrics: Sequence[int] | npt.NDArray[np.integer],
         wards: Sequence[str] | npt.NDArray[np.object_] | None = None,
     ) -> IntArray:
-        """Slots of many series at once (registering new ones).
+        """Slots of many series at once (registering new ones, in row order).
 
-        A dictionary look-up per reading: string keys cannot be hashed by numpy. Known
-        series cost one ``dict.get``; only new ones take the slow path.
+        String keys cannot be hashed by numpy, so a device costs a ``dict.get`` — one per
+        run of equal device ids (readings come report by report) — and its metrics'
+        slots are a gather from :attr:`device_slots`. Only new series take the slow path.
         """
-        metric_list = np.asarray(metrics).tolist()
-        get = self._slot_of.get
-        out = [get(key) for key in zip(devices, metric_list, strict=True)]
-        if None in out:
-            ward_list: Iterable[str | None] = wards if wards is not None else [None] * len(out)
-            for i, (known, dev, met, ward) in enumerate(
-                zip(out, devices, metric_list, ward_list, strict=True)
-            ):
-                if known is None:
-                    out[i] = self.slot(str(dev), int(met), ward)
-        return np.asarray(out, dtype=np.int64)
+        device_arr = np.asarray(devices, dtype=object)
+        metric_arr = np.asarray(metrics, dtype=np.int64)
+        n = len(device_arr)
+        if len(metric_arr) != n or (wards is not None and len(wards) != n):
+            raise ValueError("devices, metrics and wards must have one length")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.concatenate(([True], device_arr[1:] != device_arr[:-1])))
+        get = self._device_of.get
+        first = np.array([get(d, -1) for d in device_arr[starts].tolist()], dtype=np.int64)
+        device = np.repeat(first, np.diff(np.append(starts, n)))
+        known = (device >= 0) & (metric_arr >= 0) & (metric_arr <= MAX_METRIC_ID)
+        out = np.full(n, -1, dtype=np.int64)
+        out[known] = self.device_slots[device[known], metric_arr[known]]
+        for i in np.flatnonzero(out < 0).tolist():
+            ward = None if wards is None else str(wards[i])
+            out[i] = self.slot(str(device_arr[i]), int(metric_arr[i]), ward)
+        return out
 
     def key(self, slot: int) -> tuple[str, int]:
         """(device, metric id) of a slot."""

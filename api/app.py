@@ -36,8 +36,18 @@ answers 404, as if it did not exist); `admin` manages keys and silences. Lists a
 """
 
 
-def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None = None) -> FastAPI:
-    """The API app. ``settings=None`` reads ``CITYWATCH_*`` from the environment at start-up."""
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    store: AlertStore | None = None,
+    feed: ChangeFeed | None = None,
+) -> FastAPI:
+    """The API app. ``settings=None`` reads ``CITYWATCH_*`` from the environment at start-up.
+
+    ``store``: a store the caller owns (the app does not close it); ``feed``: the change
+    feed the SSE streams wait on, for a caller that writes the store in this process and
+    pokes it after each write (the app starts and stops it). Without them the app opens
+    its own, and its feed polls the store."""
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -52,15 +62,15 @@ def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None 
             token=token,
             timeout_s=config.influx_timeout_s,
         )
-        feed = ChangeFeed(alert_store.last_change_id, poll_s=config.feed_poll_s)
+        change_feed = feed or ChangeFeed(alert_store.last_change_id, poll_s=config.feed_poll_s)
         try:
-            await feed.start()
+            await change_feed.start()
             app.state.services = Services(
                 settings=config,
                 store=alert_store,
                 influx=influx,
                 devices=DeviceDirectory(influx, lookback_s=config.device_lookback_s),
-                feed=feed,
+                feed=change_feed,
                 metrics=metrics,
             )
             log.info(
@@ -68,7 +78,7 @@ def create_app(settings: ApiSettings | None = None, *, store: AlertStore | None 
             )
             yield
         finally:
-            await feed.stop()
+            await change_feed.stop()
             await influx.aclose()
             if own_store:
                 await alert_store.close()

@@ -1,4 +1,4 @@
-"""The whole platform in one process: ingest → detector → alerts → API.
+"""The whole platform in one process: ingest → detector → alerts → API (wiring only).
 
 Ingest runs on its own threads (paho's network loop, the durable writer, the sink thread);
 the detector is plugged in as an ingest sink and runs on ingest's sink thread, on each
@@ -16,14 +16,11 @@ import contextlib
 import logging
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import uvicorn
 
 from alerts.correlation import DeviceLocation
@@ -32,266 +29,24 @@ from alerts.influx import alert_lines
 from alerts.model import AlertChange
 from alerts.notify import MqttNotifier, WebhookNotifier, notify_follower
 from alerts.store import AlertStore
-from anomaly import (
-    Detection,
-    DetectionKind,
-    Detector,
-    DetectorConfig,
-    Severity,
-)
-from anomaly.registry import SeriesRegistry
+from anomaly import Detection, Detector, DetectorConfig
 from api.app import create_app
+from api.feed import ChangeFeed
 from api.settings import ApiSettings
 from citywatch import kernel_ready
+from citywatch.detector_sink import DataClock, DetectorSink
 from citywatch.kept_secret import kept_secret
 from ingest import IngestService, load_settings
 from ingest.batch import PendingBatch
-from ingest.liveness import LivenessChange
 from ingest.registry import DeviceRegistry
 from ingest.source import parse_broker_url
-from telemetry import METRICS_BY_ID, ReadingBatch
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
-from telemetry.lineproto import encode_point, series_key
 
 log = logging.getLogger(__name__)
 
 
-class DataClock:
-    """Platform time follows the devices' clocks.
-
-    The newest device timestamp seen, advanced by wall time since it was seen. With real
-    devices this is wall time; in a time-compressed simulation (``--speed 60``) alert
-    timings — pending periods, keep-firing, escalation, dropout — play at the
-    simulation's pace instead of lagging an hour behind it. Never runs backwards.
-    """
-
-    def __init__(self, wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
-        self._wall_ms = wall_ms
-        self._lock = threading.Lock()
-        self._device_ms: int | None = None
-        self._seen_at_wall_ms = 0
-
-    def observe(self, device_ms: int) -> None:
-        """A device timestamp was accepted."""
-        with self._lock:
-            if self._device_ms is None or device_ms > self._now_locked():
-                self._device_ms = device_ms
-                self._seen_at_wall_ms = self._wall_ms()
-
-    @property
-    def known(self) -> bool:
-        """Whether a device timestamp has been seen (before it, ``now_ms`` is wall time,
-        which a simulation replaying yesterday is far from)."""
-        with self._lock:
-            return self._device_ms is not None
-
-    def now_ms(self) -> int:
-        with self._lock:
-            return self._now_locked()
-
-    def _now_locked(self) -> int:
-        wall = self._wall_ms()
-        if self._device_ms is None:
-            return wall
-        return self._device_ms + (wall - self._seen_at_wall_ms)
-
-
-class DetectorSink:
-    """The detector as an ingest sink: scores each durable batch, writes the scores worth
-    charting to InfluxDB (``citywatch_score``), and hands detections to the alert layer.
-
-    Also the liveness sink: a device going offline is a detection like any other.
-    Thread-safe: ingest calls it from its sink thread, the pipeline's ticker from the
-    event loop's executor.
-    """
-
-    def __init__(
-        self,
-        detector: Detector,
-        clock: DataClock,
-        emit: Callable[[list[Detection]], None],
-        *,
-        score_floor: float = 0.5,
-    ) -> None:
-        self.detector = detector
-        self.clock = clock
-        self.emit = emit
-        self.score_floor = score_floor
-        self.write: Callable[[list[str]], None] = lambda _lines: None
-        self.readings = 0
-        self.events = 0
-        self._lock = threading.Lock()
-        self._busy_s = 0.0
-        self._rate_readings = 0
-        self._registry: SeriesRegistry | None = None
-        self._device_index: dict[str, int] = {}
-        self._score_keys: dict[tuple[str, int, str], str] = {}
-
-    def handle(self, batch: ReadingBatch) -> None:
-        if len(batch) == 0:
-            return
-        started = time.perf_counter()
-        with self._lock:
-            update = self.detector.update_arrays(self._slots(batch), batch.ts_ms, batch.value)
-            # Under the lock: a tick between the two would judge these series' silence
-            # on a clock that has not seen their time yet.
-            self.clock.observe(int(batch.ts_ms.max()))
-        self._busy_s += time.perf_counter() - started
-        self.readings += len(batch)
-        self._rate_readings += len(batch)
-        flagged = np.flatnonzero(update.scores >= self.score_floor)
-        if flagged.size:
-            self.write(self._score_lines(batch, flagged, update.scores))
-        if update.events:
-            self.events += len(update.events)
-            self.emit(update.events)
-
-    def _slots(self, batch: ReadingBatch) -> npt.NDArray[np.int64]:
-        """The detector's series slots of a batch's rows; what ``Detector.update`` does.
-
-        ``SeriesRegistry.slots`` hashes a (device, metric) key per reading. Ingest's batches
-        come report by report, so one look-up per run of equal device ids (device index,
-        cached here; the registry never renumbers devices) and a gather from the registry's
-        device × metric table give the known slots; unknown series (and rows whose device
-        is new) go through ``registry.slots`` in row order, registering exactly as it would.
-        """
-        registry = self.detector.registry
-        if registry is not self._registry:  # a restored checkpoint brings its own
-            self._registry, self._device_index = registry, {}
-        devices, metric = batch.device, batch.metric
-        n = len(devices)
-        starts = np.flatnonzero(np.concatenate(([True], devices[1:] != devices[:-1])))
-        get = self._device_index.get
-        first = np.array([get(d, -1) for d in devices[starts].tolist()], dtype=np.int64)
-        device = np.repeat(first, np.diff(np.append(starts, n)))
-        table = registry.device_slots
-        known = (device >= 0) & (metric >= 0) & (metric < table.shape[1])
-        slots = np.full(n, -1, dtype=np.int64)
-        slots[known] = table[device[known], metric[known]]
-        missing = np.flatnonzero(slots < 0)
-        if missing.size:
-            found = registry.slots(devices[missing], metric[missing], batch.ward[missing])
-            slots[missing] = found
-            index = registry.device.take(found).tolist()
-            self._device_index.update(zip(devices[missing].tolist(), index, strict=True))
-        return slots
-
-    def _score_lines(
-        self, batch: ReadingBatch, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64]
-    ) -> list[str]:
-        """``citywatch_score`` lines of the flagged rows, as ``encode_point`` writes them.
-
-        The series key of a (device, metric, ward) is escaped once and cached; the fields
-        are two floats (``repr``, like ``encode_point``).
-        """
-        keys = self._score_keys
-        if len(keys) > 500_000:  # bounded: ids come from devices
-            keys.clear()
-        lines = []
-        for device, ward, metric, ts, value, score in zip(
-            batch.device[rows].tolist(),
-            batch.ward[rows].tolist(),
-            batch.metric[rows].tolist(),
-            batch.ts_ms[rows].tolist(),
-            batch.value[rows].tolist(),
-            scores[rows].tolist(),
-            strict=True,
-        ):
-            key = keys.get((device, metric, ward))
-            if key is None:
-                spec = METRICS_BY_ID[metric]
-                tags = {"device": device, "kind": spec.kind.value, "metric": spec.name}
-                key = keys[device, metric, ward] = series_key(
-                    "citywatch_score", {**tags, "ward": ward}
-                )
-            lines.append(f"{key} score={round(score, 4)!r},value={value!r} {ts}")
-        return lines
-
-    @staticmethod
-    def _score_line(batch: ReadingBatch, i: int, score: float) -> str:
-        """One row's line the plain way (the reference ``_score_lines`` is tested against)."""
-        metric = METRICS_BY_ID[int(batch.metric[i])]
-        return encode_point(
-            "citywatch_score",
-            {
-                "device": str(batch.device[i]),
-                "kind": metric.kind.value,
-                "metric": metric.name,
-                "ward": str(batch.ward[i]),
-            },
-            {"score": round(score, 4), "value": float(batch.value[i])},
-            int(batch.ts_ms[i]),
-        )
-
-    def handle_liveness(self, changes: Sequence[LivenessChange]) -> None:
-        now = self.clock.now_ms()
-        detections = [
-            Detection(
-                kind=DetectionKind.OFFLINE,
-                severity=Severity.MAJOR,
-                active=not c.online,
-                ward=c.ward,
-                device=c.device,
-                start_ms=now,
-                ts_ms=now,
-                score=0.0 if c.online else 1.0,
-                explanation=(
-                    f"{c.kind.value.replace('_', ' ')} {c.device} is back online"
-                    if c.online
-                    else f"{c.kind.value.replace('_', ' ')} {c.device} went offline "
-                    f"({_OFFLINE_REASONS.get(c.reason, c.reason)})"
-                ),
-            )
-            for c in changes
-            if not (c.online and c.previous is None)  # first sight of a device: nothing to clear
-        ]
-        if detections:
-            self.emit(detections)
-
-    def tick(self) -> None:
-        """Look for series that fell silent (dropouts), on platform time; nothing is
-        judged before the clock has seen a device's time."""
-        if not self.clock.known:
-            return
-        with self._lock:
-            events = self.detector.tick(self.clock.now_ms())
-        if events:
-            self.events += len(events)
-            self.emit(events)
-
-    def self_metric_lines(self, instance: str, interval_s: float) -> list[str]:
-        rate = self._rate_readings / interval_s
-        self._rate_readings = 0
-        return [
-            encode_point(
-                "citywatch_detector",
-                {"instance": instance},
-                {
-                    "readings": self.readings,
-                    "events": self.events,
-                    "series": self.detector.registry.size,
-                    "readings_per_s": rate,
-                    "bytes_per_series": self.detector.bytes_per_series(),
-                },
-                time.time_ns() // 1_000_000,
-            )
-        ]
-
-    def save(self, path: Path) -> None:
-        with self._lock:
-            tmp = path.with_suffix(".tmp")
-            self.detector.save(tmp)
-            tmp.replace(path)
-
-
 _MAX_DETECTIONS_PER_WRITE = 200
-
-_OFFLINE_REASONS = {
-    "lwt": "its connection dropped: last will",
-    "status": "it said so",
-    "timeout": "no report for three reporting periods",
-}
 
 
 @dataclass(frozen=True)
@@ -428,6 +183,9 @@ class Pipeline:
             ),
             *(notify_follower(store, n, poll_s=0.5) for n in notifiers),
         ]
+        # The API's SSE streams wait on this feed; the pipeline pokes it after its own
+        # writes, so crews hear of an alert at once rather than at the next poll.
+        feed = ChangeFeed(store.last_change_id, poll_s=1.0)
         app = create_app(
             ApiSettings(
                 store_url=cfg.store_url,
@@ -439,6 +197,7 @@ class Pipeline:
                 or kept_secret(cfg.data_dir / "ticket_secret"),  # type: ignore[arg-type]
             ),
             store=store,
+            feed=feed,
         )
         server = _EmbeddedServer(
             uvicorn.Config(app, host=cfg.api_host, port=cfg.api_port, log_level="warning")
@@ -449,9 +208,7 @@ class Pipeline:
                 return
             self.alert_changes += len(changes)
             self._last_change = max(self._last_change, changes[-1].id)
-            services = getattr(app.state, "services", None)
-            if services is not None:
-                services.feed.poke()  # SSE clients hear of it now, not at the next poll
+            feed.poke()
             # The followers read the store's feed at their own pace: a slow webhook never
             # holds back the next detections, nor the other notifiers.
             for follower in self.followers:
@@ -515,54 +272,64 @@ class Pipeline:
                 except Exception:  # one failed round must not stop the timers for good
                     log.exception("periodic work failed; trying again next tick")
 
-        for follower in self.followers:  # before this process writes its first change
-            await follower.open()
-        await asyncio.to_thread(ingest.start)
-        following = [asyncio.create_task(f.run(), name=f.consumer) for f in self.followers]
-        tasks = [
-            asyncio.create_task(alert_worker(), name="alerts"),
-            asyncio.create_task(ticker(), name="ticker"),
-        ]
-        serving = asyncio.create_task(server.serve(), name="api")
-        stopped = asyncio.create_task(stop.wait(), name="stop")
-        try:
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.05)
-            if serving.done():
-                serving.result()
+        async def serve() -> None:
+            await server.serve()
+            if not server.started:  # uvicorn gave up (the port is taken): say where
                 raise RuntimeError(f"the API could not start on {self.api_url}")
-            log.info(
-                "citywatch running: API %s, InfluxDB %s, broker %s",
-                self.api_url,
-                cfg.influx,
-                _redact_broker(cfg.broker),
-            )
-            self.ready.set()
-            await asyncio.wait({stopped, serving, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (serving, *tasks):
-                if task.done() and task.exception() is not None:
-                    log.error("%s stopped: %r", task.get_name(), task.exception())
-                    raise task.exception()  # type: ignore[misc]
-        finally:
+            if not stop.is_set():
+                raise RuntimeError(f"the API on {self.api_url} stopped by itself")
+
+        async def drain(
+            following: list["asyncio.Task[None]"], serving: "asyncio.Task[None]"
+        ) -> None:
+            """Shut down in order: the API stops taking requests, ingest drains and
+            acknowledges, the last detections reach the store, the followers send what
+            they can (each resumes from its stored cursor at the next start), the API
+            finishes its requests."""
             log.info("stopping: draining ingest, alerts and the detector")
             server.should_exit = True
             await asyncio.to_thread(ingest.stop)
             await asyncio.sleep(0)  # let the writer's last detections land in the queue
             while not self._queue.empty():
                 await publish(await store.apply_detections(self._queue.get_nowait()))
-            # The last exports and notifications go out (what cannot wait for a later
-            # start: each follower resumes from its stored cursor).
             await asyncio.gather(
                 *(f.drain(t, 15) for f, t in zip(self.followers, following, strict=True))
             )
-            try:  # the API finishes its requests and its lifespan (store stays ours)
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(serving), timeout=15)
-            except (TimeoutError, Exception):
-                serving.cancel()
-            stopped.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, stopped, serving, return_exceptions=True)
+
+        for follower in self.followers:  # before this process writes its first change
+            await follower.open()
+        await asyncio.to_thread(ingest.start)
+        drained = False
+        try:
+            async with asyncio.TaskGroup() as tasks:  # one failing task stops them all
+                following = [tasks.create_task(f.run(), name=f.consumer) for f in self.followers]
+                workers = [
+                    tasks.create_task(alert_worker(), name="alerts"),
+                    tasks.create_task(ticker(), name="ticker"),
+                ]
+                serving = tasks.create_task(serve(), name="api")
+                while not server.started and not serving.done():
+                    await asyncio.sleep(0.05)
+                log.info(
+                    "citywatch running: API %s, InfluxDB %s, broker %s",
+                    self.api_url,
+                    cfg.influx,
+                    _redact_broker(cfg.broker),
+                )
+                self.ready.set()
+                await stop.wait()
+                await drain(following, serving)
+                drained = True
+                for task in (*workers, serving):
+                    task.cancel()
+        except BaseExceptionGroup as failed:  # a task failed: its own error, not a group
+            log.error("stopped by a failure: %r", failed.exceptions[0])
+            raise failed.exceptions[0] from failed
+        finally:
+            if not drained:  # a failure: at least nothing ingest took is left unacked
+                await asyncio.to_thread(ingest.stop)
             await asyncio.to_thread(sink.save, self.checkpoint)
             for notifier in notifiers:
                 with contextlib.suppress(Exception):

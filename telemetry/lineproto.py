@@ -17,8 +17,10 @@ The per-report encoder is the hot path: one ``str.format`` call per report with 
 template cached per (kind, metric names), no per-metric Python work.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
+
+from telemetry.catalogue import METRICS_BY_ID
 
 _TAG_TRANSLATION: Final = str.maketrans(
     {",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n", "\r": "\\r"}
@@ -114,6 +116,57 @@ class ReportTemplates:
     def line(self, series: str, metrics: Mapping[str, float | bool], ts_ms: int) -> str:
         """The line of one report; ``series`` comes from ``series_key``."""
         return self.template(tuple(metrics)).format(series, *metrics.values(), ts_ms)
+
+
+SCORE_MEASUREMENT = "citywatch_score"
+
+
+def score_line(device: str, ward: str, metric: int, ts_ms: int, value: float, score: float) -> str:
+    """One ``citywatch_score`` point: a reading's anomaly score beside its value (tags
+    device, kind, metric, ward). The plain way; :class:`ScoreLines` is its fast twin."""
+    spec = METRICS_BY_ID[metric]
+    return encode_point(
+        SCORE_MEASUREMENT,
+        {"device": device, "kind": spec.kind.value, "metric": spec.name, "ward": ward},
+        {"score": round(score, 4), "value": float(value)},
+        ts_ms,
+    )
+
+
+class ScoreLines:
+    """``score_line`` for many readings: each (device, metric, ward)'s series key is
+    escaped once and cached (bounded: ids come from devices); the two float fields are
+    ``repr``, as ``encode_point`` writes them."""
+
+    def __init__(self, max_keys: int = 500_000) -> None:
+        self.max_keys = max_keys
+        self._keys: dict[tuple[str, int, str], str] = {}
+
+    def lines(
+        self,
+        devices: Sequence[str],
+        wards: Sequence[str],
+        metrics: Sequence[int],
+        ts_ms: Sequence[int],
+        values: Sequence[float],
+        scores: Sequence[float],
+    ) -> list[str]:
+        keys = self._keys
+        if len(keys) > self.max_keys:
+            keys.clear()
+        out = []
+        for device, ward, metric, ts, value, score in zip(
+            devices, wards, metrics, ts_ms, values, scores, strict=True
+        ):
+            key = keys.get((device, metric, ward))
+            if key is None:
+                spec = METRICS_BY_ID[metric]
+                tags = {"device": device, "kind": spec.kind.value, "metric": spec.name}
+                key = keys[device, metric, ward] = series_key(
+                    SCORE_MEASUREMENT, {**tags, "ward": ward}
+                )
+            out.append(f"{key} score={round(score, 4)!r},value={value!r} {ts}")
+        return out
 
 
 def join_lines(lines: Iterable[str]) -> bytes:

@@ -1,12 +1,13 @@
-"""DetectorSink's shortcuts (cached device slots, cached score series keys) change nothing:
-the same scores, events and ``citywatch_score`` lines as ``Detector.update`` plus one
-``encode_point`` per flagged reading."""
+"""The shortcuts change nothing: the registry's slot look-up by runs of device ids equals
+one ``slot`` per reading, and DetectorSink's cached score series keys give the same
+``citywatch_score`` lines as one ``score_line`` (``encode_point``) per flagged reading."""
 
 import numpy as np
 
-from anomaly import Detection, Detector
-from citywatch.pipeline import DataClock, DetectorSink
+from anomaly import Detection, Detector, SeriesRegistry
+from citywatch.detector_sink import DataClock, DetectorSink
 from telemetry import DeviceKind, ReadingBatch, Report
+from telemetry.lineproto import score_line
 
 T0 = 1_764_300_000_000
 CABINET_METRICS = ("temp_inside", "humidity", "door_open", "mains_voltage", "on_battery")
@@ -58,7 +59,15 @@ def test_sink_equals_plain_update_and_encode_point() -> None:
         want_events += update.events
         flagged = np.flatnonzero(update.scores >= 0.3)
         want_lines += [
-            DetectorSink._score_line(batch, int(i), float(update.scores[i])) for i in flagged
+            score_line(
+                str(batch.device[i]),
+                str(batch.ward[i]),
+                int(batch.metric[i]),
+                int(batch.ts_ms[i]),
+                float(batch.value[i]),
+                float(update.scores[i]),
+            )
+            for i in flagged
         ]
         sink.handle(batch)
     assert reference.registry.devices == sink.detector.registry.devices
@@ -69,3 +78,19 @@ def test_sink_equals_plain_update_and_encode_point() -> None:
     assert want_lines, "the stream should flag some readings"
     assert lines == want_lines
     assert events == want_events
+
+
+def test_slots_by_runs_of_devices_equal_one_slot_per_reading() -> None:
+    """New devices and metrics appear from batch to batch, wards repeat: the same
+    slots and the same registration order as ``slot`` called row by row."""
+    fast, plain = SeriesRegistry(capacity=4), SeriesRegistry(capacity=4)
+    for batch in batches(seed=11, rounds=60):
+        got = fast.slots(batch.device, batch.metric, batch.ward)
+        want = [
+            plain.slot(str(d), int(m), str(w))
+            for d, m, w in zip(batch.device, batch.metric, batch.ward, strict=True)
+        ]
+        np.testing.assert_array_equal(got, want)
+    assert fast.devices == plain.devices
+    assert fast.wards == plain.wards
+    np.testing.assert_array_equal(fast.device_ward, plain.device_ward)
