@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
+from citywatch import exit_codes
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, ServiceError, free_port
 from citywatch.options import BrokerOpt, DatabaseOpt, InfluxOpt, StoreOpt
 
@@ -97,6 +99,25 @@ def _check_urls(broker: str | None, influx: str | None, api_port: int) -> None:
         raise typer.BadParameter(f"must be 1-65535, got {api_port}", param_hint="--api-port")
 
 
+def _check_ports(host: str, ports: dict[str, int]) -> None:
+    """Every port the run will serve on is free, before anything starts: a taken port
+    found later would come after ingest had consumed (and acknowledged) messages. One
+    line and exit 69 (unavailable) if not."""
+    for flag, port in ports.items():
+        if not port:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                console.print(
+                    f"[red]error:[/] {flag} {port} on {host} is taken ({exc.strerror}); "
+                    "stop what serves there or choose another port"
+                )
+                raise typer.Exit(exit_codes.UNAVAILABLE) from None
+
+
 @contextlib.contextmanager
 def forced_exit() -> Iterator[None]:
     """A second Ctrl-C abandons the drain. The ``with`` blocks inside have stopped the
@@ -109,7 +130,7 @@ def forced_exit() -> Iterator[None]:
         console.print("forced stop: reports not yet written stay queued on the broker")
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(exit_codes.INTERRUPTED)
 
 
 @contextlib.contextmanager
@@ -124,7 +145,7 @@ def _services_for_the_run(
                 yield ends
         except ServiceError as exc:
             console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+            raise typer.Exit(exit_codes.FAILED) from None
 
 
 def _run_loop(main: Coroutine[None, None, None]) -> None:
@@ -146,6 +167,17 @@ async def _serve(config: PipelineConfig) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
     await Pipeline(config).run(stop)
+
+
+def _run_pipeline(main: Coroutine[None, None, None]) -> None:
+    """:func:`_run_loop`; a port taken since the check is one line and exit 69."""
+    from citywatch.pipeline import PortTakenError
+
+    try:
+        _run_loop(main)
+    except PortTakenError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exit_codes.UNAVAILABLE) from None
 
 
 ApiPortOpt = Annotated[int, typer.Option(envvar="CITYWATCH_API_PORT", help="API port.")]
@@ -187,6 +219,7 @@ def run(
 
     _check_urls(broker, influx, api_port)
     _check_ticket_secret()
+    _check_ports(api_host, {"--api-port": api_port, "--metrics-port": metrics_port})
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +236,7 @@ def run(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )
-        _run_loop(_serve(config))
+        _run_pipeline(_serve(config))
 
 
 # ----------------------------------------------------------------------------- demo
@@ -336,6 +369,7 @@ def demo(
         raise typer.BadParameter(f"must be positive, got {speed:g}", param_hint="--speed")
     _check_urls(None, None, api_port)
     _check_ticket_secret()
+    _check_ports("127.0.0.1", {"--api-port": api_port})
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
     with _services_for_the_run(None, None, data_dir) as ends:
@@ -371,7 +405,7 @@ def demo(
             "--no-progress",
         ]
         wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
-        _run_loop(_demo(config, sim_args, wards, linger))
+        _run_pipeline(_demo(config, sim_args, wards, linger))
     labels = data_dir / "labels.csv"
     if labels.exists():
         console.print(f"ground truth of the injected faults: {labels}")

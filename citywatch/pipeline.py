@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ class Pipeline:
         def emit(detections: list[Detection]) -> None:
             loop.call_soon_threadsafe(self._queue.put_nowait, detections)
 
+        # The API's port first, before ingest can take a message: a taken port found later
+        # would stop a process that had consumed (and acknowledged) messages.
+        api_socket = bind_port(cfg.api_host, cfg.api_port)
         await asyncio.to_thread(kernel_ready.prepare)
         sink = DetectorSink(self._load_detector(), self.clock, emit)
         ingest = IngestService(
@@ -273,7 +277,7 @@ class Pipeline:
                     log.exception("periodic work failed; trying again next tick")
 
         async def serve() -> None:
-            await server.serve()
+            await server.serve(sockets=[api_socket])
             if not server.started:  # uvicorn gave up (the port is taken): say where
                 raise RuntimeError(f"the API could not start on {self.api_url}")
             if not stop.is_set():
@@ -336,6 +340,7 @@ class Pipeline:
                     await notifier.close()
             await influx.aclose()
             await store.close()
+            api_socket.close()
             log.info("stopped; detector state saved to %s", self.checkpoint)
 
     async def _notifiers(self) -> list[MqttNotifier | WebhookNotifier]:
@@ -353,6 +358,23 @@ class Pipeline:
                 raise ValueError("a webhook needs a secret to sign its requests (--webhook-secret)")
             notifiers.append(WebhookNotifier(cfg.webhook_url, cfg.webhook_secret))
         return notifiers
+
+
+class PortTakenError(RuntimeError):
+    """A port the pipeline serves on is in use."""
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (uvicorn serves on it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortTakenError(f"the API port {port} on {host} is taken ({exc.strerror})") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _redact_broker(url: str) -> str:
