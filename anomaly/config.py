@@ -124,6 +124,14 @@ class DetectorConfig:
     """Readings over which a calibrated statistic's record decays towards its mean:
     evidence counts only where the statistic beats its record, so a series that
     routinely shows a z of some size (a daily spike) reports it the first time only."""
+    onset_excursion_tolerance: float = 0.3
+    """An outlier (beyond ``clip_sigma`` of the baseline) whose distance from the baseline
+    level does not beat the routine excursion of its side by this share gives no
+    baseline or time-of-day evidence: a spike of a size the series shows every day is
+    not news, though the scales its z is measured in have moved (the calibration's
+    record of z is beaten by a hair). The routine excursion rises halfway towards each
+    larger one and decays over ``onset_record_memory`` readings. The same share as
+    ``coarse_extreme_tolerance``."""
     coarse_blocks: tuple[int, int] = (8, 64)
     """Readings per block of the two coarse time scales: the block means' own level,
     scale (calibrated like a reading's z) and range (a new-extreme check) see slow and
@@ -230,6 +238,7 @@ class DetectorConfig:
             "onset_extreme_decades",
             "onset_report_min",
             "onset_refractory",
+            "onset_excursion_tolerance",
             "coarse_extreme_tolerance",
         ):
             if not getattr(self, name) >= 0:

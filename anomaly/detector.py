@@ -60,7 +60,7 @@ from telemetry.catalogue import METRICS_BY_ID
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-CHECKPOINT_VERSION = 4  # 4: the compiled kernel's state tables (3: numpy columns)
+CHECKPOINT_VERSION = 5  # 5: the routine excursion columns (4: the compiled kernel's tables)
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
@@ -153,6 +153,7 @@ def kernel_params(config: DetectorConfig) -> kernel.Params:
         refractory=float(c.onset_refractory),
         refractory_escalate=c.onset_refractory_escalate,
         record_alpha=1.0 / c.onset_record_memory,
+        excursion_tolerance=c.onset_excursion_tolerance,
         extreme_tolerance=c.onset_extreme_tolerance,
         extreme_decades=c.onset_extreme_decades,
         coarse_blocks=(float(c.coarse_blocks[0]), float(c.coarse_blocks[1])),

@@ -59,6 +59,8 @@ from anomaly.layout import (
     EV_ACTIVE,
     EV_PEAK,
     EV_START,
+    EXC_NEG,
+    EXC_POS,
     FIRST_TS,
     FLAT_RATE,
     FLAT_RUN,
@@ -115,6 +117,9 @@ HOUR_MS = 3_600_000.0
 _PER_HOUR = 1.0 / HOUR_MS  # a multiplication where a division would cost four times it
 _LN10 = math.log(10.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+_EXCURSION_RISE = 0.5
+"""How far a larger excursion lifts a series' routine excursion size (EXC_POS/NEG)
+towards it: halfway, so a size is routine once it has come back, not after one spike."""
 
 
 if not os.environ.get("NUMBA_CACHE_DIR"):
@@ -175,6 +180,7 @@ class Params(NamedTuple):
     refractory: float
     refractory_escalate: float
     record_alpha: float
+    excursion_tolerance: float
     extreme_tolerance: float
     extreme_decades: float
     coarse_blocks: tuple[float, float]
@@ -826,6 +832,29 @@ def score_batch(
                 f32[s, cb + CB_COUNT] = 0.0
                 got = _block_end(f32, s, j, total / count, steps / count, sensor, warm, floor, p)
                 evidence = _fmax(evidence, got)
+        # An outlier no farther from the baseline level than the large ones of its side
+        # lately (by the tolerance) is a size this series shows routinely (a daily spike,
+        # a burst of a bursty count): its baseline and time-of-day z give no evidence,
+        # however their scales have moved since. Sizes in value units, unlike the
+        # calibration's record of z, which a scale that breathes lets a repeat beat.
+        # A larger excursion lifts the size halfway to it: one seen once counts half.
+        routine = False
+        if learn_ok and not math.isnan(base_level):
+            res = x - base_level
+            keep = 1.0 - p.record_alpha
+            ex_pos = float(f32[s, EXC_POS]) * keep
+            ex_neg = float(f32[s, EXC_NEG]) * keep
+            if res > 0.0:
+                routine = res <= ex_pos * (1.0 + p.excursion_tolerance)
+                if res > ex_pos:
+                    ex_pos += _EXCURSION_RISE * (res - ex_pos)
+            else:
+                routine = -res <= ex_neg * (1.0 + p.excursion_tolerance)
+                if -res > ex_neg:
+                    ex_neg += _EXCURSION_RISE * (-res - ex_neg)
+            f32[s, EXC_POS] = ex_pos
+            f32[s, EXC_NEG] = ex_neg
+            routine = routine and abs(z_base) > p.clip_sigma
         for k, col in ((BASELINE, CAL_BASELINE), (TIME_OF_DAY, CAL_TOD), (LEVEL_SHIFT, CAL_SHIFT)):
             if p.enabled[k] and p.onset_from[k] and judged[k]:
                 high = floor if floor > evidence else evidence
@@ -847,6 +876,8 @@ def score_batch(
                 f32[s, cb + 2] = short
                 f32[s, cb + 3] = count
                 f32[s, cb + 4] = record
+                if routine and k != LEVEL_SHIFT:
+                    got = 0.0
                 evidence = _fmax(evidence, got)
         for k in (LIMITS, FLATLINE, DROPOUT):
             if p.enabled[k] and p.onset_from[k]:

@@ -65,7 +65,11 @@ REPORTED: Final = 12  # the evidence (decades) of the last onset report
 REPORT_REF: Final = 13  # ... decayed since: what a new report must exceed
 SINCE_REPORT: Final = 14  # readings since that report
 HOLD_SCALE: Final = 15  # the baseline scale when the run of outliers began
-EV_ACTIVE: Final = 16  # K columns
+EXC_POS: Final = 16
+"""How far above the baseline level this series' outliers routinely reach: each larger
+one lifts it halfway there, and it decays over ``onset_record_memory`` readings."""
+EXC_NEG: Final = 17  # ... below it
+EV_ACTIVE: Final = 18  # K columns
 EV_PEAK: Final = EV_ACTIVE + K  # K columns
 CAL: Final = EV_PEAK + K
 """Calibration blocks of ``CAL_WIDTH`` (long mean, long variance, short mean, count,
@@ -147,6 +151,8 @@ F32_NAMES: tuple[str, ...] = (
     "onset_report_ref",
     "onset_since_report",
     "base_hold_scale",
+    "onset_excursion_pos",
+    "onset_excursion_neg",
     *(f"ev_active_{k}" for k in range(K)),
     *(f"ev_peak_{k}" for k in range(K)),
     *(

@@ -18,6 +18,8 @@ uses only earlier readings; no whole-file range given up front):
   ``log1p(|z|)`` (baseline, time of day, level shift, and the z of block means of 8 and
   64 readings) calibrated per series against its own long-run distribution (HTM's
   anomaly likelihood), counted only where it beats that statistic's own decaying record;
+  an outlier no farther from the baseline level than the series' routine excursion of
+  that side (by 30 %) gives no baseline or time-of-day evidence (a daily spike);
   a reading beyond the series' observed range by 5 % of it, or a block mean (or a
   block's mean absolute step, its dispersion) beyond the range of the blocks before it by
   30 % of it (HTM's "spatial anomaly" check): 20 decades, more for each doubling of the
@@ -269,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     print("published on these 51 files (standard): ARTime 77.0, CAD OSE 75.4, HTM 73.0")
     print(
         "ours: the onset score = per-series calibrated evidence (baseline, time of day, level "
-        "shift, block means of 8 and 64) beating its own record, HTM's new-extreme check on "
+        "shift, block means of 8 and 64) beating its own record, outliers of a routine size "
+        "muted, HTM's new-extreme check on "
         "readings, block means and block dispersion, reported against the last report with a "
         "refractory period; one configuration, the live one"
     )
