@@ -16,6 +16,7 @@ arithmetic and the cache lines of its series.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -122,10 +123,24 @@ _EXCURSION_RISE = 0.5
 towards it: halfway, so a size is routine once it has come back, not after one spike."""
 
 
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    # Compiled code goes under the virtual environment, so an environment compiles the
-    # kernel once, not every process (numba's default is beside the source).
-    numba.config.CACHE_DIR = str(Path(sys.prefix) / "var" / "citywatch-numba")  # type: ignore[attr-defined]
+def _sources_digest() -> str:
+    """A digest of the sources the compiled code depends on. numba checks only the
+    timestamp of the file that defines a function, while the kernel bakes in the column
+    numbers of ``layout.py``: keyed by both, a changed layout compiles afresh instead of
+    running stale code."""
+    digest = hashlib.sha256()
+    for name in ("kernel.py", "layout.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# Compiled code goes under the virtual environment (or NUMBA_CACHE_DIR), so an
+# environment compiles the kernel once, not every process (numba's default is beside the
+# source), in a folder of its own for each version of the sources.
+numba.config.CACHE_DIR = str(  # type: ignore[attr-defined]
+    Path(os.environ.get("NUMBA_CACHE_DIR") or Path(sys.prefix) / "var" / "citywatch-numba")
+    / _sources_digest()
+)
 
 
 def cache_dir() -> str:
