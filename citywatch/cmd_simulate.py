@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from citywatch import exit_codes
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 3600.0
@@ -72,6 +74,13 @@ def simulate(
     ] = "auto",
     connections: Annotated[int, typer.Option(help="Connections in pooled mode.")] = 4,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    cut_scenario: Annotated[
+        bool,
+        typer.Option(
+            help="Allow a --duration that ends before some of the scenario's faults start "
+            "(those are not injected); without it such a run is refused."
+        ),
+    ] = False,
 ) -> None:
     """Run the simulated city: a seeded fleet of cabinets and cable segments, with faults."""
     from simulators.fleet import build_fleet
@@ -131,6 +140,16 @@ def simulate(
             f"must be positive (or 0: endless), got {length:g}", param_hint="--duration"
         )
     endless = length == 0
+    unplayed = [f for f in story.faults if lead_in + f.at >= length]
+    if unplayed and not endless and not cut_scenario:
+        needed = lead_in + max(f.at + f.duration for f in story.faults)
+        first = min(lead_in + f.at for f in unplayed)
+        raise typer.BadParameter(
+            f"{length:g} s ends before {len(unplayed)} of the {len(story.faults)} faults of "
+            f"scenario {story.name!r} start (the first at {first:g} s): give at least "
+            f"{needed:g} s, or --cut-scenario to play only the faults that fit",
+            param_hint="--duration",
+        )
     if endless and not 0 < speed <= 1:
         raise typer.BadParameter(
             "an endless run (--duration 0) needs 0 < --speed <= 1: faster, device clocks "
@@ -183,9 +202,10 @@ def simulate(
             raise typer.BadParameter(str(exc), param_hint="--mode") from None
         try:
             mqtt_sink.connect()
-        except PublishError as exc:
+        except PublishError as exc:  # not a usage error: the broker is not there (yet)
             mqtt_sink.close(timeout=0)
-            raise typer.BadParameter(str(exc), param_hint="--broker") from None
+            Console(stderr=True).print(f"[red]error:[/] {exc}")
+            raise typer.Exit(exit_codes.UNAVAILABLE) from None
         sink = mqtt_sink
     else:
         assert output is not None

@@ -35,6 +35,10 @@ runner = CliRunner()
         ),
         (["--output", "o.jsonl", "--scenario", "no_such"], "not a shipped scenario"),
         (["--output", "/no/such/dir/o.jsonl"], "does not exist"),
+        (
+            ["--output", "o.jsonl", "--scenario", "monsoon_evening", "--duration", "600"],
+            "600 s ends before",
+        ),
     ],
 )
 def test_bad_flags_are_refused_clearly(args: list[str], message: str, tmp_path: Path) -> None:
@@ -79,3 +83,32 @@ def test_file_run_with_scenario_writes_stream_and_labels(tmp_path: Path) -> None
     assert {r["fault"] for r in rows} >= {"flooding", "mains_outage", "fan_failure"}
     assert all(r["scenario"] == "monsoon_evening" for r in rows)
     assert all(r["start"].endswith("Z") and r["start"] < r["end"] for r in rows)
+
+
+def test_cut_scenario_plays_only_the_faults_that_fit(tmp_path: Path) -> None:
+    """A --duration shorter than the scenario is refused (above) unless asked for: then
+    the run plays, and its ground truth holds only faults that started within it."""
+    labels = tmp_path / "labels.csv"
+    args = ["--output", str(tmp_path / "o.jsonl"), "--scenario", "monsoon_evening"]
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--no-progress",
+            *args,
+            "--devices",
+            "300",
+            "--duration",
+            "3000",
+            "--cut-scenario",
+            "--labels",
+            str(labels),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with labels.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows, "the faults that start within 3000 s are injected"
+    faults = {r["fault"] for r in rows}
+    assert "flooding" in faults  # at 35 and 45 min: within the 50 min played
+    assert "mains_outage" not in faults  # at 50 min: cut
