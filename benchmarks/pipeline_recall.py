@@ -3,8 +3,8 @@
 A simulated city plays a scenario through a private Mosquitto and influxd, ingest, the
 detector, the alert store and the API, on the wall clock at ``--speed``; then the API is
 asked, per device of the ground truth, which alerts reached a crew (``raised_at`` set:
-not dropped while pending). Prints the faulted devices without one, and the raised alerts
-of devices without a fault.
+not dropped while pending): ``citywatch.scorecard`` (faults caught, missed, median time
+to alert, false alarms), as ``citywatch demo`` ends.
 
     python benchmarks/pipeline_recall.py [--devices 300] [--seed 11] [--period 10]
         [--speed 120] [--scenario monsoon_evening]
@@ -17,7 +17,6 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,13 @@ from alerts.store import AlertStore
 from citywatch.background import BackgroundPipeline
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, free_port
 from citywatch.pipeline import PipelineConfig
+from citywatch.scorecard import score
 from simulators.fleet import build_fleet
 from simulators.publisher import MqttSink
 from simulators.runner import run
 from simulators.scenario import load_scenario
 from simulators.simulation import Simulation
 from simulators.wards import load_wards
-
-# Faults a crew must hear about (sensor faults and dropouts are the NOC's).
-CREW_FAULTS = {"fan_failure", "mains_outage", "flooding", "cable_cut", "fibre_degradation"}
 
 
 def _key(store_url: str) -> str:
@@ -111,27 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             alerts = _alerts(background.pipeline.api_url, key)
         finally:
             background.close()
-    raised: dict[str, set[str]] = defaultdict(set)
-    pending: dict[str, set[str]] = defaultdict(set)
-    for a in alerts:
-        (raised if a.get("raised_at") else pending)[a["device"]].add(a["type"])
-    faults: dict[str, set[str]] = defaultdict(set)
-    for label in sim.labels():
-        if label.fault in CREW_FAULTS:
-            faults[label.device].add(label.fault)
-    missed = {d: sorted(f) for d, f in faults.items() if not raised[d]}
+    card = score(sim.labels(), alerts)
     print(
         f"{args.scenario}: {args.devices} devices, seed {args.seed}, period {args.period} s, "
         f"speed {args.speed}; {summary.sent} messages; {len(alerts)} alerts"
     )
-    print(f"faulted devices with a raised alert: {len(faults) - len(missed)}/{len(faults)}")
-    for device, kinds in sorted(missed.items()):
-        print(f"  MISSED {device} {kinds}: only pending {sorted(pending[device])}")
-    quiet = {d for d in raised if d and d not in {label.device for label in sim.labels()}}
-    print(f"devices without a fault that raised an alert: {len(quiet)}")
-    for device in sorted(quiet)[:20]:
-        print(f"  {device}: {sorted(raised[device])}")
-    return 1 if missed else 0
+    for line in card.lines():
+        print(line)
+    return 1 if card.missed else 0
 
 
 if __name__ == "__main__":

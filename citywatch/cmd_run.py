@@ -293,6 +293,7 @@ async def _demo(
     sim_args: list[str],
     wards: list[str],
     linger: bool,
+    labels: Path,
 ) -> None:
     from rich.live import Live
 
@@ -324,12 +325,17 @@ async def _demo(
         with Live(
             _status_table(api, noc_key, sim, started), console=console, refresh_per_second=1
         ) as live:
+            scored = False
             while not stop.is_set() and not running.done():
                 live.update(await asyncio.to_thread(_status_table, api, noc_key, sim, started))
-                if sim.poll() is not None and not linger:
+                if sim.poll() is not None and not scored:
                     await asyncio.sleep(5)  # the last reports through detection to alerts
                     live.update(await asyncio.to_thread(_status_table, api, noc_key, sim, started))
-                    break
+                    if labels.exists():
+                        await asyncio.to_thread(_print_scorecard, api, noc_key, labels)
+                    scored = True
+                    if not linger:
+                        break
                 await asyncio.sleep(1)
         if sim.poll() is None:
             sim.terminate()
@@ -339,6 +345,33 @@ async def _demo(
     finally:
         stop.set()
         await running
+
+
+def _print_scorecard(api: str, key: str, labels: Path) -> None:
+    """The demo scores itself against the ground truth the simulator wrote."""
+    import httpx
+
+    from citywatch.scorecard import score
+    from simulators.labels import read_labels
+
+    alerts: list[dict[str, object]] = []
+    try:
+        while True:
+            page = httpx.get(
+                f"{api}/alerts",
+                params={"skip": len(alerts), "limit": 500},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            ).json()
+            alerts += page["data"]
+            if len(alerts) >= page["count"] or not page["data"]:
+                break
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        console.print(f"scorecard: the API did not answer ({type(exc).__name__})")
+        return
+    console.rule("against the ground truth")
+    for line in score(read_labels(labels), alerts).lines():
+        console.print(line)
 
 
 def demo(
@@ -405,7 +438,7 @@ def demo(
             "--no-progress",
         ]
         wards = ["phuong_hoang_mai", "phuong_dinh_cong", "phuong_thanh_xuan"]
-        _run_pipeline(_demo(config, sim_args, wards, linger))
+        _run_pipeline(_demo(config, sim_args, wards, linger, data_dir / "labels.csv"))
     labels = data_dir / "labels.csv"
     if labels.exists():
         console.print(f"ground truth of the injected faults: {labels}")

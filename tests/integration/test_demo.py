@@ -30,6 +30,13 @@ def test_demo_plays_a_scenario_end_to_end(tmp_path: Path) -> None:
     assert raised is not None, out
     assert int(raised.group(1)) >= 1, out
     assert "finished (exit 0)" in out
+    # It scores itself against the ground truth the simulator wrote.
+    card = re.search(r"faults injected (\d+), caught (\d+)", out)
+    assert card is not None, out
+    assert int(card.group(1)) >= 1, out
+    assert int(card.group(2)) >= 1, out
+    assert re.search(r"median time to alert \d+\.\d min", out), out
+    assert re.search(r"false alarms \d+", out), out
     data = tmp_path / "var" / "demo"
     assert (data / "labels.csv").read_text().count("\n") >= 2  # header + a fault
     assert (data / "detector.npz").exists()
