@@ -1,6 +1,8 @@
 """Async engines for the store: SQLite (WAL) embedded, PostgreSQL shared.
 
-``sqlite+aiosqlite:///path/alerts.db`` or ``postgresql+asyncpg://user@host/db``. SQLite
+``sqlite:///path/alerts.db`` or ``postgresql://user@host/db`` (the conventional forms;
+they get the async drivers ``sqlite+aiosqlite`` and ``postgresql+asyncpg``, which may also
+be named explicitly; ``postgres://`` is accepted as Heroku-style URLs write it). SQLite
 write transactions (an engine derived with :func:`writer`) start with ``BEGIN IMMEDIATE``
 so that a read-then-write transaction takes the write lock up front: two writers then
 queue (busy timeout) instead of one failing half-way with "database is locked". Reads
@@ -16,6 +18,12 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg")
+CONVENTIONAL = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+"""Schemes written without a driver, and the async driver the store uses for each."""
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -29,15 +37,17 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreUrlError(f"not a database URL: {url!r}") from exc
+    if parsed.drivername in CONVENTIONAL:
+        parsed = parsed.set(drivername=CONVENTIONAL[parsed.drivername])
     if parsed.drivername not in SUPPORTED:
         raise StoreUrlError(
-            f"unsupported store URL scheme {parsed.drivername!r}; use one of "
-            + ", ".join(f"{s}://" for s in SUPPORTED)
+            f"unsupported store URL scheme {parsed.drivername!r}; use sqlite:///PATH or "
+            "postgresql://USER@HOST/DB (drivers aiosqlite and asyncpg)"
         )
     if parsed.drivername.startswith("sqlite"):
         if not parsed.database or parsed.database == ":memory:":
             raise StoreUrlError(
-                "the SQLite store needs a file path (sqlite+aiosqlite:///path/alerts.db): "
+                "the SQLite store needs a file path (sqlite:///path/alerts.db): "
                 "an in-memory database is private to one connection"
             )
         engine = create_async_engine(

@@ -30,7 +30,7 @@ class ApiSettings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     store_url: str = Field(
         default="sqlite+aiosqlite:///citywatch.db",
-        description="alert store URL (sqlite+aiosqlite:// or postgresql+asyncpg://)",
+        description="alert store URL (sqlite:///PATH or postgresql://USER@HOST/DB)",
     )
     influx_url: str = Field(
         default="http://127.0.0.1:8086", description="InfluxDB v1 HTTP API base URL"

@@ -23,6 +23,6 @@ StoreOpt = Annotated[
     typer.Option(
         "--store",
         envvar="CITYWATCH_STORE_URL",
-        help="Alert store: sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB.",
+        help="Alert store: sqlite:///PATH or postgresql://USER@HOST/DB.",
     ),
 ]

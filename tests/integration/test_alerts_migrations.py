@@ -84,7 +84,8 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     ("bad", "message"),
     [
         ("mysql://x@y/z", "unsupported store URL scheme 'mysql'"),
-        ("sqlite:///x.db", "unsupported store URL scheme 'sqlite'"),
+        ("postgresql+psycopg2://x@y/z", "unsupported store URL scheme 'postgresql\\+psycopg2'"),
+        ("sqlite://", "needs a file path"),
         ("sqlite+aiosqlite://", "needs a file path"),
         ("sqlite+aiosqlite:///:memory:", "needs a file path"),
         ("not a url", "not a database URL"),
@@ -93,6 +94,28 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 def test_bad_store_urls_are_refused(bad: str, message: str) -> None:
     with pytest.raises(StoreUrlError, match=message):
         make_engine(bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "driver"),
+    [
+        ("sqlite:///{path}", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///{path}", "sqlite+aiosqlite"),
+        ("postgresql://root@127.0.0.1/test", "postgresql+asyncpg"),
+        ("postgres://root@127.0.0.1/test", "postgresql+asyncpg"),
+    ],
+)
+async def test_conventional_store_urls_get_the_async_driver(
+    given: str, driver: str, tmp_path: Path
+) -> None:
+    """``sqlite:///…`` and ``postgresql://…`` as users write them (they were refused)."""
+    engine = make_engine(given.format(path=tmp_path / "a.db"))
+    try:
+        assert engine.url.drivername == driver
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
 
 
 def test_the_migrations_ship_inside_the_package() -> None:
