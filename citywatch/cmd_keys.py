@@ -9,6 +9,7 @@ import typer
 
 from alerts.model import Role
 from telemetry import is_valid_id
+from telemetry.wards import nearest_wards, ward_names
 
 if TYPE_CHECKING:
     from alerts.store import AlertStore
@@ -22,7 +23,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         envvar="CITYWATCH_STORE_URL",
-        help="Alert store: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
+        help="Alert store: sqlite:///PATH or postgresql://USER@HOST/DB",
     ),
 ]
 
@@ -49,12 +50,30 @@ def create(
     name: Annotated[
         str, typer.Option("--name", help="Who holds the key (shown in timelines)")
     ] = "",
+    any_ward: Annotated[
+        bool,
+        typer.Option(
+            "--any-ward", help="Accept --ward values outside the ward catalogue (another city)"
+        ),
+    ] = False,
 ) -> None:
     """Create a key and print it as the LAST line of output (it is not stored in clear)."""
     wards = ward or []
     bad = [w for w in wards if not is_valid_id(w)]
     if bad:
         typer.echo(f"invalid --ward {bad[0]!r}: use a ward codename (a-z, 0-9, _ and -)", err=True)
+        raise typer.Exit(2)
+    known = ward_names()
+    unknown = [w for w in wards if w not in known and not any_ward]
+    if unknown:
+        # A typo would give a crew a page that stays empty: refuse, and say what was meant.
+        near = nearest_wards(unknown[0])
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        typer.echo(
+            f"unknown --ward {unknown[0]!r}: not in the ward catalogue{hint} "
+            "(--any-ward takes a ward outside it)",
+            err=True,
+        )
         raise typer.Exit(2)
 
     async def run() -> str:

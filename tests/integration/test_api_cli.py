@@ -36,12 +36,25 @@ async def _verify(url: str, key: str) -> tuple[Role, tuple[str, ...], str] | Non
 def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
     done = _run(
-        "keys", "create", "--role", "crew", "--ward", "ward_b", "--ward", "ward_a",
-        "--name", "crew 7", "--store", url,
+        "keys", "create", "--role", "crew", "--ward", "phuong_kim_lien",
+        "--ward", "phuong_dinh_cong", "--name", "crew 7", "--store", url,
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     key = done.stdout.strip().splitlines()[-1]
-    assert asyncio.run(_verify(url, key)) == (Role.CREW, ("ward_a", "ward_b"), "crew 7")
+    assert asyncio.run(_verify(url, key)) == (
+        Role.CREW,
+        ("phuong_dinh_cong", "phuong_kim_lien"),
+        "crew 7",
+    )
+    # A typo would give the crew an empty page: refused, with the ward it meant.
+    typo = _run("keys", "create", "--role", "crew", "--ward", "phuong_dinh_cog", "--store", url)
+    assert typo.exit_code == 2
+    assert "unknown --ward 'phuong_dinh_cog'" in typo.stderr
+    assert "did you mean phuong_dinh_cong" in typo.stderr
+    elsewhere = _run(
+        "keys", "create", "--role", "crew", "--ward", "ward_b", "--any-ward", "--store", url
+    )  # fmt: skip
+    assert elsewhere.exit_code == 0, elsewhere.output
 
     no_ward = _run("keys", "create", "--role", "crew", "--store", url)
     assert no_ward.exit_code == 2
