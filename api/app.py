@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from alerts.store import AlertStore
 from api.devices import DeviceDirectory
+from api.docs import serve_docs_offline
 from api.errors import document_body_errors, install_error_handlers
 from api.feed import ChangeFeed
 from api.metrics import ApiMetrics, MetricsMiddleware
@@ -88,7 +89,10 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: a NOC may have no internet
+        redoc_url=None,
     )
+    serve_docs_offline(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
     for module in (
