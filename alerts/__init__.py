@@ -41,6 +41,7 @@ Layers (import only what you need; this package imports ``telemetry`` and
       await store.feed_since(cursor, limit=500)  # with the alert as each change left it
       await store.open_cursor(consumer) / advance_cursor(consumer, id, deliveries) / cursors()
       await store.record_delivery(...) / list_deliveries(alert_id=, skip=, limit=)
+      await store.open_alerts_by_device(wards, device=None)  # counts, offline devices
       await store.ping() ; await store.close()
 
   Errors: ``NotFoundError`` (404), ``lifecycle.TransitionError`` (409: e.g. already

@@ -7,7 +7,7 @@ One module per concern, one class for callers (:class:`AlertStore`):
 - :mod:`~alerts.store.unit_of_work` — one lifecycle write transaction, retried on races;
 - :mod:`~alerts.store.writes` — detections, ticks and manual actions (the lifecycle);
 - :mod:`~alerts.store.incidents` — incident grouping, and reading incidents;
-- :mod:`~alerts.store.queries` — reading alerts;
+- :mod:`~alerts.store.queries` — reading alerts (the API's reads too);
 - :mod:`~alerts.store.changes` — the change feed (the one outbox) and its cursors;
 - :mod:`~alerts.store.silences`, :mod:`~alerts.store.api_keys`,
   :mod:`~alerts.store.deliveries` — silences, API keys, the delivery log.
@@ -25,7 +25,7 @@ from alerts.store.base import (
 from alerts.store.changes import ChangeFeedStore
 from alerts.store.deliveries import DeliveryLog
 from alerts.store.incidents import IncidentReads
-from alerts.store.queries import AlertFilter, AlertReads
+from alerts.store.queries import AlertFilter, AlertReads, OpenAlerts
 from alerts.store.silences import Silences
 from alerts.store.writes import LifecycleWrites
 
@@ -35,6 +35,7 @@ __all__ = [
     "AlertStore",
     "Clock",
     "NotFoundError",
+    "OpenAlerts",
     "Page",
     "StoreError",
     "wall_clock_ms",

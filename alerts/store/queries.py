@@ -1,4 +1,5 @@
-"""Reading alerts: filtered pages, one alert with its timeline and comments."""
+"""Reading alerts: filtered pages, one alert with its timeline and comments, and the open
+alerts per device (the API's device list)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,14 @@ class AlertFilter:
     incident: int | None = None
     since: int | None = None
     until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlerts:
+    """Per device: how many alerts are open, and whether an ``offline`` alert is active."""
+
+    counts: dict[str, int]
+    offline: frozenset[str]
 
 
 class AlertReads(StoreBase):
@@ -79,6 +88,32 @@ class AlertReads(StoreBase):
                 [change_of(r) for r in events.mappings()],
                 [Comment(**r) for r in notes.mappings()],
             )
+
+    async def open_alerts_by_device(
+        self, wards: Sequence[str] | None, device: str | None = None
+    ) -> OpenAlerts:
+        """Open alerts per device (area alerts, which name no device, are left out), in
+        ``wards`` (``None``: all) or of one ``device``."""
+        c = alerts.c
+        conditions: list[sa.ColumnElement[bool]] = [c.open_key.is_not(None), c.device != ""]
+        if wards is not None:
+            conditions.append(c.ward.in_(list(wards)))
+        if device is not None:
+            conditions.append(c.device == device)
+        async with self.engine.connect() as conn:
+            counts = await conn.execute(
+                sa.select(c.device, sa.func.count()).where(*conditions).group_by(c.device)
+            )
+            offline = await conn.scalars(
+                sa.select(c.device)
+                .where(
+                    *conditions,
+                    c.type == DetectionKind.OFFLINE.value,
+                    c.state == AlertStatus.ACTIVE.value,
+                )
+                .distinct()
+            )
+            return OpenAlerts({str(d): int(n) for d, n in counts.all()}, frozenset(offline))
 
 
 def alert_conditions(where: AlertFilter) -> list[sa.ColumnElement[bool]]:
