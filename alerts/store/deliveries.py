@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alerts.model import AlertChange, Delivery, DeliveryAttempt
 from alerts.schema import deliveries
 from alerts.store.base import Page, StoreBase, check_paging, dialect_insert
+from alerts.store.rows import delivery_of
 
 
 class DeliveryLog(StoreBase):
@@ -45,7 +46,7 @@ class DeliveryLog(StoreBase):
                 .mappings()
                 .one()
             )
-        return Delivery(**row)
+        return delivery_of(row)
 
     async def record_deliveries(self, attempts: Sequence[DeliveryAttempt]) -> None:
         """Log many deliveries in one transaction (a burst of alerts notifies many); as
@@ -72,7 +73,7 @@ class DeliveryLog(StoreBase):
                 .offset(skip)
                 .limit(limit)
             )
-            return Page([Delivery(**r) for r in rows.mappings()], int(count or 0))
+            return Page([delivery_of(r) for r in rows.mappings()], int(count or 0))
 
 
 async def log_deliveries(

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerts.model import Alert, AlertDetail, AlertStatus, Comment
+from alerts.model import Alert, AlertDetail, AlertStatus
 from alerts.schema import alert_events, alerts, comments
 from alerts.store.base import NotFoundError, Page, StoreBase, check_paging
-from alerts.store.rows import alert_of, change_of
+from alerts.store.rows import alert_of, change_of, comment_of
 from anomaly.events import DetectionKind, Severity
 
 
@@ -86,7 +86,7 @@ class AlertReads(StoreBase):
             return AlertDetail(
                 alert,
                 [change_of(r) for r in events.mappings()],
-                [Comment(**r) for r in notes.mappings()],
+                [comment_of(r) for r in notes.mappings()],
             )
 
     async def open_alerts_by_device(
