@@ -3,11 +3,10 @@
 Layers (import only what you need; this package imports ``telemetry`` and
 ``anomaly.events`` only):
 
-- :mod:`alerts.model` — value types. ``Alert`` (what the API serves: id, type, ward,
-  device, metric, severity, state ``pending|active|cleared``, acknowledged(_by/_at),
-  assignee, opened_at, raised_at, last_seen, cleared_at, started_at, count, peak_score,
-  last_score, value, explanation, incident, incident_root, silenced, flapping,
-  escalated_at), ``AlertChange`` (one timeline entry / change-feed event: id, alert_id,
+- :mod:`alerts.model` — value types, each declared once (the store's row mapping and the
+  API's alert schema are derived from them). ``Alert`` (what the API serves: id, type,
+  ward, device, metric, severity, state ``pending|active|cleared``, … — see the class),
+  ``AlertChange`` (one timeline entry / change-feed event: id, alert_id,
   kind, at_ms, detail, actor, notify, ward, alert), ``AlertDetail`` (alert + timeline +
   comments), ``Incident`` (+ children ids), ``Silence``, ``ApiKey`` (id, name, role
   ``noc|crew|admin``, wards), ``Delivery``. All times are epoch milliseconds.
@@ -41,6 +40,7 @@ Layers (import only what you need; this package imports ``telemetry`` and
       await store.feed_since(cursor, limit=500)  # with the alert as each change left it
       await store.open_cursor(consumer) / advance_cursor(consumer, id, deliveries) / cursors()
       await store.record_delivery(...) / list_deliveries(alert_id=, skip=, limit=)
+      await store.open_alerts_by_device(wards, device=None)  # counts, offline devices
       await store.ping() ; await store.close()
 
   Errors: ``NotFoundError`` (404), ``lifecycle.TransitionError`` (409: e.g. already

@@ -3,6 +3,13 @@
 Times are epoch milliseconds (``int``) everywhere: the pure core never reads a clock, the
 store is handed one. Records are frozen dataclasses so that the API layer can build its
 response schemas from them (``from_attributes``) and tests can compare them whole.
+
+A record's fields are declared once, here: the store maps each field to the table column
+of the same name (or the one its :func:`meta` names; a nested record such as
+:class:`AlertKey` spreads over its fields' columns), and the API derives its alert schema
+from :class:`Alert`, descriptions included. Adding a field to an alert means adding it to
+:class:`AlertState` (what the lifecycle keeps) and, if it is served, to :class:`Alert`,
+plus its column (a migration and ``alerts.schema``).
 """
 
 from dataclasses import dataclass, field
@@ -38,6 +45,13 @@ DEVICE_LEVEL_TYPES: frozenset[DetectionKind] = frozenset(
     }
 )
 """Alert types about a whole device: the metric is not part of their key."""
+
+
+def meta(*, column: str | None = None, description: str | None = None) -> dict[str, str]:
+    """A record field's metadata: the table ``column`` that stores it, when that is not
+    the field's name, and its ``description`` (what the API says the field means)."""
+    given = {"column": column, "description": description}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 class AlertStatus(StrEnum):
@@ -137,7 +151,7 @@ class AlertState:
     """The whole state of one alert, as the pure core sees and returns it."""
 
     key: AlertKey
-    status: AlertStatus
+    status: AlertStatus = field(metadata=meta(column="state"))
     severity: Severity
     opened_at: int
     """When the alert was first detected (server time)."""
@@ -179,13 +193,14 @@ class AlertState:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """An alert as stored and served (the API's alert schema reads these attributes)."""
+    """An alert as stored and served: the API's alert schema is derived from these fields
+    (their types and descriptions), the webhook sends them, the change feed stores them."""
 
     id: int
     type: DetectionKind
     ward: str
-    device: str
-    metric: str
+    device: str = field(metadata=meta(description="empty for ward-level (area) alerts"))
+    metric: str = field(metadata=meta(description="empty for device-level rules"))
     severity: Severity
     state: AlertStatus
     acknowledged: bool
@@ -196,13 +211,15 @@ class Alert:
     raised_at: int | None
     last_seen: int
     cleared_at: int | None
-    started_at: int
-    count: int
+    started_at: int = field(metadata=meta(description="device time the condition began"))
+    count: int = field(metadata=meta(description="detections folded into this alert"))
     peak_score: float
     last_score: float
     value: float | None
-    explanation: str
-    incident: int | None
+    explanation: str = field(metadata=meta(description="what is wrong, in plain words"))
+    incident: int | None = field(
+        metadata=meta(column="incident_id", description="id of the incident grouping this alert")
+    )
     incident_root: bool
     silenced: bool
     flapping: bool
@@ -261,7 +278,7 @@ class Incident:
     ward: str
     route: str | None
     position: int | None
-    root_alert: int
+    root_alert: int = field(metadata=meta(column="root_alert_id"))
     opened_at: int
     closed_at: int | None
     title: str

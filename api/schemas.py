@@ -1,15 +1,17 @@
 """Response and request bodies. ``XPublic`` is one resource, ``XsPublic`` a page of them.
 
 Response models read the alert layer's frozen dataclasses directly (``from_attributes``);
-times are epoch milliseconds, as everywhere in citywatch.
+times are epoch milliseconds, as everywhere in citywatch. The alert schema is derived from
+the alert's one declaration (:class:`alerts.model.Alert`): its fields, types and
+descriptions.
 """
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
-from alerts.model import AlertSeverity as Severity
-from alerts.model import AlertStatus, ChangeKind, IncidentKind, Role
+from alerts.model import Alert, ChangeKind, IncidentKind, Role
 from alerts.model import AlertType as DetectionKind
 from telemetry import DeviceKind
 
@@ -23,33 +25,21 @@ class _FromAttributes(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class AlertPublic(_FromAttributes):
-    id: int
-    type: DetectionKind
-    ward: str
-    device: str = Field(description="empty for ward-level (area) alerts")
-    metric: str = Field(description="empty for device-level rules")
-    severity: Severity
-    state: AlertStatus
-    acknowledged: bool
-    acknowledged_by: str | None
-    acknowledged_at: int | None
-    assignee: str | None
-    opened_at: int
-    raised_at: int | None
-    last_seen: int
-    cleared_at: int | None
-    started_at: int = Field(description="device time the condition began")
-    count: int = Field(description="detections folded into this alert")
-    peak_score: float
-    last_score: float
-    value: float | None
-    explanation: str = Field(description="what is wrong, in plain words")
-    incident: int | None = Field(description="id of the incident grouping this alert")
-    incident_root: bool
-    silenced: bool
-    flapping: bool
-    escalated_at: int | None
+def _model_of(record: type[Any], name: str) -> type[_FromAttributes]:
+    """A response model with the fields of ``record`` (a dataclass of ``alerts.model``):
+    same names, order and types, and the descriptions its field metadata gives."""
+    hints = get_type_hints(record)
+    fields: dict[str, Any] = {
+        f.name: (hints[f.name], Field(description=f.metadata.get("description")))
+        for f in dataclasses.fields(record)
+    }
+    return create_model(name, __base__=_FromAttributes, __module__=__name__, **fields)
+
+
+if TYPE_CHECKING:  # the fields are Alert's, made at import; the checker sees the base
+    AlertPublic = _FromAttributes
+else:
+    AlertPublic = _model_of(Alert, "AlertPublic")
 
 
 class AlertsPublic(BaseModel):

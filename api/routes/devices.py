@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from alerts.store import OpenAlerts
 from api.deps import Limit, Reader, ServicesDep, Skip
 from api.devices import DeviceFacts
 from api.errors import AUTHED, NOT_FOUND, UNAVAILABLE, not_found
@@ -16,7 +17,6 @@ from api.schemas import (
     ReadingPublic,
     WindowPointPublic,
 )
-from api.store_queries import OpenAlerts, open_alerts_by_device
 from telemetry import CATALOGUE, DeviceKind
 
 router = APIRouter(prefix="/devices", tags=["devices"], responses={**AUTHED, **UNAVAILABLE})
@@ -56,7 +56,7 @@ async def list_devices(
 ) -> DevicesPublic:
     wards = principal.narrow([ward] if ward is not None else None)
     devices = await services.devices.scan(wards=wards, now_ms=_now_ms())
-    open_alerts = await open_alerts_by_device(services.store, wards)
+    open_alerts = await services.store.open_alerts_by_device(wards)
     rows = [_public(d, open_alerts) for d in devices if kind is None or d.kind is kind]
     if status is not None:
         rows = [r for r in rows if r.status == status]
@@ -83,7 +83,7 @@ async def get_device(
         raise not_found(f"device {device_id}")
     device, points = found
     principal.check_ward(device.ward, f"device {device_id}")
-    open_alerts = await open_alerts_by_device(services.store, None, device=device_id)
+    open_alerts = await services.store.open_alerts_by_device(None, device=device_id)
     units = CATALOGUE[device.kind]
     return DeviceDetailPublic(
         **_public(device, open_alerts).model_dump(),
