@@ -27,7 +27,14 @@ from alerts.correlation import DeviceLocation
 from alerts.feed import FeedFollower, Handled, consumer_name
 from alerts.influx import alert_lines
 from alerts.model import AlertChange
-from alerts.notify import MqttNotifier, WebhookNotifier, notify_follower
+from alerts.notify import (
+    MqttNotifier,
+    ReceiverFollower,
+    WebhookNotifier,
+    load_routes,
+    notify_follower,
+    receiver_followers,
+)
 from alerts.store import AlertStore
 from anomaly import Detection, Detector, DetectorConfig
 from api.app import create_app
@@ -40,6 +47,7 @@ from ingest import IngestService, load_settings
 from ingest.batch import PendingBatch
 from ingest.registry import DeviceRegistry
 from ingest.source import parse_broker_url
+from simulators.wards import load_wards
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
 
@@ -66,6 +74,8 @@ class PipelineConfig:
     notify_mqtt: bool = True
     notify_client_id: str | None = None
     """MQTT client id of the alert notifier; unique per process when not given."""
+    routes: Path | None = None
+    """The routing file of the Telegram, Zalo and e-mail receivers (``--routes``)."""
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tick_s: float = 1.0
     self_metrics_s: float = 5.0
@@ -163,6 +173,7 @@ class Pipeline:
             cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
         )
         notifiers = await self._notifiers()
+        receivers = self._receivers(store)
         influx = AsyncInfluxClient(cfg.influx, cfg.database)
 
         async def export(changes: list[AlertChange]) -> Handled:
@@ -182,6 +193,7 @@ class Pipeline:
                 store, consumer_name("export", "influx", cfg.database), export, poll_s=0.5
             ),
             *(notify_follower(store, n, poll_s=0.5) for n in notifiers),
+            *receivers,
         ]
         # The API's SSE streams wait on this feed; the pipeline pokes it after its own
         # writes, so crews hear of an alert at once rather than at the next poll.
@@ -334,9 +346,25 @@ class Pipeline:
             for notifier in notifiers:
                 with contextlib.suppress(Exception):
                     await notifier.close()
+            for receiver in receivers:
+                await receiver.close()
             await influx.aclose()
             await store.close()
             log.info("stopped; detector state saved to %s", self.checkpoint)
+
+    def _receivers(self, store: AlertStore) -> list[ReceiverFollower]:
+        """The routing file's receivers (Telegram, Zalo, e-mail), each following the
+        change feed; messages name wards as the ward table does."""
+        if self.config.routes is None:
+            return []
+        routes = load_routes(self.config.routes)
+        followers = receiver_followers(store, routes, ward_name=ward_names(), poll_s=0.5)
+        log.info(
+            "routing %s: receivers %s",
+            self.config.routes,
+            ", ".join(f"{f.receiver} ({f.channel})" for f in followers),
+        )
+        return followers
 
     async def _notifiers(self) -> list[MqttNotifier | WebhookNotifier]:
         cfg = self.config
@@ -353,6 +381,13 @@ class Pipeline:
                 raise ValueError("a webhook needs a secret to sign its requests (--webhook-secret)")
             notifiers.append(WebhookNotifier(cfg.webhook_url, cfg.webhook_secret))
         return notifiers
+
+
+def ward_names() -> Callable[[str], str]:
+    """Codename → the ward's Vietnamese name (``phuong_hoang_mai`` → ``Phường Hoàng
+    Mai``) from the ward table; an unknown codename reads as itself."""
+    names = {w.codename: w.name for w in load_wards()}
+    return lambda ward: names.get(ward, ward)
 
 
 def _redact_broker(url: str) -> str:

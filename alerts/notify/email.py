@@ -122,7 +122,7 @@ class EmailNotifier:
                     username=username,
                     password=password,
                     use_tls=self._security == "tls",
-                    start_tls=True if self._security == "starttls" else False,
+                    start_tls=self._security == "starttls",
                     tls_context=self._tls_context,
                     timeout=self._timeout_s,
                 )

@@ -140,8 +140,10 @@ def render_group(changes: Sequence[AlertChange], ward_name: WardName = codename)
     if len(ordered) > MAX_GROUP_LINES:
         lines.append(f"… and {len(ordered) - MAX_GROUP_LINES} more")
     first, last = min(c.at_ms for c in changes), max(c.at_ms for c in changes)
-    span = local_time(first) if local_time(first) == local_time(last) else (
-        f"{local_time(first)}–{local_time(last)}"
+    span = (
+        local_time(first)
+        if local_time(first) == local_time(last)
+        else (f"{local_time(first)}–{local_time(last)}")
     )
     lines.append(span)
     return Message(subject, "\n".join(lines))

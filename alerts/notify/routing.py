@@ -490,9 +490,7 @@ def parse_routes(
     """Validate a routing file's content (``env``: where ``${NAME}`` is looked up,
     default the process environment)."""
     try:
-        file = RoutesFile.model_validate(
-            data, context={"env": os.environ if env is None else env}
-        )
+        file = RoutesFile.model_validate(data, context={"env": os.environ if env is None else env})
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

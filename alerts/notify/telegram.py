@@ -46,8 +46,7 @@ def telegram_html(message: Message) -> str:
         if amp != -1 and ";" not in body[amp:]:
             body = body[:amp]
         body += "…"
-    text = f"{head}\n{body}"
-    return text
+    return f"{head}\n{body}"
 
 
 class TelegramNotifier:
