@@ -82,22 +82,7 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
-class Secret(str):
-    """A value read from the environment (its ``repr`` does not show it)."""
-
-    __slots__ = ("env",)
-    env: str
-
-    def __new__(cls, value: str, env: str) -> "Secret":
-        made = super().__new__(cls, value)
-        made.env = env
-        return made
-
-    def __repr__(self) -> str:
-        return f"Secret(${{{self.env}}})"
-
-
-def _secret(value: object, info: Any) -> Secret:
+def _secret(value: object, info: Any) -> str:
     if not isinstance(value, str) or not (m := _ENV_REF.match(value.strip())):
         raise ValueError(
             "a secret is never written in the routing file: give an environment "
@@ -108,14 +93,18 @@ def _secret(value: object, info: Any) -> Secret:
     found = env.get(name)
     if not found:
         raise ValueError(f"environment variable {name} is not set (or empty)")
-    return Secret(found, name)
+    return found
 
 
-def _secret_validator(value: object, info: Any) -> Secret:
-    return _secret(value, info)
+SecretRef = Annotated[str, BeforeValidator(_secret), Field(repr=False)]
+"""A value read from the environment at load time (not shown in ``repr``)."""
 
 
-SecretRef = Annotated[str, BeforeValidator(_secret_validator)]
+def _optional_secret(value: object, info: Any) -> str | None:
+    return None if value is None else _secret(value, info)
+
+
+OptionalSecretRef = Annotated[str | None, BeforeValidator(_optional_secret), Field(repr=False)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +202,7 @@ class EmailSettings(_Strict):
     port: int = Field(default=587, gt=0, lt=65536)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
-    password: SecretRef | None = None
+    password: OptionalSecretRef = None
     sender: str = Field(alias="from", pattern=r".+@.+")
     to: list[Annotated[str, Field(pattern=r".+@.+")]] = Field(min_length=1)
 
