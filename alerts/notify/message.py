@@ -97,8 +97,8 @@ def render(change: AlertChange, ward_name: WardName = codename) -> Message:
     lines = [_where(change, ward_name)]
     if alert is not None and alert.explanation and change.kind not in _ENDED:
         lines.append(alert.explanation)
-    if change.detail:
-        lines.append(change.detail)
+    if change.detail and (alert is None or alert.explanation not in change.detail):
+        lines.append(change.detail)  # a raise's detail repeats the explanation
     if change.actor:
         lines.append(f"by {change.actor}")
     lines.append(f"{local_time(change.at_ms)} · alert #{change.alert_id}")
