@@ -571,9 +571,17 @@ async def test_the_rate_limit_holds_messages_back_without_dropping_them(
     assert (await store.cursors())[follower.consumer] == bd[0].id
 
 
-async def test_quiet_hours_and_repeats_at_the_receiver(
-    store: AlertStore, chat: ChatService
-) -> None:
+async def test_quiet_hours_and_repeats_at_the_receiver(tmp_path: Path, chat: ChatService) -> None:
+    """Quiet all day for what is less than major: the major alert is heard, the minor
+    one not. The store reminds of both every 20 min; the receiver passes a reminder of
+    the major alert once an hour."""
+    policy = Policy(
+        per_type={},
+        default=TypePolicy(pending_ms=0, keep_firing_ms=0),
+        escalate_after_ms=10 * 86_400_000,
+        reminder_every_ms=20 * 60_000,
+    )
+    store = await AlertStore.open(f"sqlite+aiosqlite:///{tmp_path / 'q.db'}", policy=policy)
     clock, sleeps = Clock(), Sleeps()
     data = {
         "receivers": [{"name": "crew", **TELEGRAM}],
@@ -582,29 +590,37 @@ async def test_quiet_hours_and_repeats_at_the_receiver(
             "receiver": "crew",
             "group_wait": "0s",
             "group_interval": "0s",
-            "routes": [{"matchers": ['kind="reminder"'], "repeat_interval": "1h"}],
             "quiet_hours": ["always"],
+            "quiet_min_severity": "major",
+            "routes": [{"matchers": ['kind="reminder"'], "repeat_interval": "1h"}],
         },
     }
-    routes = parse_routes(data, env=ENV)
     notifier = TelegramNotifier(TOKEN, CHAT, api_url=chat.url, sleep=sleeps)
-    follower = ReceiverFollower(store, routes, "crew", [notifier], clock=clock)
-    await follower.open()
-    await raise_alerts(store, flood("cab_1"))  # major: muted
-    (critical,) = await raise_alerts(store, flood("cab_2", severity=Severity.CRITICAL))
-    assert await follower.catch_up()
-    assert len(chat.requests) == 1
-    assert follower.grouper.muted == 1
-    # Reminders of the critical alert: the store's, paced by the receiver.
-    for _ in range(3):
-        clock.now += 1200
-        await store.tick(now_ms=critical.at_ms + int(clock.now * 1000))
+    follower = ReceiverFollower(store, parse_routes(data, env=ENV), "crew", [notifier], clock=clock)
+    try:
+        await follower.open()
+        await raise_alerts(store, flood("cab_1", severity=Severity.MINOR))  # muted
+        (major,) = await raise_alerts(store, flood("cab_2", severity=Severity.MAJOR))
         assert await follower.catch_up()
-    reminders = [c for c in await store.feed_since(critical.id) if c.kind is ChangeKind.REMINDER]
-    assert len(reminders) >= 2
-    assert len(chat.requests) == 2  # one reminder an hour
-    assert follower.grouper.repeats_dropped == len(reminders) - 1
-    await notifier.close()
+        assert len(chat.requests) == 1
+        assert follower.grouper.muted == 1
+        for k in range(1, 7):  # two hours, a tick every 20 min of data and of wall time
+            clock.now += 1200
+            await store.tick(now_ms=major.at_ms + k * 1_200_000)
+            assert await follower.catch_up()
+        reminders = [
+            c
+            for c in await store.feed_since(major.id)
+            if c.kind is ChangeKind.REMINDER and c.alert_id == major.alert_id
+        ]
+    finally:
+        await notifier.close()
+        await store.close()
+    assert len(reminders) == 6
+    assert len(chat.requests) == 3  # the raise, then a reminder at 1 h and at 2 h
+    assert follower.grouper.repeats_dropped == 4
+    assert follower.grouper.muted == 7  # the minor alert: its raise and its 6 reminders
+    assert all("STILL OPEN" in t for t in chat.telegram_texts()[1:])
 
 
 async def test_drain_sends_what_waits_before_a_stop(store: AlertStore, chat: ChatService) -> None:
