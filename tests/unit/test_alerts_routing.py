@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from channel_helpers import ENV, change
 
 from alerts.model import ChangeKind
@@ -79,6 +80,23 @@ def test_the_example_file_is_valid() -> None:
     )
     assert (crew.group_wait_s, crew.group_interval_s, crew.repeat_interval_s) == (10, 60, 4 * 3600)
     assert example.receivers["crew-hoang-mai-telegram"].telegram.token == "1:a"  # type: ignore[union-attr]
+
+
+def test_the_readme_example_is_valid() -> None:
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Telegram, Zalo and e-mail") :]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    env = {
+        "CITYWATCH_TELEGRAM_TOKEN": "1:a",
+        "CITYWATCH_ZALO_OA_TOKEN": "z",
+        "CITYWATCH_SMTP_PASSWORD": "p",
+    }
+    tree = parse_routes(yaml.safe_load(block), source="README.md", env=env)
+    critical_hm = change(1, ward="phuong_dinh_cong", severity=Severity.CRITICAL)
+    assert [r.receiver for r in tree.match(critical_hm)] == [
+        "crew-hoang-mai",
+        "crew-hoang-mai-zalo",
+    ]
 
 
 def test_the_example_file_names_every_secret_by_reference() -> None:
