@@ -189,6 +189,29 @@ DataDirOpt = Annotated[
         help="Spool, detector checkpoint, SQLite store and private servers' data.",
     ),
 ]
+RoutesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="CITYWATCH_ROUTES",
+        help="Routing file of the Telegram, Zalo and e-mail receivers (YAML; see "
+        "deploy/routes.example.yaml).",
+    ),
+]
+
+
+def _check_routes(routes: Path | None) -> None:
+    """Validate the routing file (and that its secrets are in the environment) before
+    anything starts: every problem with its file, path and field."""
+    if routes is None:
+        return
+    from alerts.notify import RoutesError, load_routes
+
+    try:
+        load_routes(routes)
+    except RoutesError as exc:
+        raise typer.BadParameter(f"\n{exc}", param_hint="--routes") from None
+
+
 MetricsPortOpt = Annotated[
     int, typer.Option(envvar="CITYWATCH_METRICS_PORT", help="Prometheus /metrics of ingest.")
 ]
@@ -210,6 +233,7 @@ def run(
         str | None,
         typer.Option(envvar="CITYWATCH_WEBHOOK_SECRET", help="HMAC key signing webhook bodies."),
     ] = None,
+    routes: RoutesOpt = None,
 ) -> None:
     """Ingest, detector, alerts and API in one process (Ctrl-C or SIGTERM drains and stops).
 
@@ -219,9 +243,10 @@ def run(
 
     _check_urls(broker, influx, api_port)
     _check_ticket_secret()
-    _check_ports(api_host, {"--api-port": api_port, "--metrics-port": metrics_port})
     if webhook_url and not webhook_secret:
         raise typer.BadParameter("a webhook needs --webhook-secret", param_hint="--webhook-url")
+    _check_routes(routes)
+    _check_ports(api_host, {"--api-port": api_port, "--metrics-port": metrics_port})
     data_dir.mkdir(parents=True, exist_ok=True)
     with _services_for_the_run(broker, influx, data_dir) as ends:
         config = PipelineConfig(
@@ -235,6 +260,7 @@ def run(
             metrics_port=metrics_port,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            routes=routes,
         )
         _run_pipeline(_serve(config))
 
@@ -388,6 +414,7 @@ def demo(
     linger: Annotated[
         bool, typer.Option(help="Keep serving after the scenario ends (until Ctrl-C).")
     ] = True,
+    routes: RoutesOpt = None,
 ) -> None:
     """A simulated Hanoi playing a scenario through the whole platform; shows where to look.
 
@@ -402,6 +429,7 @@ def demo(
         raise typer.BadParameter(f"must be positive, got {speed:g}", param_hint="--speed")
     _check_urls(None, None, api_port)
     _check_ticket_secret()
+    _check_routes(routes)
     _check_ports("127.0.0.1", {"--api-port": api_port})
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "labels.csv").unlink(missing_ok=True)  # an earlier demo's ground truth
@@ -413,6 +441,7 @@ def demo(
             data_dir=data_dir,
             api_port=api_port,
             metrics_port=free_port(),
+            routes=routes,
         )
         citywatch = Path(sys.argv[0]).resolve()
         exe = (

@@ -28,7 +28,14 @@ from alerts.correlation import DeviceLocation
 from alerts.feed import FeedFollower, Handled, consumer_name
 from alerts.influx import alert_lines
 from alerts.model import AlertChange
-from alerts.notify import MqttNotifier, WebhookNotifier, notify_follower
+from alerts.notify import (
+    MqttNotifier,
+    ReceiverFollower,
+    WebhookNotifier,
+    load_routes,
+    notify_follower,
+    receiver_followers,
+)
 from alerts.store import AlertStore
 from anomaly import Detection, Detector, DetectorConfig
 from api.app import create_app
@@ -43,6 +50,7 @@ from ingest.registry import DeviceRegistry
 from ingest.source import parse_broker_url
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
+from telemetry.wards import display_name
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,8 @@ class PipelineConfig:
     notify_mqtt: bool = True
     notify_client_id: str | None = None
     """MQTT client id of the alert notifier; unique per process when not given."""
+    routes: Path | None = None
+    """The routing file of the Telegram, Zalo and e-mail receivers (``--routes``)."""
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tick_s: float = 1.0
     self_metrics_s: float = 5.0
@@ -167,6 +177,7 @@ class Pipeline:
             cfg.store_url, directory=_directory(ingest.registry), clock=self.clock.now_ms
         )
         notifiers = await self._notifiers()
+        receivers = self._receivers(store)
         influx = AsyncInfluxClient(cfg.influx, cfg.database)
 
         async def export(changes: list[AlertChange]) -> Handled:
@@ -186,6 +197,7 @@ class Pipeline:
                 store, consumer_name("export", "influx", cfg.database), export, poll_s=0.5
             ),
             *(notify_follower(store, n, poll_s=0.5) for n in notifiers),
+            *receivers,
         ]
         # The API's SSE streams wait on this feed; the pipeline pokes it after its own
         # writes, so crews hear of an alert at once rather than at the next poll.
@@ -338,10 +350,26 @@ class Pipeline:
             for notifier in notifiers:
                 with contextlib.suppress(Exception):
                     await notifier.close()
+            for receiver in receivers:
+                await receiver.close()
             await influx.aclose()
             await store.close()
             api_socket.close()
             log.info("stopped; detector state saved to %s", self.checkpoint)
+
+    def _receivers(self, store: AlertStore) -> list[ReceiverFollower]:
+        """The routing file's receivers (Telegram, Zalo, e-mail), each following the
+        change feed; messages name wards as the ward table does."""
+        if self.config.routes is None:
+            return []
+        routes = load_routes(self.config.routes)
+        followers = receiver_followers(store, routes, ward_name=display_name, poll_s=0.5)
+        log.info(
+            "routing %s: receivers %s",
+            self.config.routes,
+            ", ".join(f"{f.receiver} ({f.channel})" for f in followers),
+        )
+        return followers
 
     async def _notifiers(self) -> list[MqttNotifier | WebhookNotifier]:
         cfg = self.config
