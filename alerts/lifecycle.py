@@ -183,7 +183,9 @@ def next_due(state: AlertState, policy: Policy) -> int | None:
         assert raised_at is not None  # active alerts were raised
         if state.severity is Severity.CRITICAL and state.escalated_at is None:
             due.append(raised_at + policy.escalate_after_ms)
-        elif policy.reminder_every_ms > 0:
+        # Reminders too, escalation or not: with reminders more frequent than the
+        # escalation, a critical alert got one and then none until it escalated.
+        if policy.reminder_every_ms > 0:
             since = raised_at if state.last_notified_at is None else state.last_notified_at
             due.append(since + policy.reminder_every_ms)
     return min(due, default=None)

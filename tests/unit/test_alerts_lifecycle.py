@@ -516,3 +516,21 @@ def test_tick_changes_nothing_before_next_due(
     else:
         event("due")
         assert ticked != (state, [])
+
+
+def test_a_critical_alert_is_reminded_before_it_escalates() -> None:
+    """Reminders more frequent than the escalation: next_due schedules each of them (it
+    scheduled only the escalation, so the store ticked one reminder and then none)."""
+    policy = replace(POLICY, reminder_every_ms=5 * MINUTE_MS)
+    state, _ = lifecycle.open_alert(det(K.FLOODING, severity=S.CRITICAL), policy, 0)
+    assert state.status is AlertStatus.ACTIVE
+    seen = []
+    while (due := lifecycle.next_due(state, policy)) is not None and due <= 20 * MINUTE_MS:
+        state, changes = lifecycle.tick(state, policy, due)
+        seen += [(c.kind, c.at_ms // MINUTE_MS) for c in changes]
+    assert seen == [
+        (ChangeKind.REMINDER, 5),
+        (ChangeKind.REMINDER, 10),
+        (ChangeKind.ESCALATED, 15),
+        (ChangeKind.REMINDER, 20),
+    ]
