@@ -1,4 +1,5 @@
-"""Which alerts share one cause: incident scopes for area outages and cable cuts.
+"""Which alerts share one cause: incident scopes for area outages, cable cuts and devices
+that went down (offline or without mains), which inhibit their own dependent alerts.
 
 Pure: the store asks these functions, with a device directory it was given, whether a new
 root alert opens an incident and which open alerts belong to it.
@@ -45,6 +46,15 @@ AREA_CHILD_TYPES = frozenset(
 POWER_METRICS = frozenset({"mains_voltage", "on_battery", "battery_soc", "battery_voltage"})
 CUT_CHILD_TYPES = frozenset({DetectionKind.OFFLINE, DetectionKind.DROPOUT, DetectionKind.CABLE_CUT})
 SIGNAL_METRICS = frozenset({"signal", "optical_loss"})
+DEVICE_ROOT_TYPES = frozenset({DetectionKind.OFFLINE, DetectionKind.POWER_LOSS})
+"""A device that stopped reporting, or lost its mains, roots a device-down incident."""
+DEVICE_CHILD_TYPES = frozenset(
+    {DetectionKind.OFFLINE, DetectionKind.POWER_LOSS, DetectionKind.DROPOUT, DetectionKind.FLATLINE}
+)
+"""What a device down explains of the same device: its silent or frozen sensors, and the
+other of offline / mains lost (a cabinet on battery goes offline when the battery ends)."""
+DEVICE_CHILD_METRICS = POWER_METRICS | {"fan_rpm"}
+"""Readings that follow from the mains: the power readings, and fans that stop with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,8 @@ class IncidentScope:
     def title(self) -> str:
         if self.kind is IncidentKind.AREA_OUTAGE:
             return f"Mains outage in {self.ward}"
+        if self.kind is IncidentKind.DEVICE_DOWN:
+            return f"{self.root_device} down (offline or without mains)"
         return f"Cable cut on route {self.route} at segment {self.position} ({self.root_device})"
 
 
@@ -67,6 +79,8 @@ def scope_of(key: AlertKey, directory: DeviceDirectory) -> IncidentScope | None:
     a cut segment's route is unknown)."""
     if key.type is DetectionKind.AREA_OUTAGE:
         return IncidentScope(IncidentKind.AREA_OUTAGE, key.ward)
+    if key.type in DEVICE_ROOT_TYPES and key.device:
+        return IncidentScope(IncidentKind.DEVICE_DOWN, key.ward, root_device=key.device)
     if key.type is DetectionKind.CABLE_CUT:
         where = directory(key.device)
         if where is None or where.route is None or where.position is None:
@@ -85,6 +99,10 @@ def in_scope(scope: IncidentScope, key: AlertKey, directory: DeviceDirectory) ->
             and bool(key.device)
             and key.ward == scope.ward
             and (key.type in AREA_CHILD_TYPES or key.metric in POWER_METRICS)
+        )
+    if scope.kind is IncidentKind.DEVICE_DOWN:
+        return key.device == scope.root_device and (
+            key.type in DEVICE_CHILD_TYPES or key.metric in DEVICE_CHILD_METRICS
         )
     if key.device == scope.root_device and key.type is DetectionKind.CABLE_CUT:
         return False

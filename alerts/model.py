@@ -269,6 +269,9 @@ class IncidentKind(StrEnum):
     """A ward's mains outage: groups the ward's power-loss and offline alerts."""
     CABLE_CUT = "cable_cut"
     """A cut on a cable route: groups the downstream segments' offline/signal alerts."""
+    DEVICE_DOWN = "device_down"
+    """A device offline or without mains: inhibits its own silent-sensor and dependent
+    alerts (they stay visible, grouped under it, and are not notified)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +282,9 @@ class Incident:
     route: str | None
     position: int | None
     root_alert: int = field(metadata=meta(column="root_alert_id"))
+    device: str | None = field(
+        default=None, kw_only=True, metadata=meta(description="the device a device_down is about")
+    )
     opened_at: int
     closed_at: int | None
     title: str

@@ -30,6 +30,7 @@ incidents = sa.Table(
     sa.Column("ward", sa.String(64), nullable=False),
     sa.Column("route", sa.String(64)),
     sa.Column("position", sa.Integer),
+    sa.Column("device", sa.String(64)),
     sa.Column("root_alert_id", sa.BigInteger, nullable=False),
     sa.Column("opened_at", sa.BigInteger, nullable=False),
     sa.Column("closed_at", sa.BigInteger),

@@ -101,11 +101,15 @@ class IncidentPublic(_FromAttributes):
     ward: str
     route: str | None
     position: int | None
-    root_alert: int
+    root_alert: int = Field(description="the alert whose cause the children share")
+    device: str | None = Field(None, description="the device a device_down incident is about")
     opened_at: int
     closed_at: int | None
     title: str
-    children: list[int] = Field(description="ids of the child alerts (not the root)")
+    children: list[int] = Field(
+        description="ids of the child alerts (not the root): grouped, or inhibited by the "
+        "root, they are not notified"
+    )
 
 
 class IncidentsPublic(BaseModel):

@@ -1,7 +1,10 @@
 """Incidents: grouping the open alerts of one outage under a root alert, and reading them.
 
 An area outage (a ward's mains) groups that ward's power-loss and offline alerts; a cable
-cut groups the downstream segments' offline and signal alerts. Grouping happens inside a
+cut groups the downstream segments' offline and signal alerts; a device down (offline or
+without mains) groups that device's silent sensors and what follows from it — the
+inhibition Alertmanager has: grouped alerts stay visible, with their incident and its
+root alert, but are not notified. Grouping happens inside a
 lifecycle write (:mod:`alerts.store.writes`), when an alert appears or changes status.
 """
 
@@ -118,6 +121,7 @@ async def correlate(
             ward=scope.ward,
             route=scope.route,
             position=scope.position,
+            device=scope.root_device if scope.kind is IncidentKind.DEVICE_DOWN else None,
             root_alert_id=alert_id,
             opened_at=tx.now,
             title=scope.title,
@@ -142,7 +146,39 @@ async def correlate(
         if in_scope(scope, child.key, directory):
             grouped, child_changes = lifecycle.join_incident(child, int(incident_id), False, tx.now)
             await settle(tx, child_id, grouped, child_changes, before=child)
+    if scope.kind is not IncidentKind.DEVICE_DOWN:
+        await absorb_devices_down(tx, int(incident_id), scope, directory, settle)
     return state, changes
+
+
+async def absorb_devices_down(
+    tx: Tx, incident_id: int, scope: IncidentScope, directory: DeviceDirectory, settle: Settle
+) -> None:
+    """A wider cause (an area's mains, a cut upstream) takes over the device-down
+    incidents of its devices: each closes, and its root and children join the new one,
+    so a crew sees one card for the outage, not one per device."""
+    for row in list(await tx.open_incidents()):
+        if row["kind"] != IncidentKind.DEVICE_DOWN.value or row["id"] == incident_id:
+            continue
+        members = await tx.conn.execute(
+            sa.select(alerts)
+            .where(alerts.c.incident_id == row["id"], alerts.c.open_key.is_not(None))
+            .order_by(alerts.c.incident_root.desc(), alerts.c.id)
+            .with_for_update()
+        )
+        loaded = [(r["id"], state_of(r)) for r in members.mappings()]
+        if not loaded or not loaded[0][1].incident_root:
+            continue
+        if not in_scope(scope, loaded[0][1].key, directory):
+            continue
+        tx.incidents_changed()
+        await tx.conn.execute(
+            sa.update(incidents).where(incidents.c.id == row["id"]).values(closed_at=tx.now)
+        )
+        for member_id, stored in loaded:
+            member = tx.known.get(member_id, stored)  # this write's newer state, if any
+            joined, member_changes = lifecycle.join_incident(member, incident_id, False, tx.now)
+            await settle(tx, member_id, joined, member_changes, before=member)
 
 
 async def close_incident(tx: Tx, root: AlertState, settle: Settle) -> None:
@@ -176,6 +212,8 @@ def may_join(scope: IncidentScope) -> sa.ColumnElement[bool]:
     alert of the city (in_scope still decides, with the device directory)."""
     if scope.kind is IncidentKind.AREA_OUTAGE:
         return alerts.c.ward == scope.ward
+    if scope.kind is IncidentKind.DEVICE_DOWN:
+        return alerts.c.device == scope.root_device
     return sa.or_(
         alerts.c.type.in_(sorted(t.value for t in CUT_CHILD_TYPES)),
         alerts.c.metric.in_(sorted(SIGNAL_METRICS)),

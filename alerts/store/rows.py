@@ -158,4 +158,6 @@ def incident_of(row: Row, children: list[int]) -> Incident:
 
 
 def scope_of_row(row: Row) -> IncidentScope:
-    return IncidentScope(IncidentKind(row["kind"]), row["ward"], row["route"], row["position"], "")
+    return IncidentScope(
+        IncidentKind(row["kind"]), row["ward"], row["route"], row["position"], row["device"] or ""
+    )

@@ -282,8 +282,13 @@ async def test_area_outage_groups_the_wards_power_and_offline_alerts(store: Aler
         ("cab_1", "grouped", False),
         (HK, "raised", True),
     ]
-    (incident,) = (await store.list_incidents(open_only=True)).data
-    assert incident.kind is IncidentKind.AREA_OUTAGE
+    opened = (await store.list_incidents(open_only=True)).data
+    (incident,) = [i for i in opened if i.kind is IncidentKind.AREA_OUTAGE]
+    # cab_bd (another ward) lost its mains alone: its own device-down incident; cab_0's
+    # and cab_1's were taken over by the outage (closed, their alerts grouped in it).
+    assert [(i.kind, i.device) for i in opened if i is not incident] == [
+        (IncidentKind.DEVICE_DOWN, "cab_bd")
+    ]
     root = await store.get_alert(incident.root_alert)
     assert root.alert.incident == incident.id
     assert root.alert.incident_root
@@ -313,7 +318,8 @@ async def test_area_outage_groups_the_wards_power_and_offline_alerts(store: Aler
         (HK, "cleared", True),
     ]
     assert (await store.get_incident(incident.id)).closed_at == 42 * M
-    assert (await store.list_incidents(open_only=True)).count == 0
+    still_open = (await store.list_incidents(open_only=True)).data
+    assert [(i.kind, i.device) for i in still_open] == [(IncidentKind.DEVICE_DOWN, "cab_bd")]
     with pytest.raises(NotFoundError):
         await store.get_incident(999)
 
@@ -331,13 +337,65 @@ async def test_cable_cut_groups_downstream_offline_and_signal_alerts(store: Aler
     )
     grouped = {(c.alert.device, c.alert.metric) for c in cut if c.kind is ChangeKind.GROUPED}
     assert grouped == {("seg_3", ""), ("seg_4", ""), ("seg_4", "signal")}
-    (incident,) = (await store.list_incidents()).data
+    # The downstream segments' own device-down incidents were taken over by the cut;
+    # the segments upstream (seg_1) and elsewhere keep theirs.
+    cuts = [i for i in (await store.list_incidents()).data if i.kind is IncidentKind.CABLE_CUT]
+    devices = {
+        i.device: i.closed_at
+        for i in (await store.list_incidents()).data
+        if i.kind is IncidentKind.DEVICE_DOWN
+    }
+    assert devices == {"seg_1": None, "seg_3": 3 * M, "seg_4": 3 * M, "seg_other": None}
+    (incident,) = cuts
     assert (incident.kind, incident.route, incident.position) == (
         IncidentKind.CABLE_CUT,
         "route_7",
         2,
     )
     assert "route_7" in incident.title
+
+
+async def test_a_device_down_inhibits_its_silent_sensors(store: AlertStore) -> None:
+    """A cabinet falls silent: one alert per silent sensor, then the device goes offline.
+    Its offline alert becomes the one card (a device-down incident): the silent sensors
+    are grouped under it, stay visible with who inhibits them, and are not notified;
+    another cabinet's are not touched. Back online, the incident closes."""
+    for metric in ("temp_inside", "humidity", "door_open"):
+        await store.apply_detection(det(K.DROPOUT, "cab_1", metric=metric), now_ms=0)
+    await store.apply_detection(det(K.DROPOUT, "cab_9", metric="temp_inside"), now_ms=0)
+    await store.apply_detection(det(K.OFFLINE, "cab_1"), now_ms=M)
+    raised = await store.tick(now_ms=3 * M)  # offline raised after its pending period
+    assert sorted(kinds(raised)) == [
+        ("cab_1", "grouped", False),
+        ("cab_1", "grouped", False),
+        ("cab_1", "grouped", False),
+        ("cab_1", "raised", True),
+    ]
+    opened = (await store.list_incidents(open_only=True)).data
+    (incident,) = opened
+    assert (incident.kind, incident.device, len(incident.children)) == (
+        IncidentKind.DEVICE_DOWN,
+        "cab_1",
+        3,
+    )
+    root = (await store.get_alert(incident.root_alert)).alert
+    assert (root.type, root.device, root.incident_root) == (K.OFFLINE, "cab_1", True)
+    for child in incident.children:  # visible, with the incident naming their cause
+        alert = (await store.get_alert(child)).alert
+        assert (alert.type, alert.incident, alert.incident_root) == (K.DROPOUT, incident.id, False)
+    # A sensor falling silent later joins quietly; reminders go to the root only.
+    late = await store.apply_detection(det(K.DROPOUT, "cab_1", metric="fan_rpm"), now_ms=4 * M)
+    assert kinds(late) == [("cab_1", "raised", False), ("cab_1", "grouped", False)]
+    reminders = await store.tick(now_ms=40 * M)
+    assert {(c.alert.device, c.alert.type.value, c.kind.value) for c in reminders} == {
+        ("cab_1", "offline", "reminder"),
+        ("cab_9", "dropout", "reminder"),
+    }
+    # Back online: the incident closes, the sensors still silent speak for themselves.
+    await store.apply_detection(det(K.OFFLINE, "cab_1", active=False), now_ms=41 * M)
+    back = await store.tick(now_ms=43 * M)
+    assert ("cab_1", "ungrouped", True) in kinds(back)
+    assert (await store.get_incident(incident.id)).closed_at is not None
 
 
 async def test_silences_suppress_notification_but_record(store: AlertStore) -> None:

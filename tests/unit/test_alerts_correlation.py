@@ -63,6 +63,30 @@ def test_cable_cut_scope(key: AlertKey, member: bool) -> None:
 
 
 def test_no_incident_without_a_root_type_or_a_known_route() -> None:
-    assert scope_of(AlertKey(K.POWER_LOSS, HK, "cab_1"), LOOKUP) is None
+    assert scope_of(AlertKey(K.BASELINE, HK, "cab_1", "temp_inside"), LOOKUP) is None
+    assert scope_of(AlertKey(K.POWER_LOSS, HK, ""), LOOKUP) is None  # a device's only
     assert scope_of(AlertKey(K.CABLE_CUT, HK, "seg_2"), no_directory) is None
     assert scope_of(AlertKey(K.CABLE_CUT, HK, "cab_1"), LOOKUP) is None  # no route
+
+
+@pytest.mark.parametrize(
+    ("key", "member"),
+    [
+        (AlertKey(K.DROPOUT, HK, "cab_1", "temp_inside"), True),  # a silent sensor
+        (AlertKey(K.FLATLINE, HK, "cab_1", "humidity"), True),  # a frozen one
+        (AlertKey(K.POWER_LOSS, HK, "cab_1"), True),  # the other cause, folded in
+        (AlertKey(K.BASELINE, HK, "cab_1", "battery_soc"), True),  # follows the mains
+        (AlertKey(K.LIMIT, HK, "cab_1", "fan_rpm"), True),  # fans stop with it
+        (AlertKey(K.OVERHEATING, HK, "cab_1"), False),  # a fault of its own
+        (AlertKey(K.BASELINE, HK, "cab_1", "temp_inside"), False),
+        (AlertKey(K.DROPOUT, HK, "cab_2", "temp_inside"), False),  # another device
+    ],
+)
+def test_device_down_scope(key: AlertKey, member: bool) -> None:
+    """A device offline (or without mains) inhibits its own dependent alerts."""
+    for root in (K.OFFLINE, K.POWER_LOSS):
+        scope = scope_of(AlertKey(root, HK, "cab_1"), LOOKUP)
+        assert scope is not None
+        assert (scope.kind, scope.root_device) == (IncidentKind.DEVICE_DOWN, "cab_1")
+        if key.type is not root:
+            assert in_scope(scope, key, LOOKUP) is member
