@@ -29,7 +29,7 @@ from alerts.store import AlertStore
 from citywatch.background import BackgroundPipeline
 from citywatch.local_services import LocalInfluxd, LocalMosquitto, free_port
 from citywatch.pipeline import PipelineConfig
-from citywatch.scorecard import score
+from citywatch.scorecard import crew_cards, score
 from simulators.fleet import build_fleet
 from simulators.publisher import MqttSink
 from simulators.runner import run
@@ -70,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--period", type=float, default=10.0)
     ap.add_argument("--speed", type=float, default=120.0)
     ap.add_argument("--scenario", default="monsoon_evening")
+    ap.add_argument(
+        "--then-stop",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="then stop the whole fleet and count the crew cards again after S seconds",
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, LocalMosquitto() as broker, LocalInfluxd() as db:
         root = Path(tmp)
@@ -106,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(3 * config.tick_s)
             background.wait_idle()
             alerts = _alerts(background.pipeline.api_url, key)
+            stopped: list[dict[str, Any]] = []
+            if args.then_stop > 0:
+                sink.close()  # every device falls silent at once
+                time.sleep(args.then_stop)
+                background.wait_idle()
+                stopped = _alerts(background.pipeline.api_url, key)
         finally:
             background.close()
     card = score(sim.labels(), alerts)
@@ -115,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in card.lines():
         print(line)
+    print("after the scenario:", crew_cards(alerts).line())
+    if stopped:
+        offline = sum(1 for a in stopped if a["type"] == "offline" and a["state"] != "cleared")
+        print(
+            f"{args.then_stop:g} s after the whole fleet stopped ({offline} offline alerts):",
+            crew_cards(stopped).line(),
+        )
     return 1 if card.missed else 0
 
 

@@ -82,3 +82,41 @@ def score(
         or (not a["device"] and a["ward"] not in touched_wards)
     ]
     return Scorecard(len(crew), len(delays), delays, missed, false_alarms)
+
+
+@dataclass(frozen=True, slots=True)
+class CrewCards:
+    """What a crew's page shows: one card per open, raised alert that is not grouped
+    under an incident (an incident's root stands for its children)."""
+
+    cards: int
+    incidents: int
+    """Cards that root an incident (their children folded in)."""
+    max_per_device: int
+    busiest: str
+    """The device (or ward) with the most cards."""
+
+    def line(self) -> str:
+        return (
+            f"crew cards {self.cards} ({self.incidents} of them incidents); at most "
+            f"{self.max_per_device} for one device ({self.busiest or '-'})"
+        )
+
+
+def crew_cards(alerts: Sequence[Mapping[str, Any]]) -> CrewCards:
+    """The crew cards of the API's alert objects."""
+    shown = [
+        a
+        for a in alerts
+        if a.get("raised_at") is not None
+        and a["state"] != "cleared"
+        and (a.get("incident") is None or a.get("incident_root"))
+    ]
+    per: dict[str, int] = {}
+    for a in shown:
+        owner = a["device"] or a["ward"]
+        per[owner] = per.get(owner, 0) + 1
+    busiest = max(per, key=lambda k: per[k], default="")
+    return CrewCards(
+        len(shown), sum(1 for a in shown if a.get("incident_root")), per.get(busiest, 0), busiest
+    )

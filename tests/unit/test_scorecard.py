@@ -1,7 +1,7 @@
 """The demo's scorecard: caught, missed, time to alert and false alarms from labels and
 the API's alerts."""
 
-from citywatch.scorecard import score
+from citywatch.scorecard import crew_cards, score
 from simulators.labels import Label
 
 MIN = 60_000
@@ -51,3 +51,20 @@ def test_an_alert_long_after_the_fault_does_not_count() -> None:
     card = score([label("cab-1", "cable_cut", 0, 10)], [alert("cab-1", 10 + 31)])
     assert (card.faults, card.caught, card.median_delay_s) == (1, 0, None)
     assert card.lines()[1] == "median time to alert n/a"
+
+
+def test_crew_cards_fold_incident_children() -> None:
+    def a(device: str, **fields: object) -> dict[str, object]:
+        base = {"device": device, "ward": "w1", "raised_at": 1, "state": "active"}
+        return {**base, "incident": None, "incident_root": False, **fields}
+
+    alerts = [
+        a("cab-1", incident=7, incident_root=True),  # offline: the device's card
+        a("cab-1", incident=7),  # its silent sensors: folded in
+        a("cab-1", incident=7),
+        a("cab-2"),
+        a("cab-2", state="cleared"),  # gone
+        a("cab-3", raised_at=None),  # still pending
+    ]
+    cards = crew_cards(alerts)
+    assert (cards.cards, cards.incidents, cards.max_per_device) == (2, 1, 1)
