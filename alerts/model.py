@@ -7,6 +7,7 @@ response schemas from them (``from_attributes``) and tests can compare them whol
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from anomaly.events import DetectionKind, Severity
 
@@ -339,3 +340,16 @@ class Delivery:
     attempts: int
     error: str
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionKey:
+    """An ``Idempotency-Key`` already claimed by an alert action (see
+    :meth:`alerts.store.AlertStore.claim_action_key`)."""
+
+    request: str
+    """Digest of the request that claimed the key."""
+    status: int | None
+    """The first answer's HTTP status; ``None`` while that request is in progress."""
+    response: dict[str, Any] | None
+    created_at: int
