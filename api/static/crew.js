@@ -527,16 +527,16 @@ function isNewCritical(change) {
 }
 
 function showAlarmSetup() {
-  const ask = "Notification" in window && Notification.permission === "default";
+  const ask = "Notification" in window && Notification.permission !== "granted";
   $("alarm-setup").hidden = !ask;
 }
 
+// On a tap (a user gesture): the browser may ask the crew, or say it is blocked.
 async function setUpAlarms() {
   unlockAudio();
-  if ("Notification" in window && Notification.permission === "default") {
-    const answer = await Notification.requestPermission();
-    if (answer === "denied") $("error").textContent = TEXT.notificationsBlocked;
-  }
+  if (!("Notification" in window)) return;
+  const answer = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+  $("error").textContent = answer === "granted" ? "" : TEXT.notificationsBlocked;
   showAlarmSetup();
 }
 
