@@ -5,9 +5,10 @@ with the same key (the crew page queues actions offline and replays them on reco
 The first request with a key claims it in the store, acts, and keeps its answer; a repeat
 gets that answer (header ``Idempotent-Replayed: true``) and changes nothing, so the
 timeline has one entry. Keys are per API key and kept a day. Following the IETF draft
-*The Idempotency-Key HTTP Header Field*, a key reused for another request, or repeated
-while its first request is still running, answers 409. An action that fails (404, 409,
-...) releases its key: a retry acts again, and fails again the same way.
+*The Idempotency-Key HTTP Header Field*, a key reused for another request answers 409,
+and so does a repeat while its first request is still running (with ``Retry-After``). An
+action that fails (404, 409, ...) releases its key: a retry acts again, and fails again
+the same way.
 """
 
 import hashlib
@@ -60,7 +61,9 @@ async def once(
         if taken.request != request:
             raise conflict("this Idempotency-Key was used for another request")
         if taken.status is None or taken.response is None:
-            raise conflict("a request with this Idempotency-Key is still running; retry")
+            busy = conflict("a request with this Idempotency-Key is still running; retry")
+            busy.headers = {"Retry-After": "1"}
+            raise busy
         response.headers["Idempotent-Replayed"] = "true"
         return AlertPublic.model_validate(taken.response)
     try:

@@ -112,7 +112,7 @@ const $ = (id) => document.getElementById(id);
 
 class NetworkError extends Error {}
 class HttpError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, retryAfter) { super(message); this.status = status; this.retryAfter = retryAfter; }
 }
 
 // ------------------------------------------------------------------ storage
@@ -167,7 +167,9 @@ async function api(path, options = {}, meta = {}) {
   if (response.status !== 204) {
     try { body = await response.json(); } catch (err) { body = null; }
   }
-  if (!response.ok) throw new HttpError(response.status, describe(body, response.status));
+  if (!response.ok) {
+    throw new HttpError(response.status, describe(body, response.status), response.headers.get("Retry-After"));
+  }
   const saved = response.headers.get("x-citywatch-saved-at");
   meta.savedAt = saved ? Number(saved) : null;
   return body;
@@ -410,9 +412,9 @@ async function send(op) {
   } catch (err) {
     op.sending = false;
     if (err instanceof NetworkError) { $("error").textContent = ""; return "offline"; }
-    if (err instanceof HttpError && (err.status === 401 || err.status >= 500)) {
+    if (err instanceof HttpError && (err.status === 401 || err.status >= 500 || err.retryAfter)) {
       if (err.status >= 500) $("error").textContent = err.message;
-      return "offline"; // kept: the key is re-entered or the server recovers
+      return "offline"; // kept: the server recovers, or its first copy (another tab) finishes
     }
     drop(op);
     $("error").textContent = TEXT.refused(TEXT.actionNames[op.action], err.message);

@@ -12,6 +12,7 @@ from api_harness import STORE_KINDS, client_for, keys, open_store, raise_alert, 
 
 from alerts.store import ACTION_KEY_STALE_MS, ACTION_KEY_TTL_MS, AlertStore
 from api import create_app
+from api.idempotency import request_digest
 
 
 @dataclass
@@ -137,7 +138,23 @@ async def test_concurrent_repeats_act_once(api: Api) -> None:
     codes = Counter(r.status_code for r in responses)
     assert set(codes) <= {200, 409}
     assert codes[200] >= 1
+    assert all(r.headers["retry-after"] == "1" for r in responses if r.status_code == 409)
     assert (await api.kinds(alert))["commented"] == 1
+
+
+async def test_a_repeat_while_the_first_is_running_is_told_to_retry(api: Api) -> None:
+    alert = await raise_alert(api.store, "ward_a", "cab-a1")
+    noc = await api.store.verify_api_key(api.keys["noc"])
+    assert noc is not None
+    digest = request_digest("comment", alert, "hello")
+    assert await api.store.claim_action_key(noc.id, "running", digest) is None
+    response = await api.client.post(
+        f"/alerts/{alert}/comment", json={"text": "hello"}, headers=api.headers("noc", "running")
+    )
+    assert response.status_code == 409
+    assert response.headers["retry-after"] == "1"
+    assert "still running" in response.json()["detail"]
+    assert (await api.kinds(alert))["commented"] == 0
 
 
 async def test_bad_keys_are_refused(api: Api) -> None:
