@@ -238,6 +238,9 @@ async def test_offline_the_page_shows_the_last_alerts_and_sends_actions_once_onl
     assert [(op["alertId"], op["action"]) for op in queued] == [(door, "ack")]
     assert "cw_" not in json.dumps(queued)  # no key in the queue
     assert not (await store.get_alert(door)).alert.acknowledged
+    crew_page.ARTIFACTS.mkdir(exist_ok=True)
+    await page.evaluate("window.scrollTo(0, 0)")
+    await page.screenshot(path=str(crew_page.ARTIFACTS / "crew-page-offline.png"))
 
     # Online again: sent once, and the page is live with fresh data.
     await context.set_offline(False)
