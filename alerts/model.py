@@ -14,6 +14,7 @@ plus its column (a migration and ``alerts.schema``).
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from anomaly.events import DetectionKind, Severity
 
@@ -362,3 +363,16 @@ class Delivery:
     attempts: int
     error: str
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionKey:
+    """An ``Idempotency-Key`` already claimed by an alert action (see
+    :meth:`alerts.store.AlertStore.claim_action_key`)."""
+
+    request: str
+    """Digest of the request that claimed the key."""
+    status: int | None
+    """The first answer's HTTP status; ``None`` while that request is in progress."""
+    response: dict[str, Any] | None
+    created_at: int

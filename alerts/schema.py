@@ -169,3 +169,19 @@ feed_cursors = sa.Table(
 )
 """How far each consumer of the change feed (``export:influx:…``, ``notify:webhook:…``)
 has durably got: every change with an id up to ``change_id`` is done."""
+
+action_keys = sa.Table(
+    "action_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("request", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("response", sa.JSON),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "created_at"),
+)
+"""``Idempotency-Key`` of the alert actions, per API key (``key_id``): ``request`` is a
+digest of what was asked (so a key reused for another request is refused), ``status`` and
+``response`` the first answer, NULL while that request is in progress. Rows older than a
+day are pruned when a new key is claimed."""

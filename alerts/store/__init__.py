@@ -10,9 +10,11 @@ One module per concern, one class for callers (:class:`AlertStore`):
 - :mod:`~alerts.store.queries` — reading alerts (the API's reads too);
 - :mod:`~alerts.store.changes` — the change feed (the one outbox) and its cursors;
 - :mod:`~alerts.store.silences`, :mod:`~alerts.store.api_keys`,
-  :mod:`~alerts.store.deliveries` — silences, API keys, the delivery log.
+  :mod:`~alerts.store.deliveries` — silences, API keys, the delivery log;
+- :mod:`~alerts.store.action_keys` — idempotency keys of alert actions.
 """
 
+from alerts.store.action_keys import ACTION_KEY_STALE_MS, ACTION_KEY_TTL_MS, ActionKeys
 from alerts.store.api_keys import ApiKeys
 from alerts.store.base import (
     MAX_LIMIT,
@@ -30,6 +32,8 @@ from alerts.store.silences import Silences
 from alerts.store.writes import LifecycleWrites
 
 __all__ = [
+    "ACTION_KEY_STALE_MS",
+    "ACTION_KEY_TTL_MS",
     "MAX_LIMIT",
     "AlertFilter",
     "AlertStore",
@@ -50,6 +54,7 @@ class AlertStore(
     Silences,
     ApiKeys,
     DeliveryLog,
+    ActionKeys,
 ):
     """Alerts, incidents, silences, API keys and the delivery log, in one database.
 

@@ -1,9 +1,11 @@
-"""Alerts: list with filters and paging, one alert with its timeline, and the actions."""
+"""Alerts: list with filters and paging, one alert with its timeline, and the actions.
+
+Every action takes an optional ``Idempotency-Key`` header (:mod:`api.idempotency`)."""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from alerts.lifecycle import TransitionError
 from alerts.model import AlertSeverity as Severity
@@ -13,6 +15,7 @@ from alerts.store import AlertFilter, AlertStore, NotFoundError
 from api.auth import Principal
 from api.deps import Limit, Operator, Reader, Skip, StoreDep
 from api.errors import AUTHED, CONFLICT, NOT_FOUND, conflict, forbidden, not_found
+from api.idempotency import IdempotencyKey, once, request_digest
 from api.schemas import (
     ActionCreate,
     AlertDetailPublic,
@@ -122,7 +125,12 @@ _ACTION_ERRORS = {**NOT_FOUND, **CONFLICT}
     summary="Acknowledge: someone is on it",
 )
 async def acknowledge(
-    alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
+    alert_id: AlertId,
+    principal: Operator,
+    store: StoreDep,
+    response: Response,
+    body: ActionCreate | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> AlertPublic:
 
     async def change() -> None:
@@ -130,7 +138,15 @@ async def acknowledge(
         if body is not None and body.note:
             await store.comment(alert_id, body.note, principal.actor)
 
-    return await _act(store, principal, alert_id, change)
+    request = request_digest("acknowledge", alert_id, body.note if body else "")
+    return await once(
+        store,
+        principal,
+        idempotency_key,
+        request,
+        response,
+        lambda: _act(store, principal, alert_id, change),
+    )
 
 
 @router.post(
@@ -139,9 +155,22 @@ async def acknowledge(
     responses=_ACTION_ERRORS,
     summary="Take back an acknowledgement",
 )
-async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep) -> AlertPublic:
-    return await _act(
-        store, principal, alert_id, lambda: store.unacknowledge(alert_id, principal.actor)
+async def unacknowledge(
+    alert_id: AlertId,
+    principal: Operator,
+    store: StoreDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> AlertPublic:
+    return await once(
+        store,
+        principal,
+        idempotency_key,
+        request_digest("unacknowledge", alert_id, None),
+        response,
+        lambda: _act(
+            store, principal, alert_id, lambda: store.unacknowledge(alert_id, principal.actor)
+        ),
     )
 
 
@@ -152,15 +181,24 @@ async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep)
     summary="Assign to a crew (null unassigns); a crew key may assign only itself",
 )
 async def assign(
-    alert_id: AlertId, body: AssignCreate, principal: Operator, store: StoreDep
+    alert_id: AlertId,
+    body: AssignCreate,
+    principal: Operator,
+    store: StoreDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> AlertPublic:
-    await _visible(store, principal, alert_id)  # 404 before 403: other wards stay unseen
-    assignee = body.assignee or None
-    if principal.role is Role.CREW and assignee not in (None, principal.actor):
-        raise forbidden(f"a crew key may assign only itself ({principal.actor!r})")
-    return await _act(
-        store, principal, alert_id, lambda: store.assign(alert_id, assignee, principal.actor)
-    )
+    async def act() -> AlertPublic:
+        await _visible(store, principal, alert_id)  # 404 before 403: other wards stay unseen
+        assignee = body.assignee or None
+        if principal.role is Role.CREW and assignee not in (None, principal.actor):
+            raise forbidden(f"a crew key may assign only itself ({principal.actor!r})")
+        return await _act(
+            store, principal, alert_id, lambda: store.assign(alert_id, assignee, principal.actor)
+        )
+
+    request = request_digest("assign", alert_id, body.assignee or None)
+    return await once(store, principal, idempotency_key, request, response, act)
 
 
 @router.post(
@@ -170,10 +208,22 @@ async def assign(
     summary="Add a comment to the alert's timeline",
 )
 async def comment(
-    alert_id: AlertId, body: CommentCreate, principal: Operator, store: StoreDep
+    alert_id: AlertId,
+    body: CommentCreate,
+    principal: Operator,
+    store: StoreDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> AlertPublic:
-    return await _act(
-        store, principal, alert_id, lambda: store.comment(alert_id, body.text, principal.actor)
+    return await once(
+        store,
+        principal,
+        idempotency_key,
+        request_digest("comment", alert_id, body.text),
+        response,
+        lambda: _act(
+            store, principal, alert_id, lambda: store.comment(alert_id, body.text, principal.actor)
+        ),
     )
 
 
@@ -184,9 +234,21 @@ async def comment(
     summary="Clear the alert by hand (fixed, or a false alarm)",
 )
 async def resolve(
-    alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
+    alert_id: AlertId,
+    principal: Operator,
+    store: StoreDep,
+    response: Response,
+    body: ActionCreate | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> AlertPublic:
     note = body.note if body else ""
-    return await _act(
-        store, principal, alert_id, lambda: store.resolve(alert_id, principal.actor, note)
+    return await once(
+        store,
+        principal,
+        idempotency_key,
+        request_digest("resolve", alert_id, note),
+        response,
+        lambda: _act(
+            store, principal, alert_id, lambda: store.resolve(alert_id, principal.actor, note)
+        ),
     )

@@ -2,43 +2,199 @@
 // CDNs, and the server has no internet). The key is kept in localStorage and sent as a
 // Bearer header; EventSource cannot send headers, so the live stream uses a short-lived
 // ticket from POST /stream/ticket instead of putting the key in a URL.
+//
+// An installable web app for a phone that is sometimes offline (crew-sw.js is the service
+// worker). What the page keeps on the phone, and where:
+// - localStorage "citywatch.crew.key": the crew's API key, in plain text as before (every
+//   request needs it; "Sign out" and a refused key remove it).
+// - localStorage "citywatch.crew.queue": actions not yet confirmed by the server (alert id,
+//   action, note, its Idempotency-Key, when to send): no key, no other credentials.
+//   "Sign out" drops it.
+// - Cache Storage "citywatch-crew-shell-*": the page, this script, styles, icons, manifest.
+// - Cache Storage "citywatch-crew-data": the last answers to GET /me, /alerts and /devices,
+//   stored by the service worker under their URL alone (never the Authorization header).
+//   "Sign out" and a refused key delete it.
 "use strict";
 
-const KEY = "citywatch.crew.key";
-const TYPE_WORDS = {
-  limit: "Reading out of limits", baseline: "Unusual reading", time_of_day: "Unusual for this hour",
-  level_shift: "Sudden change", flatline: "Sensor stuck", dropout: "Sensor silent",
-  overheating: "Overheating", power_loss: "Mains power lost", flooding: "Water inside",
-  intrusion: "Door opened", cable_cut: "Cable cut", fibre_degradation: "Fibre degrading",
-  area_outage: "Area power outage", offline: "Device offline",
+// Every text a person reads, in one place (section 2 of issue 14 translates them).
+const TEXT = {
+  title: "citywatch · crew",
+  appName: "citywatch crew",
+  signInTitle: "Sign in",
+  signInHint: "Paste your crew key once; this phone keeps it.",
+  keyPlaceholder: "cw_…",
+  saveKey: "Save key",
+  nearestFirst: "Nearest first",
+  noAlerts: "No open alerts in your wards.",
+  signOut: "Sign out",
+  signOutLoses: (n) => `${n} action(s) not sent yet will be lost. Sign out anyway?`,
+  liveTitle: "live updates",
+  live: "live",
+  connecting: "connecting…",
+  offline: "offline",
+  allWards: "all wards",
+  keyRefused: "Your key was refused; paste it again.",
+  types: {
+    limit: "Reading out of limits", baseline: "Unusual reading", time_of_day: "Unusual for this hour",
+    level_shift: "Sudden change", flatline: "Sensor stuck", dropout: "Sensor silent",
+    overheating: "Overheating", power_loss: "Mains power lost", flooding: "Water inside",
+    intrusion: "Door opened", cable_cut: "Cable cut", fibre_degradation: "Fibre degrading",
+    area_outage: "Area power outage", offline: "Device offline",
+  },
+  severities: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
+  noDetails: "No details from the detector.",
+  wholeWard: "whole ward",
+  map: "Map",
+  navigate: "Navigate",
+  km: (km) => `${km} km`,
+  minutesAgo: (min) => `${min} min ago`,
+  hoursAgo: (h, min) => `${h} h ${min} min ago`,
+  opened: (ago) => `opened ${ago}`,
+  acknowledgedBy: (who) => `acknowledged by ${who}`,
+  someone: "someone",
+  onIt: (who) => `on it: ${who}`,
+  summary: (open, nearest, waiting) => [
+    `${open} open`, nearest ? "nearest first" : "", waiting ? `${waiting} waiting to send` : "",
+  ].filter(Boolean).join(" · "),
+  // Actions, and why a button cannot act.
+  acknowledge: "Acknowledge",
+  acknowledged: "Acknowledged",
+  onSite: "On site",
+  resolved: "Resolved",
+  actionNames: { ack: "Acknowledge", onsite: "On site", resolve: "Resolved" },
+  onSiteComment: "On site",
+  willSend: (action) => `${action}: will send when online`,
+  sending: (action) => `${action}: sending…`,
+  readOnly: (role) => `Your key (${role}) can read alerts but not act on them.`,
+  alreadyAcknowledged: (who) => `Already acknowledged by ${who}.`,
+  alreadyOnSite: "You are already on site.",
+  waitingToSend: (action) => `${action} is waiting to be sent.`,
+  resolving: "Resolving: undo it or let it be sent.",
+  cannotQueue: "No network, and this phone cannot keep actions to send later.",
+  refused: (action, why) => `${action} was not done: ${why}`,
+  // Resolving, with a note and a minute to undo.
+  resolveTitle: (what) => `Resolve: ${what}`,
+  resolveNoteLabel: "What was done? (required)",
+  resolveConfirm: "Resolve",
+  cancel: "Cancel",
+  noteRequired: "Write a short note of what was done first.",
+  undoIn: (s) => `Resolved: sent in ${s} s unless you undo.`,
+  undo: "Undo",
+  // Network and server trouble, in words.
+  networkDown: "No network: actions are kept on this phone and sent when it is back.",
+  savedAt: (time) => `No network: showing the alerts saved at ${time}.`,
+  nothingSaved: "No network, and nothing saved on this phone yet. Trying again when it is back.",
+  serverTrouble: (status) => `The server has a problem (error ${status}); trying again soon.`,
+  unexpected: (status) => `Unexpected answer from the server (error ${status}).`,
+  noLocation: "This phone cannot share its location.",
+  locationUnavailable: (why) => `Location unavailable: ${why}`,
+  // Alarms.
+  alarmSetup: "Turn on alarm sound and notifications",
+  notificationsBlocked: "Notifications are blocked for this page: allow them in the browser's site settings.",
+  alarmTitle: (what) => `Critical: ${what}`,
 };
+
+const KEY = "citywatch.crew.key";
+const QUEUE = "citywatch.crew.queue";
+const DATA_CACHE = "citywatch-crew-data"; // the service worker's cache of API answers
+const UNDO_MS = 60_000; // "Resolved" is sent after this long unless undone
+const RETRY_SEND_MS = 15_000; // while actions wait for the network
 const SEVERITY_RANK = { critical: 0, major: 1, minor: 2, warning: 3 };
+const ACTING_ROLES = new Set(["noc", "crew"]);
 
 const state = {
   token: localStorage.getItem(KEY), me: null, alerts: new Map(), devices: new Map(),
-  here: null, lastEventId: null, source: null, retryMs: 1000, onReady: null,
+  here: null, lastEventId: null, source: null, retryMs: 1000, onReady: null, streamTimer: null,
+  queue: [], flushing: false, sendTimer: null, undoTicker: null, stale: false,
+  alarmed: new Set(), audio: null, resolving: null, registration: null,
 };
 const $ = (id) => document.getElementById(id);
 
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
-  });
-  if (response.status === 401) { signOut("Your key was refused; paste it again."); throw new Error("401"); }
-  const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw new Error(typeof body?.detail === "string" ? body.detail : `error ${response.status}`);
+class NetworkError extends Error {}
+class HttpError extends Error {
+  constructor(status, message, retryAfter) { super(message); this.status = status; this.retryAfter = retryAfter; }
+}
+
+// ------------------------------------------------------------------ storage
+
+function storageWorks() {
+  try {
+    localStorage.setItem(`${QUEUE}.probe`, "1");
+    localStorage.removeItem(`${QUEUE}.probe`);
+    return true;
+  } catch (err) { return false; }
+}
+
+function loadQueue() {
+  try { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); } catch (err) { return []; }
+}
+
+function saveQueue() {
+  try { localStorage.setItem(QUEUE, JSON.stringify(state.queue)); return true; } catch (err) { return false; }
+}
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// ------------------------------------------------------------------ API
+
+function describe(body, status) {
+  const detail = body?.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).filter(Boolean).join("; ");
+  return status >= 500 ? TEXT.serverTrouble(status) : TEXT.unexpected(status);
+}
+
+// fetch with the key; throws NetworkError (no answer: words, never "Failed to fetch") or
+// HttpError (the server's reason). `meta.savedAt` is set when the service worker answered
+// from its cache because the network was down.
+async function api(path, options = {}, meta = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      ...options,
+      headers: {
+        Authorization: `Bearer ${state.token}`, "Content-Type": "application/json", ...options.headers,
+      },
+    });
+  } catch (err) {
+    throw new NetworkError(TEXT.networkDown);
+  }
+  if (response.status === 401) { signOut(TEXT.keyRefused); throw new HttpError(401, TEXT.keyRefused); }
+  let body = null;
+  if (response.status !== 204) {
+    try { body = await response.json(); } catch (err) { body = null; }
+  }
+  if (!response.ok) {
+    throw new HttpError(response.status, describe(body, response.status), response.headers.get("Retry-After"));
+  }
+  const saved = response.headers.get("x-citywatch-saved-at");
+  meta.savedAt = saved ? Number(saved) : null;
   return body;
+}
+
+async function forgetData() {
+  try { if (window.caches) await caches.delete(DATA_CACHE); } catch (err) { /* nothing kept */ }
 }
 
 function signOut(message) {
   localStorage.removeItem(KEY);
   state.token = null;
+  state.me = null;
+  state.queue = [];
+  saveQueue();
+  forgetData();
   if (state.source) state.source.close();
+  clearTimeout(state.streamTimer);
   $("app").hidden = true;
+  $("live").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message || "";
 }
+
+// ------------------------------------------------------------------ rendering
 
 function distanceKm(a, b) {
   const rad = Math.PI / 180, dLat = (b.lat - a.lat) * rad, dLon = (b.lon - a.lon) * rad;
@@ -53,7 +209,7 @@ function where(alert) {
 
 function ago(ms) {
   const min = Math.max(0, Math.round((Date.now() - ms) / 60000));
-  return min < 60 ? `${min} min ago` : `${Math.floor(min / 60)} h ${min % 60} min ago`;
+  return min < 60 ? TEXT.minutesAgo(min) : TEXT.hoursAgo(Math.floor(min / 60), min % 60);
 }
 
 function sorted() {
@@ -66,7 +222,32 @@ function sorted() {
     || SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || b.opened_at - a.opened_at);
 }
 
+function typeWords(alert) { return TEXT.types[alert.type] || alert.type; }
+
+function queued(alertId) { return state.queue.filter((op) => op.alertId === alertId); }
+
+// Why each action button of this alert cannot act now (null: it can).
+function blockers(alert, ops) {
+  const out = { ack: null, onsite: null, resolve: null };
+  const set = (action, reason) => { if (!out[action]) out[action] = reason; };
+  if (!ACTING_ROLES.has(state.me.role)) {
+    for (const action of Object.keys(out)) set(action, TEXT.readOnly(state.me.role));
+    return out;
+  }
+  if (ops.some((op) => op.action === "resolve")) {
+    for (const action of Object.keys(out)) set(action, TEXT.resolving);
+  }
+  for (const op of ops) set(op.action, TEXT.waitingToSend(TEXT.actionNames[op.action]));
+  if (alert.acknowledged) set("ack", TEXT.alreadyAcknowledged(alert.acknowledged_by || TEXT.someone));
+  if (alert.assignee && alert.assignee === state.me.name) set("onsite", TEXT.alreadyOnSite);
+  if (!navigator.onLine && !storageWorks()) {
+    for (const action of Object.keys(out)) set(action, TEXT.cannotQueue);
+  }
+  return out;
+}
+
 function render(flashId) {
+  if (!state.me) return;
   const ul = $("alerts");
   ul.replaceChildren();
   for (const alert of sorted()) {
@@ -76,36 +257,76 @@ function render(flashId) {
     li.classList.add(alert.severity);
     if (alert.acknowledged) li.classList.add("acked");
     if (alert.id === flashId) li.classList.add("flash");
-    li.querySelector(".sev").textContent = alert.severity;
-    li.querySelector(".what").textContent = TYPE_WORDS[alert.type] || alert.type;
-    li.querySelector(".why").textContent = alert.explanation || "No details from the detector.";
+    li.querySelector(".sev").textContent = TEXT.severities[alert.severity] || alert.severity;
+    li.querySelector(".what").textContent = typeWords(alert);
+    li.querySelector(".why").textContent = alert.explanation || TEXT.noDetails;
     const loc = where(alert);
-    const whereEl = li.querySelector(".where");
-    const label = [alert.device || "whole ward", loc?.street, alert.ward].filter(Boolean).join(" · ");
-    whereEl.textContent = label;
+    const label = [alert.device || TEXT.wholeWard, loc?.street, alert.ward].filter(Boolean).join(" · ");
+    li.querySelector(".where").textContent = label;
     if (loc) {
       const osm = document.createElement("a");
       osm.href = `https://www.openstreetmap.org/?mlat=${loc.lat}&mlon=${loc.lon}#map=18/${loc.lat}/${loc.lon}`;
-      osm.textContent = "Map";
+      osm.textContent = TEXT.map;
       osm.target = "_blank";
       osm.rel = "noopener";
       const geo = document.createElement("a");
       geo.href = `geo:${loc.lat},${loc.lon}?q=${loc.lat},${loc.lon}`;
-      geo.textContent = "Navigate";
+      geo.textContent = TEXT.navigate;
       li.querySelector(".links").append(geo, osm);
-      if (state.here) li.querySelector(".dist").textContent = `${distanceKm(state.here, loc).toFixed(1)} km`;
+      if (state.here) li.querySelector(".dist").textContent = TEXT.km(distanceKm(state.here, loc).toFixed(1));
     }
-    const meta = [`opened ${ago(alert.opened_at)}`];
-    if (alert.acknowledged) meta.push(`acknowledged by ${alert.acknowledged_by || "someone"}`);
-    if (alert.assignee) meta.push(`on it: ${alert.assignee}`);
+    const meta = [TEXT.opened(ago(alert.opened_at))];
+    if (alert.acknowledged) meta.push(TEXT.acknowledgedBy(alert.acknowledged_by || TEXT.someone));
+    if (alert.assignee) meta.push(TEXT.onIt(alert.assignee));
     li.querySelector(".meta").textContent = meta.join(" · ");
-    li.querySelector(".ack").disabled = alert.acknowledged;
-    li.querySelector(".ack").textContent = alert.acknowledged ? "Acknowledged" : "Acknowledge";
-    li.querySelector(".onsite").disabled = alert.assignee === state.me.name;
+
+    const ops = queued(alert.id);
+    const pending = li.querySelector(".pending");
+    for (const op of ops) {
+      if (op.action === "resolve" && op.sendAfter > Date.now()) continue; // shown as "undo"
+      const item = document.createElement("li");
+      const name = TEXT.actionNames[op.action];
+      item.textContent = op.sending ? TEXT.sending(name) : TEXT.willSend(name);
+      pending.append(item);
+    }
+    const undoable = ops.find((op) => op.action === "resolve" && op.sendAfter > Date.now());
+    if (undoable) {
+      const box = li.querySelector(".undo");
+      box.hidden = false;
+      box.querySelector(".undo-text").textContent = TEXT.undoIn(Math.ceil((undoable.sendAfter - Date.now()) / 1000));
+      box.querySelector(".undo-button").textContent = TEXT.undo;
+      li.classList.add("resolving");
+    }
+
+    const blocked = blockers(alert, ops);
+    const labels = { ack: alert.acknowledged ? TEXT.acknowledged : TEXT.acknowledge, onsite: TEXT.onSite, resolve: TEXT.resolved };
+    const reasons = [];
+    for (const [action, cls] of [["ack", ".ack"], ["onsite", ".onsite"], ["resolve", ".resolve"]]) {
+      const button = li.querySelector(`.actions ${cls}`);
+      button.textContent = labels[action];
+      button.disabled = blocked[action] !== null;
+      button.title = blocked[action] || "";
+      // "Acknowledged" on the button says it already; other reasons are written out.
+      if (blocked[action] && !(action === "ack" && alert.acknowledged && !ops.length)
+          && !reasons.includes(blocked[action])) reasons.push(blocked[action]);
+    }
+    li.querySelector(".blocked").textContent = reasons.join(" ");
     ul.append(li);
   }
   $("empty").hidden = state.alerts.size > 0;
-  $("summary").textContent = `${state.alerts.size} open` + (state.here ? " · nearest first" : "");
+  $("summary").textContent = TEXT.summary(state.alerts.size, Boolean(state.here), state.queue.length);
+}
+
+function showNotice(text) {
+  $("notice").textContent = text || "";
+  $("notice").hidden = !text;
+}
+
+function setLive(mode) {
+  const on = mode === true || mode === "live";
+  const words = { live: TEXT.live, connecting: TEXT.connecting };
+  $("live").textContent = on ? TEXT.live : words[mode] || TEXT.offline;
+  $("live").className = `live ${on ? "on" : mode === "connecting" ? "wait" : "off"}`;
 }
 
 function upsert(alert) {
@@ -113,34 +334,235 @@ function upsert(alert) {
   else if (alert.state === "active") state.alerts.set(alert.id, alert);
 }
 
-async function act(id, action) {
-  $("error").textContent = "";
-  const alert = state.alerts.get(id);
-  try {
-    if (action === "ack") {
-      upsert(await api(`/alerts/${id}/acknowledge`, { method: "POST", body: "{}" }));
-    } else if (action === "onsite") {
-      if (!alert.acknowledged) await api(`/alerts/${id}/acknowledge`, { method: "POST", body: "{}" });
-      await api(`/alerts/${id}/assign`, { method: "POST", body: JSON.stringify({ assignee: state.me.name }) });
-      upsert(await api(`/alerts/${id}/comment`, { method: "POST", body: JSON.stringify({ text: "On site" }) }));
-    } else if (action === "resolve") {
-      upsert(await api(`/alerts/${id}/resolve`, { method: "POST", body: JSON.stringify({ note: "Resolved on site" }) }));
-    }
-  } catch (err) {
-    $("error").textContent = err.message;
+// ------------------------------------------------------------------ actions and the queue
+
+// The requests of one action, each sent with its own Idempotency-Key (a repeat after a
+// lost answer is a no-op on the server). `tolerate409`: a step whose goal may already hold.
+function steps(op) {
+  if (op.action === "ack") return [["acknowledge", {}, false]];
+  if (op.action === "onsite") {
+    return [
+      ["acknowledge", {}, true],
+      ["assign", { assignee: op.assignee }, true],
+      ["comment", { text: TEXT.onSiteComment }, false],
+    ];
+  }
+  return [["resolve", { note: op.note }, false]];
+}
+
+function enqueue(alertId, action, extra = {}) {
+  const op = { key: newKey(), alertId, action, step: 0, queuedAt: Date.now(), sendAfter: 0, ...extra };
+  state.queue.push(op);
+  if (!saveQueue()) {
+    // Not kept on the phone: sent now or lost with the page; the button said so if offline.
   }
   render();
+  flush();
+}
+
+function drop(op) {
+  state.queue = state.queue.filter((o) => o !== op);
+  saveQueue();
+}
+
+// Sends what is due, in order, one action at a time; stops at the first network failure.
+async function flush() {
+  if (state.flushing || !state.token || !state.me) return;
+  state.flushing = true;
+  clearTimeout(state.sendTimer);
+  let offline = false;
+  try {
+    for (const op of [...state.queue]) {
+      if (op.sendAfter > Date.now() || !state.queue.includes(op)) continue;
+      const outcome = await send(op);
+      if (outcome === "offline") { offline = true; break; }
+    }
+  } finally {
+    state.flushing = false;
+    scheduleFlush(offline);
+    render();
+  }
+}
+
+function scheduleFlush(offline) {
+  clearTimeout(state.sendTimer);
+  if (!state.queue.length) return;
+  const next = Math.min(...state.queue.map((op) => op.sendAfter));
+  const wait = offline ? RETRY_SEND_MS : Math.max(0, next - Date.now());
+  state.sendTimer = setTimeout(flush, wait);
+}
+
+async function send(op) {
+  const list = steps(op);
+  op.sending = true;
+  render();
+  try {
+    for (; op.step < list.length; op.step += 1, saveQueue()) {
+      const [path, body, tolerate409] = list[op.step];
+      try {
+        upsert(await api(`/alerts/${op.alertId}/${path}`, {
+          method: "POST", body: JSON.stringify(body), headers: { "Idempotency-Key": `${op.key}.${op.step}` },
+        }));
+      } catch (err) {
+        if (!(err instanceof HttpError && err.status === 409 && tolerate409)) throw err;
+      }
+    }
+    drop(op);
+    return "sent";
+  } catch (err) {
+    op.sending = false;
+    if (err instanceof NetworkError) { $("error").textContent = ""; return "offline"; }
+    if (err instanceof HttpError && (err.status === 401 || err.status >= 500 || err.retryAfter)) {
+      if (err.status >= 500) $("error").textContent = err.message;
+      return "offline"; // kept: the server recovers, or its first copy (another tab) finishes
+    }
+    drop(op);
+    $("error").textContent = TEXT.refused(TEXT.actionNames[op.action], err.message);
+    return "refused";
+  }
+}
+
+function act(id, action) {
+  $("error").textContent = "";
+  const alert = state.alerts.get(id);
+  if (!alert) return;
+  if (action === "ack") enqueue(id, "ack");
+  else if (action === "onsite") enqueue(id, "onsite", { assignee: state.me.name });
+  else if (action === "resolve") askResolveNote(alert);
+  else if (action === "undo") {
+    state.queue = state.queue.filter((op) => !(op.alertId === id && op.action === "resolve" && op.sendAfter > Date.now()));
+    saveQueue();
+    scheduleFlush(false);
+    render();
+  }
+}
+
+function askResolveNote(alert) {
+  state.resolving = alert.id;
+  $("resolve-title").textContent = TEXT.resolveTitle(typeWords(alert));
+  $("resolve-note").value = "";
+  $("resolve-error").textContent = "";
+  $("resolve-dialog").showModal();
+  $("resolve-note").focus();
+}
+
+function confirmResolve(e) {
+  e.preventDefault();
+  const note = $("resolve-note").value.trim();
+  if (!note) { $("resolve-error").textContent = TEXT.noteRequired; $("resolve-note").focus(); return; }
+  $("resolve-dialog").close();
+  const id = state.resolving;
+  state.resolving = null;
+  if (!state.alerts.has(id)) return;
+  enqueue(id, "resolve", { note, sendAfter: Date.now() + UNDO_MS });
+  tickUndo();
+}
+
+// Counts the undo windows down on the cards while any is open.
+function tickUndo() {
+  clearInterval(state.undoTicker);
+  state.undoTicker = setInterval(() => {
+    const open = state.queue.some((op) => op.action === "resolve" && op.sendAfter > Date.now());
+    for (const li of document.querySelectorAll("li.resolving")) {
+      const op = state.queue.find((o) => o.alertId === Number(li.dataset.alertId) && o.action === "resolve");
+      if (op && op.sendAfter > Date.now()) {
+        li.querySelector(".undo-text").textContent = TEXT.undoIn(Math.ceil((op.sendAfter - Date.now()) / 1000));
+      }
+    }
+    if (!open) { clearInterval(state.undoTicker); render(); }
+  }, 1000);
+}
+
+// ------------------------------------------------------------------ alarms
+
+function unlockAudio() {
+  try {
+    if (!state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
+    if (state.audio.state === "suspended") state.audio.resume();
+  } catch (err) { state.audio = null; }
+}
+
+function beep() {
+  const ctx = state.audio;
+  if (!ctx) return;
+  const t0 = ctx.currentTime;
+  for (let i = 0; i < 3; i += 1) {
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.type = "square";
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, t0 + i * 0.4);
+    gain.gain.exponentialRampToValueAtTime(0.3, t0 + i * 0.4 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t0 + i * 0.4 + 0.3);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(t0 + i * 0.4);
+    osc.stop(t0 + i * 0.4 + 0.32);
+  }
+}
+
+async function alarm(alert) {
+  if (state.alarmed.has(alert.id)) return;
+  state.alarmed.add(alert.id);
+  beep();
+  if (navigator.vibrate) navigator.vibrate([400, 150, 400, 150, 400]);
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const title = TEXT.alarmTitle(typeWords(alert));
+  const options = {
+    body: [alert.explanation, [alert.device, alert.ward].filter(Boolean).join(" · ")].filter(Boolean).join("\n"),
+    tag: `citywatch-alert-${alert.id}`,
+    icon: "/crew/assets/icon-192.png",
+    badge: "/crew/assets/icon-192.png",
+    requireInteraction: true,
+    data: { url: `/crew#alert-${alert.id}` },
+  };
+  try {
+    const registration = state.registration || (await navigator.serviceWorker?.getRegistration("/crew"));
+    if (registration) await registration.showNotification(title, options);
+    else new Notification(title, options);
+  } catch (err) { /* the sound and vibration still ran */ }
+}
+
+function isNewCritical(change) {
+  const a = change.alert;
+  return a && a.state === "active" && a.severity === "critical" && !a.silenced
+    && (change.kind === "raised" || change.kind === "severity_raised");
+}
+
+function showAlarmSetup() {
+  const ask = "Notification" in window && Notification.permission !== "granted";
+  $("alarm-setup").hidden = !ask;
+}
+
+// On a tap (a user gesture): the browser may ask the crew, or say it is blocked.
+async function setUpAlarms() {
+  unlockAudio();
+  if (!("Notification" in window)) return;
+  const answer = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+  $("error").textContent = answer === "granted" ? "" : TEXT.notificationsBlocked;
+  showAlarmSetup();
+}
+
+// ------------------------------------------------------------------ the stream
+
+function retryStream() {
+  clearTimeout(state.streamTimer);
+  state.streamTimer = setTimeout(openStream, state.retryMs);
+  state.retryMs = Math.min(state.retryMs * 2, 30000);
 }
 
 async function openStream() {
+  clearTimeout(state.streamTimer);
   if (state.source) state.source.close();
+  state.source = null;
+  if (!state.token) return;
   let ticket;
   try {
     ticket = await api("/stream/ticket", { method: "POST", body: "{}" });
   } catch (err) {
+    if (!state.token) return;
     setLive(false);
-    setTimeout(openStream, state.retryMs);
-    state.retryMs = Math.min(state.retryMs * 2, 30000);
+    if (state.onReady) { state.onReady(); state.onReady = null; } // offline: go on with what is kept
+    retryStream();
     return;
   }
   const params = new URLSearchParams({ ticket: ticket.ticket });
@@ -151,28 +573,46 @@ async function openStream() {
     state.lastEventId = e.lastEventId;
     state.retryMs = 1000;
     setLive(true);
-    if (state.onReady) { state.onReady(); state.onReady = null; }
+    if (state.onReady) { state.onReady(); state.onReady = null; } else if (state.stale) loadList();
+    flush();
   });
   source.addEventListener("change", (e) => {
     state.lastEventId = e.lastEventId;
     const change = JSON.parse(e.data);
-    if (change.alert) { upsert(change.alert); render(change.alert.id); }
+    if (change.alert) {
+      const isNew = !state.alerts.has(change.alert.id);
+      upsert(change.alert);
+      render(change.alert.id);
+      if (isNewCritical(change) && (isNew || change.kind === "severity_raised")) alarm(change.alert);
+    }
     if (change.alert && !state.devices.has(change.alert.device)) loadDevices();
   });
   source.onerror = () => {
     setLive(false);
     // The browser retries by itself unless the server refused (expired ticket): then the
     // stream is closed and we fetch a new ticket, resuming after the last event seen.
-    if (source.readyState === EventSource.CLOSED) {
-      setTimeout(openStream, state.retryMs);
-      state.retryMs = Math.min(state.retryMs * 2, 30000);
-    }
+    if (source.readyState === EventSource.CLOSED) retryStream();
   };
 }
 
-function setLive(on) {
-  $("live").textContent = on ? "live" : "offline";
-  $("live").className = `live ${on ? "on" : "off"}`;
+// ------------------------------------------------------------------ loading
+
+async function loadList() {
+  const meta = {};
+  try {
+    const page = await api("/alerts?state=active&limit=500", {}, meta);
+    const fresh = new Map();
+    for (const alert of page.data) if (alert.state === "active") fresh.set(alert.id, alert);
+    state.alerts = fresh;
+    state.stale = meta.savedAt !== null;
+    showNotice(state.stale ? TEXT.savedAt(new Date(meta.savedAt).toLocaleTimeString()) : "");
+    $("error").textContent = "";
+  } catch (err) {
+    state.stale = true;
+    if (err instanceof NetworkError) showNotice(TEXT.nothingSaved);
+    else $("error").textContent = err.message;
+  }
+  render();
 }
 
 async function loadDevices() {
@@ -188,43 +628,95 @@ async function start() {
   try {
     state.me = await api("/me");
   } catch (err) {
+    if (err instanceof NetworkError && state.token) {
+      // Offline with nothing kept yet: keep the key, try again when the network is back.
+      $("app").hidden = false;
+      $("live").hidden = false;
+      setLive(false);
+      showNotice(TEXT.nothingSaved);
+      return;
+    }
     if (state.token) signOut(err.message);
     return;
   }
-  $("who").textContent = `${state.me.name} · ${state.me.wards.join(", ") || "all wards"}`;
+  $("who").textContent = `${state.me.name} · ${state.me.wards.join(", ") || TEXT.allWards}`;
   $("app").hidden = false;
+  $("live").hidden = false;
+  setLive("connecting");
+  showAlarmSetup();
+  state.queue = loadQueue();
   // Wait for the stream's "ready" (it names the feed head) before loading the list, so no
   // change falls between the two.
   await new Promise((resolve) => { state.onReady = resolve; openStream(); setTimeout(resolve, 5000); });
-  try {
-    const page = await api("/alerts?state=active&limit=500");
-    for (const alert of page.data) upsert(alert);
-    render();
-  } catch (err) { $("error").textContent = err.message; }
+  await loadList();
   loadDevices();
+  if (state.queue.some((op) => op.action === "resolve" && op.sendAfter > Date.now())) tickUndo();
+  flush();
 }
 
+function reconnect() {
+  if (!state.token) return;
+  if (!state.me) { start(); return; }
+  state.retryMs = 1000;
+  if (!state.source || state.source.readyState !== EventSource.OPEN) openStream();
+  flush();
+}
+
+// ------------------------------------------------------------------ wiring
+
+function applyTexts() {
+  document.title = TEXT.title;
+  for (const el of document.querySelectorAll("[data-text]")) el.textContent = TEXT[el.dataset.text];
+  for (const el of document.querySelectorAll("[data-text-title]")) el.title = TEXT[el.dataset.textTitle];
+  for (const el of document.querySelectorAll("[data-text-placeholder]")) el.placeholder = TEXT[el.dataset.textPlaceholder];
+}
+
+async function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    state.registration = await navigator.serviceWorker.register("/crew/sw.js", { scope: "/crew" });
+  } catch (err) { /* the page works without it, only not offline */ }
+  // The first visit's answers came before the worker took control: ask again so that it
+  // keeps them for the next time the page opens without network.
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (state.me) { api("/me").catch(() => {}); loadList(); loadDevices(); }
+  });
+}
+
+applyTexts();
 $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();
+  unlockAudio();
   state.token = $("token").value.trim();
   localStorage.setItem(KEY, state.token);
   $("token").value = "";
   start();
 });
-$("logout").addEventListener("click", () => signOut());
+$("logout").addEventListener("click", () => {
+  if (state.queue.length && !window.confirm(TEXT.signOutLoses(state.queue.length))) return;
+  signOut();
+});
 $("alerts").addEventListener("click", (e) => {
   const button = e.target.closest("button[data-action]");
   if (!button) return;
+  unlockAudio();
   button.disabled = true;
-  act(Number(button.closest("li").dataset.alertId), button.dataset.action);
+  act(Number(button.closest("li[data-alert-id]").dataset.alertId), button.dataset.action);
 });
+$("resolve-form").addEventListener("submit", confirmResolve);
+$("resolve-cancel").addEventListener("click", () => { state.resolving = null; $("resolve-dialog").close(); });
+$("alarm-setup").addEventListener("click", setUpAlarms);
+document.addEventListener("pointerdown", unlockAudio, { once: true });
 $("locate").addEventListener("click", () => {
-  if (!navigator.geolocation) { $("error").textContent = "This phone cannot share its location."; return; }
+  if (!navigator.geolocation) { $("error").textContent = TEXT.noLocation; return; }
   navigator.geolocation.watchPosition(
     (pos) => { state.here = { lat: pos.coords.latitude, lon: pos.coords.longitude }; render(); },
-    (err) => { $("error").textContent = `Location unavailable: ${err.message}`; },
+    (err) => { $("error").textContent = TEXT.locationUnavailable(err.message); },
     { enableHighAccuracy: true, maximumAge: 30000 },
   );
 });
+window.addEventListener("online", reconnect);
+window.addEventListener("offline", () => { if (state.me) { setLive(false); render(); } });
 
+registerWorker();
 if (state.token) start(); else signOut();

@@ -97,7 +97,9 @@ async def browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
-async def _phone(browser: Browser, base: str, key: str) -> Page:
+async def _phone(browser: Browser, base: str, key: str, *, clock: bool = False) -> Page:
+    """A signed-in phone; ``clock``: with Playwright's clock installed (time flows, and a
+    test may skip ahead)."""
     context = await browser.new_context(
         viewport=PHONE,
         device_scale_factor=2,
@@ -108,6 +110,8 @@ async def _phone(browser: Browser, base: str, key: str) -> Page:
         base_url=base,
     )
     page = await context.new_page()
+    if clock:
+        await page.clock.install()
     await page.goto("/crew")
     await page.get_by_test_id("token").fill(key)
     await page.get_by_test_id("save-token").click()
@@ -136,7 +140,7 @@ async def test_crew_page_acknowledges_and_updates_live(
     other = await raise_alert(store, "ward_b", "cab-b1")
 
     phone = await _phone(browser, base, crew["crew_a"])
-    second = await _phone(browser, base, crew["crew_a"])
+    second = await _phone(browser, base, crew["crew_a"], clock=True)
     await expect(phone.get_by_test_id("who")).to_contain_text("crew-a")
     await expect(phone.locator("li[data-alert-id]")).to_have_count(2, timeout=WAIT_MS)
     await expect(_card(phone, other)).to_have_count(0)
@@ -192,11 +196,20 @@ async def test_crew_page_acknowledges_and_updates_live(
     await expect(_card(phone, fresh)).to_contain_text("water 120 mm", timeout=WAIT_MS)
     await expect(phone.locator("li[data-alert-id]")).to_have_count(3)
 
-    # Resolved on the second phone: gone from both lists.
+    # Resolved on the second phone, with a note, sent once its minute to undo is over:
+    # gone from both lists.
     await _card(second, far).get_by_role("button", name="Resolved").click()
+    await second.get_by_test_id("resolve-note").fill("spliced the feeder")
+    await second.get_by_test_id("resolve-confirm").click()
+    await expect(_card(second, far).get_by_test_id("undo")).to_be_visible()
+    await second.clock.fast_forward(61_000)
     await expect(_card(phone, far)).to_have_count(0, timeout=WAIT_MS)
     await expect(_card(second, far)).to_have_count(0, timeout=WAIT_MS)
-    assert (await store.get_alert(far)).alert.cleared_at is not None
+    resolved = await store.get_alert(far)
+    assert resolved.alert.cleared_at is not None
+    assert [c.detail for c in resolved.timeline if c.kind.value == "resolved"] == [
+        "spliced the feeder"
+    ]
 
     ARTIFACTS.mkdir(exist_ok=True)
     await phone.evaluate("window.scrollTo(0, 0)")
