@@ -43,6 +43,7 @@ const TEXT = {
   },
   severities: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
   noDetails: "No details from the detector.",
+  folded: (n) => `${n} more alert(s) from the same cause`,
   wholeWard: "whole ward",
   map: "Map",
   navigate: "Navigate",
@@ -246,11 +247,50 @@ function blockers(alert, ops) {
   return out;
 }
 
+// One card per problem: an incident's children fold into its root's card (a device that
+// went offline and its silent sensors; a ward's outage and its cabinets). A child whose
+// root this crew does not see keeps a card of its own.
+function cards() {
+  const all = sorted();
+  const roots = new Map();
+  for (const a of all) if (a.incident != null && a.incident_root) roots.set(a.incident, a);
+  const children = new Map();
+  const shown = [];
+  for (const a of all) {
+    const root = a.incident != null && !a.incident_root ? roots.get(a.incident) : undefined;
+    if (root) {
+      if (!children.has(root.id)) children.set(root.id, []);
+      children.get(root.id).push(a);
+    } else {
+      shown.push(a);
+    }
+  }
+  return { shown, children };
+}
+
+function foldIn(li, children) {
+  if (!children || !children.length) return;
+  const box = document.createElement("details");
+  box.className = "children";
+  box.dataset.testid = "folded";
+  const title = document.createElement("summary");
+  title.textContent = TEXT.folded(children.length);
+  const list = document.createElement("ul");
+  for (const child of children) {
+    const item = document.createElement("li");
+    item.textContent = [typeWords(child), child.metric, child.device].filter(Boolean).join(" · ");
+    list.append(item);
+  }
+  box.append(title, list);
+  li.querySelector(".why").after(box);
+}
+
 function render(flashId) {
   if (!state.me) return;
   const ul = $("alerts");
   ul.replaceChildren();
-  for (const alert of sorted()) {
+  const { shown, children } = cards();
+  for (const alert of shown) {
     const li = $("alert-card").content.firstElementChild.cloneNode(true);
     li.dataset.alertId = alert.id;
     li.dataset.testid = "alert";
@@ -260,6 +300,7 @@ function render(flashId) {
     li.querySelector(".sev").textContent = TEXT.severities[alert.severity] || alert.severity;
     li.querySelector(".what").textContent = typeWords(alert);
     li.querySelector(".why").textContent = alert.explanation || TEXT.noDetails;
+    foldIn(li, children.get(alert.id));
     const loc = where(alert);
     const label = [alert.device || TEXT.wholeWard, loc?.street, alert.ward].filter(Boolean).join(" · ");
     li.querySelector(".where").textContent = label;
@@ -314,7 +355,7 @@ function render(flashId) {
     ul.append(li);
   }
   $("empty").hidden = state.alerts.size > 0;
-  $("summary").textContent = TEXT.summary(state.alerts.size, Boolean(state.here), state.queue.length);
+  $("summary").textContent = TEXT.summary(shown.length, Boolean(state.here), state.queue.length);
 }
 
 function showNotice(text) {

@@ -17,7 +17,7 @@ from api_harness import keys, open_store, raise_alert, serve, settings
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from alerts.store import AlertStore
-from anomaly.events import DetectionKind, Severity
+from anomaly.events import Detection, DetectionKind, Severity
 from ingest.device_status import device_status_line
 from telemetry import DeviceInfo, DeviceKind
 
@@ -254,3 +254,46 @@ async def test_crew_page_runs_under_its_content_security_policy(
     await page.get_by_test_id("save-token").click()
     await expect(page.get_by_role("alert").first).to_contain_text("refused", timeout=WAIT_MS)
     assert violations == []
+
+
+async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """A cabinet goes offline after its sensors fell silent: the crew sees one card (the
+    offline alert), the silent sensors folded into it, not one card each."""
+    _, base = server
+    crew = await keys(store)
+    t0 = int(time.time() * 1000)
+
+    def det(kind: DetectionKind, metric: str = "") -> Detection:
+        return Detection(
+            kind=kind,
+            severity=Severity.MAJOR,
+            active=True,
+            ward="ward_a",
+            device="cab-near",
+            metric=metric,
+            start_ms=t0,
+            ts_ms=t0,
+            score=0.9,
+            explanation=f"{kind.value} {metric}".strip(),
+        )
+
+    for metric in ("temp_inside", "humidity"):
+        await store.apply_detection(det(DetectionKind.DROPOUT, metric), now_ms=t0)
+    await store.apply_detection(det(DetectionKind.OFFLINE), now_ms=t0)
+    await store.tick(now_ms=t0 + 10 * 60_000)  # past their pending periods: raised
+    (incident,) = (await store.list_incidents(open_only=True)).data
+    assert len(incident.children) == 2
+
+    phone = await _phone(browser, base, crew["crew_a"])
+    cards = phone.locator("li[data-alert-id]")
+    await expect(cards).to_have_count(1, timeout=WAIT_MS)
+    card = _card(phone, incident.root_alert)
+    await expect(card.locator(".what")).to_have_text("Device offline")
+    folded = card.get_by_test_id("folded")
+    await expect(folded.locator("summary")).to_have_text("2 more alert(s) from the same cause")
+    await folded.locator("summary").click()
+    await expect(folded.locator("li")).to_have_count(2)
+    await expect(folded).to_contain_text("Sensor silent · humidity · cab-near")
+    await expect(phone.get_by_test_id("summary")).to_contain_text("1 open")
