@@ -68,7 +68,7 @@ class IncidentScope:
     @property
     def title(self) -> str:
         if self.kind is IncidentKind.AREA_OUTAGE:
-            return f"Mains outage in {self.ward}"
+            return f"Area outage in {self.ward} (mains, or many devices silent together)"
         if self.kind is IncidentKind.DEVICE_DOWN:
             return f"{self.root_device} down (offline or without mains)"
         return f"Cable cut on route {self.route} at segment {self.position} ({self.root_device})"

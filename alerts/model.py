@@ -267,7 +267,8 @@ class Comment:
 
 class IncidentKind(StrEnum):
     AREA_OUTAGE = "area_outage"
-    """A ward's mains outage: groups the ward's power-loss and offline alerts."""
+    """A ward's outage (its mains, or many of its devices silent together): groups the
+    ward's power-loss and offline alerts, and takes over their device-down incidents."""
     CABLE_CUT = "cable_cut"
     """A cut on a cable route: groups the downstream segments' offline/signal alerts."""
     DEVICE_DOWN = "device_down"

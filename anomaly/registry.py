@@ -141,6 +141,11 @@ class SeriesRegistry:
             out[i] = self.slot(str(device_arr[i]), int(metric_arr[i]), ward)
         return out
 
+    def devices_per_ward(self) -> dict[str, int]:
+        """How many devices of each ward have a series here."""
+        counts = np.bincount(self.device_ward[: len(self.devices)], minlength=len(self.wards))
+        return {ward: int(n) for ward, n in zip(self.wards, counts.tolist(), strict=True)}
+
     def key(self, slot: int) -> tuple[str, int]:
         """(device, metric id) of a slot."""
         return self.devices[int(self.device[slot])], int(self.metric[slot])

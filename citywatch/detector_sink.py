@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from anomaly import Detection, Detector
+from anomaly.area_silence import AreaSilence
 from anomaly.explain import liveness_detection
 from ingest.liveness import LivenessChange
 from telemetry import ReadingBatch
@@ -85,6 +86,7 @@ class DetectorSink:
         self._lock = threading.Lock()
         self._rate_readings = 0
         self._scores = ScoreLines()
+        self._area_silence = AreaSilence(detector.config)
 
     def handle(self, batch: ReadingBatch) -> None:
         if len(batch) == 0:
@@ -114,13 +116,21 @@ class DetectorSink:
 
     def handle_liveness(self, changes: Sequence[LivenessChange]) -> None:
         now = self.clock.now_ms()
-        detections = [
-            liveness_detection(
-                c.kind, c.device, c.ward, online=c.online, reason=c.reason, now_ms=now
+        detections: list[Detection] = []
+        with self._lock:
+            per_ward = self.detector.registry.devices_per_ward()
+        for c in changes:
+            if c.online and c.previous is None:  # first sight of a device: nothing to clear
+                continue
+            detections.append(
+                liveness_detection(
+                    c.kind, c.device, c.ward, online=c.online, reason=c.reason, now_ms=now
+                )
             )
-            for c in changes
-            if not (c.online and c.previous is None)  # first sight of a device: nothing to clear
-        ]
+            # Many of a ward's devices going silent together: one area outage.
+            detections += self._area_silence.change(
+                c.device, c.ward, online=c.online, now_ms=now, ward_devices=per_ward.get(c.ward, 0)
+            )
         if detections:
             self.emit(detections)
 

@@ -26,7 +26,7 @@ def test_area_outage_scope() -> None:
     assert (scope.kind, scope.ward, scope.title) == (
         IncidentKind.AREA_OUTAGE,
         HK,
-        f"Mains outage in {HK}",
+        f"Area outage in {HK} (mains, or many devices silent together)",
     )
     members = {
         (AlertKey(K.POWER_LOSS, HK, "cab_1"), True),
