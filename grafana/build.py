@@ -11,7 +11,7 @@ Measurements the boards read (all written by citywatch; see README "Storage sche
 ``citywatch_detector``.
 
 Grafana version: the compose file pins ``grafana/grafana:11.3.1``. The boards rely on its
-geomap panel (markers and route layers, ``filterData`` per layer, data links in the
+geomap panel (markers and route layers, each drawing the first frame it gets; data links in the
 tooltip), the ``joinByField``/``filterByValue``/``sortBy`` transformations, custom
 variables with ``text : value`` pairs and InfluxDB (InfluxQL) annotations with
 title/text/tags columns; all of these exist in Grafana 10.x and 11.x.
