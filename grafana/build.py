@@ -9,12 +9,25 @@ Measurements the boards read (all written by citywatch; see README "Storage sche
 ``cabinet`` and ``cable_segment`` (one field per catalogue metric), ``device_status``,
 ``citywatch_alert``, ``citywatch_score``, ``citywatch_ingest``, ``citywatch_ingest_rejected``,
 ``citywatch_detector``.
+
+Grafana version: the compose file pins ``grafana/grafana:11.3.1``. The boards rely on its
+geomap panel (markers and route layers, each drawing the first frame it gets; data links in the
+tooltip), the ``joinByField``/``filterByValue``/``sortBy`` transformations, custom
+variables with ``text : value`` pairs and InfluxDB (InfluxQL) annotations with
+title/text/tags columns; all of these exist in Grafana 10.x and 11.x.
+
+Ward names: tags and topics carry codenames (``phuong_dinh_cong``); wherever a person
+reads a ward (variable drop-downs, table cells) the board shows the catalogue's
+Vietnamese name (``Phường Định Công``), generated here from ``telemetry.wards``.
 """
 
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
+
+from telemetry.wards import load_wards
 
 DATASOURCE = {"type": "influxdb", "uid": "citywatch-influxdb"}
 OUT = Path(__file__).parent / "dashboards"
@@ -47,6 +60,7 @@ def panel(
     options: Json | None = None,
     defaults: Json | None = None,
     transformations: list[Json] | None = None,
+    overrides: list[Json] | None = None,
 ) -> Json:
     x, y, w, h = pos
     field_defaults: Json = {"unit": unit} if unit else {}
@@ -58,7 +72,7 @@ def panel(
         "datasource": DATASOURCE,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "targets": targets,
-        "fieldConfig": {"defaults": field_defaults, "overrides": []},
+        "fieldConfig": {"defaults": field_defaults, "overrides": overrides or []},
         "options": options or {},
     }
     if transformations:
@@ -111,71 +125,425 @@ def dashboard(
         "templating": {"list": variables},
         "annotations": {"list": []},
         "panels": panels,
+        "links": dashboard_links(uid),
     }
     board.update(extra)
     return board
 
 
-def ward_variable(measurement: str = "cabinet") -> Json:
-    return variable("ward", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "ward"', "Ward")
+def _ascii_key(text: str) -> str:
+    """Sort key for Vietnamese names: letters without their diacritics (``đ`` as ``d``)."""
+    plain = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in plain if not unicodedata.combining(c)).casefold()
 
 
-def alert_annotation(where: str) -> Json:
+def ward_variable() -> Json:
+    """The ward drop-down: a custom variable of ``Vietnamese name : codename`` pairs from
+    the catalogue, so a person picks ``Phường Định Công`` and queries get the codename
+    the tags carry. (A query variable over the tag values could only show codenames.)"""
+    wards = sorted(load_wards(), key=lambda w: _ascii_key(w.name))
+    options = [{"text": "All", "value": "$__all", "selected": True}]
+    options += [{"text": w.name, "value": w.codename, "selected": False} for w in wards]
     return {
-        "name": "Alerts",
-        "datasource": DATASOURCE,
-        "enable": True,
-        "iconColor": "red",
-        "query": (
-            'SELECT "explanation", "severity", "type" FROM "citywatch_alert" '
-            f"WHERE {where} AND $timeFilter"
-        ),
-        "textColumn": "explanation",
-        "tagsColumn": "type,severity",
+        "name": "ward",
+        "label": "Phường / xã",
+        "type": "custom",
+        "query": ",".join(f"{w.name} : {w.codename}" for w in wards),
+        "options": options,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"},
     }
+
+
+def ward_names_mapping() -> Json:
+    """Value mappings that show a ward codename as its Vietnamese name (table cells)."""
+    return {
+        "type": "value",
+        "options": {w.codename: {"text": w.name, "index": i} for i, w in enumerate(load_wards())},
+    }
+
+
+def alert_annotations(where: str) -> list[Json]:
+    """Alert raised and alert cleared marks on a board's time axes: the device as title,
+    the explanation as text, type, severity and transition as tags."""
+    select = (
+        'SELECT "explanation", "device", "type", "severity", "transition" '
+        'FROM "citywatch_alert" WHERE '
+    )
+    kinds = [
+        ("Alerts raised", "red", "\"transition\" = 'raised'"),
+        ("Alerts cleared", "green", '"transition" =~ /^(cleared|resolved)$/'),
+    ]
+    return [
+        {
+            "name": name,
+            "datasource": DATASOURCE,
+            "enable": True,
+            "iconColor": color,
+            "query": f"{select}{transition} AND {where} AND $timeFilter",
+            "titleColumn": "device",
+            "textColumn": "explanation",
+            "tagsColumn": "type,severity,transition",
+        }
+        for name, color, transition in kinds
+    ]
+
+
+# --- Links between boards -------------------------------------------------------------
+# overview → ward board (ward) → cabinet detail (ward, device) or cable routes (ward,
+# route); every board links back to the others and keeps the time range and variables.
+
+BOARD_PATHS = {
+    "cw-city": "city-overview",
+    "cw-ward": "ward",
+    "cw-cabinet": "cabinet-detail",
+    "cw-cables": "cable-routes",
+    "cw-alerts": "alerts",
+    "cw-pipeline": "pipeline-health",
+}
+BOARD_TITLES = {
+    "cw-city": "City overview",
+    "cw-ward": "Ward",
+    "cw-cabinet": "Cabinet detail",
+    "cw-cables": "Cable routes",
+    "cw-alerts": "Alerts",
+    "cw-pipeline": "Pipeline health",
+}
+
+
+def board_url(uid: str, **variables: str) -> str:
+    """A link to a board: ``variables`` name its template variables, values may hold
+    Grafana's ``${__data.fields.X}`` field references."""
+    query = "&".join(f"var-{k}={v}" for k, v in variables.items())
+    return f"/d/{uid}/{BOARD_PATHS[uid]}?{query + '&' if query else ''}${{__url_time_range}}"
+
+
+def data_link(title: str, uid: str, **variables: str) -> Json:
+    return {"title": title, "url": board_url(uid, **variables)}
+
+
+WARD_LINK = data_link("Ward board: ${__data.fields.ward}", "cw-ward", ward="${__data.fields.ward}")
+CABINET_LINK = data_link(
+    "Cabinet detail: ${__data.fields.device}",
+    "cw-cabinet",
+    ward="${__data.fields.ward}",
+    device="${__data.fields.device}",
+)
+ROUTE_LINK = data_link(
+    "Cable route: ${__data.fields.route}",
+    "cw-cables",
+    ward="${__data.fields.ward}",
+    route="${__data.fields.route}",
+)
+
+
+def dashboard_links(uid: str) -> list[Json]:
+    """The board bar's links to every other citywatch board (variables carried along)."""
+    return [
+        {
+            "title": title,
+            "type": "link",
+            "url": f"/d/{other}/{BOARD_PATHS[other]}",
+            "icon": "dashboard",
+            "includeVars": True,
+            "keepTime": True,
+            "targetBlank": False,
+            "asDropdown": False,
+            "tags": [],
+        }
+        for other, title in BOARD_TITLES.items()
+        if other != uid
+    ]
+
+
+def override(field: str, *properties: tuple[str, Any]) -> Json:
+    return {
+        "matcher": {"id": "byName", "options": field},
+        "properties": [{"id": k, "value": v} for k, v in properties],
+    }
+
+
+# --- Worst open alert per device -------------------------------------------------------
+
+ALERT_LOOKBACK = "30d"
+"""How far back the map looks for the alerts still open: an alert raised earlier than
+this and still open is not on the map (the alerts board lists it)."""
+
+SEVERITY_LEVELS = ("warning", "minor", "major", "critical")
+"""Ascending, as ``alerts.model.SEVERITY_RANK``: level 1 (warning) … 4 (critical)."""
+OFFLINE_LEVEL = len(SEVERITY_LEVELS) + 1
+LEVEL_STYLE = {
+    1: ("warning", "blue"),
+    2: ("minor", "yellow"),
+    3: ("major", "orange"),
+    4: ("critical", "red"),
+    OFFLINE_LEVEL: ("offline", "purple"),
+}
+NO_ALERT = ("no open alert", "green")
+
+
+def _open_alerts_at_least(condition: str, level: int, where: str) -> str:
+    """Devices with an open alert matching ``condition``, each as one point ``level``.
+
+    InfluxQL cannot group by a field (``alert_id``), so "the last transition of every
+    alert" is not a query. Counting works instead: an alert's severity only rises
+    (``severity_raised``), and it ends with exactly one ``cleared``-state transition
+    (cleared or resolved; ``discarded`` ends alerts that were never raised). So the
+    number of open alerts of a device whose severity is at least S is
+    count(distinct ids of its active points at severity ≥ S) − count(distinct ids of
+    its cleared points at severity ≥ S, not discarded), and the device has one iff that
+    is > 0. Both counts look back ``ALERT_LOOKBACK``."""
+    lookback = f"time > now() - {ALERT_LOOKBACK}"
+    by = 'GROUP BY "ward", "device"'
+    active = f"\"state\" = 'active' AND {condition} AND {where} AND {lookback}"
+    ended = (
+        f"\"state\" = 'cleared' AND \"transition\" != 'discarded' AND {condition} "
+        f"AND {where} AND {lookback}"
+    )
+    opened = f'SELECT count(distinct("alert_id")) AS "n" FROM "citywatch_alert" WHERE {active} {by}'
+    closed = (
+        f'SELECT count(distinct("alert_id")) * -1 AS "n" FROM "citywatch_alert" WHERE {ended} {by}'
+    )
+    return (
+        f'SELECT "n" * 0 + {level} AS "level" FROM (SELECT sum("n") AS "n" FROM ({opened}), '
+        f'({closed}) {by}) WHERE "n" > 0 {by}'
+    )
+
+
+def worst_alert_by_device(where: str = WARD_FILTER) -> str:
+    """The worst open alert ``level`` per device (series tagged ward, device): 1 warning …
+    4 critical, 5 an open offline alert (offline has its own colour). All sources are
+    ``citywatch_alert`` points, so InfluxQL merges them per device (it keeps points of
+    different measurements apart: positions are joined to them in Grafana)."""
+    sources = [
+        _open_alerts_at_least(f'"severity" =~ /^({"|".join(SEVERITY_LEVELS[i:])})$/', i + 1, where)
+        for i in range(len(SEVERITY_LEVELS))
+    ]
+    sources.append(_open_alerts_at_least("\"type\" = 'offline'", OFFLINE_LEVEL, where))
+    return (
+        'SELECT max("level") AS "level" FROM '
+        + ", ".join(f"({q})" for q in sources)
+        + ' GROUP BY "ward", "device"'
+    )
+
+
+def worst_alert_query(where: str = WARD_FILTER) -> str:
+    """One row per device with an open alert (one frame: ``device``, ``level``)."""
+    return f'SELECT "device", "level" FROM ({worst_alert_by_device(where)})'
+
+
+def positions_query(where: str = WARD_FILTER) -> str:
+    """Every device's last known place (one frame: tags as columns)."""
+    return (
+        'SELECT "device", "ward", "kind", "route", "position", "street", "lat", "lon" FROM '
+        '(SELECT last("lat") AS "lat", last("lon") AS "lon", last("street") AS "street", '
+        'last("position") AS "position" FROM "device_status" '
+        f'WHERE {where} GROUP BY "ward", "device", "kind", "route")'
+    )
+
+
+def level_field_config() -> Json:
+    """Colours and names of the worst-alert levels (the map's markers, table cells)."""
+    steps = {
+        str(level): {"text": text, "color": color, "index": level}
+        for level, (text, color) in LEVEL_STYLE.items()
+    }
+    return {
+        "mappings": [
+            {"type": "value", "options": steps},
+            {
+                "type": "special",
+                "options": {
+                    "match": "null",
+                    "result": {"text": NO_ALERT[0], "color": NO_ALERT[1], "index": 0},
+                },
+            },
+        ],
+        "color": {"mode": "thresholds"},
+        **thresholds(
+            (None, NO_ALERT[1]),
+            *((float(level), color) for level, (_, color) in LEVEL_STYLE.items()),
+        ),
+    }
+
+
+# Positions (A) and worst alerts (B) become one row per device: joined on the device id
+# (Grafana, since InfluxQL cannot join two measurements), rows without a position (area
+# alerts, devices never located) dropped.
+JOIN_POSITIONS_AND_ALERTS = [
+    {"id": "joinByField", "options": {"byField": "device", "mode": "outer"}},
+    {
+        "id": "filterByValue",
+        "options": {
+            "type": "exclude",
+            "match": "any",
+            "filters": [{"fieldName": "lat", "config": {"id": "isNull", "options": {}}}],
+        },
+    },
+    {
+        "id": "organize",
+        "options": {
+            "excludeByName": {"Time": True, "Time 1": True, "Time 2": True},
+            "renameByName": {},
+            "indexByName": {},
+        },
+    },
+]
+
+
+def device_map(title: str, pos: tuple[int, int, int, int], view: Json, where: str) -> Json:
+    """A map of devices coloured by their worst open alert.
+
+    One markers layer (Grafana 11.3 geomap; a layer draws the first frame it gets, so the
+    two queries are joined into one frame first): cabinets and cable segments, the
+    segments every 180 m along their route's street, so a route shows as its chain of
+    segments; a segment's tooltip names its route and links to the route board, where
+    :func:`route_map` draws the route's line."""
+    layers: list[Json] = [
+        {
+            "type": "markers",
+            "name": "Devices",
+            "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+            "tooltip": True,
+            "config": {
+                "showLegend": True,
+                "style": {
+                    "size": {"fixed": 6},
+                    "color": {"field": "level", "fixed": NO_ALERT[1]},
+                    "opacity": 0.85,
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+                },
+            },
+        }
+    ]
+    return panel(
+        "geomap",
+        title,
+        [
+            target(positions_query(where), "A", fmt="table"),
+            target(worst_alert_query(where), "B", fmt="table"),
+        ],
+        pos,
+        description=(
+            "Every cabinet and cable segment at its place, coloured by its worst open "
+            "alert: red critical, orange major, yellow minor, blue warning, purple "
+            "offline, green none. Click a device for its cabinet, route or ward board."
+        ),
+        options={
+            "view": view,
+            "controls": {"showZoom": True, "mouseWheelZoom": True, "showScale": True},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "layers": layers,
+            "tooltip": {"mode": "details"},
+        },
+        overrides=[
+            override("level", *level_field_config().items()),
+            override("device", ("links", [CABINET_LINK, ROUTE_LINK, WARD_LINK])),
+            override("ward", ("mappings", [ward_names_mapping()])),
+        ],
+        transformations=JOIN_POSITIONS_AND_ALERTS,
+    )
+
+
+def route_map(pos: tuple[int, int, int, int], where: str) -> Json:
+    """The selected cable route drawn as a line through its segments in position order.
+
+    Grafana 11.3's route layer draws one line through the first frame it gets
+    (``routeLayer.tsx``: "Only the first frame for now!"), and the query gives one frame
+    per route, so this draws the first selected route (a map link selects exactly one).
+    A city-wide line per route would need the network layer's edge frame (source,
+    target), which InfluxQL cannot build: the city and ward maps show a route as its
+    chain of segments instead."""
+    query = (
+        'SELECT "device", "position", "street", "lat", "lon" FROM (SELECT last("lat") AS '
+        '"lat", last("lon") AS "lon", last("position") AS "position", last("street") AS '
+        f'"street" FROM "device_status" WHERE "kind" = \'cable_segment\' AND {where} '
+        'GROUP BY "route", "device") GROUP BY "route"'
+    )
+    location = {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    layers = [
+        {
+            "type": "route",
+            "name": "Route",
+            "location": location,
+            "tooltip": False,
+            "config": {
+                "style": {"color": {"fixed": "blue"}, "opacity": 0.8, "lineWidth": 3},
+                "arrow": 1,
+            },
+        },
+        {
+            "type": "markers",
+            "name": "Segments",
+            "location": location,
+            "tooltip": True,
+            "config": {
+                "showLegend": False,
+                "style": {
+                    "size": {"fixed": 6},
+                    "color": {"fixed": "blue"},
+                    "opacity": 1,
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/square.svg"},
+                    "text": {"mode": "field", "field": "position"},
+                    "textConfig": {"fontSize": 10, "offsetY": -10},
+                },
+            },
+        },
+    ]
+    return panel(
+        "geomap",
+        "Route on the map (first selected route, segments in order from the exchange)",
+        [target(query, fmt="table")],
+        pos,
+        options={
+            "view": {"id": "fit", "allLayers": True, "padding": 10, "zoom": 15},
+            "controls": {"showZoom": True, "mouseWheelZoom": True, "showScale": True},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "layers": layers,
+            "tooltip": {"mode": "details"},
+        },
+        transformations=[
+            {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "position"}]}},
+        ],
+    )
+
+
+def wards_table(pos: tuple[int, int, int, int]) -> Json:
+    """Wards with open alerts: how many devices, the worst; each links to its ward board."""
+    query = (
+        'SELECT count("level") AS "devices with open alerts", max("level") AS "worst" '
+        f'FROM ({worst_alert_by_device()}) GROUP BY "ward"'
+    )
+    return panel(
+        "table",
+        "Wards with open alerts (click for the ward board)",
+        [target(query, fmt="table")],
+        pos,
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+            {"id": "sortBy", "options": {"sort": [{"field": "worst", "desc": True}]}},
+        ],
+        overrides=[
+            override("ward", ("mappings", [ward_names_mapping()]), ("links", [WARD_LINK])),
+            override(
+                "worst",
+                *level_field_config().items(),
+                ("custom.cellOptions", {"type": "color-background"}),
+            ),
+        ],
+    )
 
 
 def city_overview() -> Json:
-    status_q = (
-        'SELECT last("lat") AS "lat", last("lon") AS "lon", last("online") AS "online", '
-        'last("street") AS "street" FROM "device_status" '
-        f'WHERE {WARD_FILTER} GROUP BY "device", "kind", "ward"'
-    )
-    geomap_options = {
-        "view": {"id": "coords", "lat": 21.03, "lon": 105.85, "zoom": 11},
-        "controls": {"showZoom": True, "mouseWheelZoom": True},
-        "basemap": {"type": "default", "name": "Basemap"},
-        "layers": [
-            {
-                "type": "markers",
-                "name": "Devices",
-                "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
-                "config": {
-                    "showLegend": True,
-                    "style": {
-                        "size": {"fixed": 5},
-                        "color": {"field": "online"},
-                        "opacity": 0.8,
-                    },
-                },
-            }
-        ],
-        "tooltip": {"mode": "details"},
-    }
-    online_defaults = {
-        "color": {"mode": "thresholds"},
-        **thresholds((None, "red"), (1, "green")),
-    }
     panels = [
-        panel(
-            "geomap",
-            "Cabinets and cable segments",
-            [target(status_q, fmt="table")],
+        device_map(
+            "Cabinets and cable routes by worst open alert",
             (0, 0, 14, 16),
-            description="Every device at its location; green online, red offline.",
-            options=geomap_options,
-            defaults=online_defaults,
-            transformations=[{"id": "merge", "options": {}}],
+            {"id": "coords", "lat": 21.03, "lon": 105.85, "zoom": 11},
+            WARD_FILTER,
         ),
         panel(
             "stat",
@@ -229,6 +597,9 @@ def city_overview() -> Json:
             (14, 8, 10, 8),
             options={"orientation": "horizontal", "xField": "ward"},
             transformations=[{"id": "merge", "options": {}}],
+            overrides=[
+                override("ward", ("mappings", [ward_names_mapping()]), ("links", [WARD_LINK]))
+            ],
         ),
         panel(
             "table",
@@ -242,11 +613,84 @@ def city_overview() -> Json:
                     fmt="table",
                 )
             ],
-            (0, 16, 24, 7),
+            (0, 16, 12, 8),
             transformations=[{"id": "merge", "options": {}}],
+            overrides=[
+                override("ward", ("mappings", [ward_names_mapping()]), ("links", [WARD_LINK]))
+            ],
         ),
+        wards_table((12, 16, 12, 8)),
     ]
     return dashboard("cw-city", "citywatch · City overview", panels, [ward_variable()])
+
+
+def ward_board() -> Json:
+    """One ward (or a few): its map, its devices by worst open alert with links to the
+    cabinet and route boards, its alerts."""
+    devices = panel(
+        "table",
+        "Devices by worst open alert (click a cabinet or a route)",
+        [
+            target(positions_query(), "A", fmt="table"),
+            target(worst_alert_query(), "B", fmt="table"),
+        ],
+        (14, 0, 10, 16),
+        transformations=[
+            *JOIN_POSITIONS_AND_ALERTS,
+            {"id": "sortBy", "options": {"sort": [{"field": "level", "desc": True}]}},
+        ],
+        overrides=[
+            override(
+                "level",
+                *level_field_config().items(),
+                ("displayName", "worst open alert"),
+                ("custom.cellOptions", {"type": "color-background"}),
+            ),
+            override("device", ("links", [CABINET_LINK])),
+            override("route", ("links", [ROUTE_LINK])),
+            override("ward", ("mappings", [ward_names_mapping()])),
+            override("lat", ("custom.hidden", True)),
+            override("lon", ("custom.hidden", True)),
+        ],
+    )
+    latest = (
+        'SELECT last("explanation") AS "explanation", last("alert_id") AS "alert" '
+        'FROM "citywatch_alert" '
+        f'WHERE {WARD_FILTER} AND $timeFilter GROUP BY "ward", "device", "type", "state"'
+    )
+    panels = [
+        device_map(
+            "Map", (0, 0, 14, 16), {"id": "fit", "allLayers": True, "padding": 5}, WARD_FILTER
+        ),
+        devices,
+        panel(
+            "table",
+            "Alerts in range (latest per device, type and state)",
+            [target(latest, fmt="table")],
+            (0, 16, 14, 9),
+            transformations=[{"id": "merge", "options": {}}],
+            overrides=[
+                override("ward", ("mappings", [ward_names_mapping()])),
+                override("device", ("links", [CABINET_LINK])),
+            ],
+        ),
+        panel(
+            "timeseries",
+            "Alert changes",
+            [
+                target(
+                    'SELECT count("alert_id") FROM "citywatch_alert" '
+                    f"WHERE {WARD_FILTER} AND $timeFilter "
+                    'GROUP BY time($__interval), "transition" fill(0)',
+                    alias="$tag_transition",
+                )
+            ],
+            (14, 16, 10, 9),
+        ),
+    ]
+    board = dashboard("cw-ward", "citywatch · Ward", panels, [ward_variable()])
+    board["annotations"]["list"] += alert_annotations(WARD_FILTER)
+    return board
 
 
 def cabinet_detail() -> Json:
@@ -336,7 +780,7 @@ def cabinet_detail() -> Json:
         "Cabinet",
     )
     board = dashboard("cw-cabinet", "citywatch · Cabinet detail", panels, [ward_variable(), device])
-    board["annotations"]["list"].append(alert_annotation(f"{WARD_FILTER} AND {DEVICE_FILTER}"))
+    board["annotations"]["list"] += alert_annotations(f"{WARD_FILTER} AND {DEVICE_FILTER}")
     return board
 
 
@@ -392,16 +836,16 @@ def cable_routes() -> Json:
             ],
             (0, 18, 24, 8),
         ),
+        route_map((0, 26, 24, 12), f'{WARD_FILTER} AND "route" =~ /^$route$/'),
     ]
     route = variable(
         "route",
         f'SHOW TAG VALUES FROM "cable_segment" WITH KEY = "route" WHERE {WARD_FILTER}',
         "Route",
     )
-    board = dashboard(
-        "cw-cables", "citywatch · Cable routes", panels, [ward_variable("cable_segment"), route]
-    )
-    board["annotations"]["list"].append(alert_annotation(WARD_FILTER))
+    board = dashboard("cw-cables", "citywatch · Cable routes", panels, [ward_variable(), route])
+    # The ward's alert marks: alerts carry no ``route`` tag to narrow them to a route.
+    board["annotations"]["list"] += alert_annotations(WARD_FILTER)
     return board
 
 
@@ -419,6 +863,10 @@ def alerts_board() -> Json:
             [target(latest, fmt="table")],
             (0, 0, 24, 10),
             transformations=[{"id": "merge", "options": {}}],
+            overrides=[
+                override("ward", ("mappings", [ward_names_mapping()]), ("links", [WARD_LINK])),
+                override("device", ("links", [CABINET_LINK])),
+            ],
         ),
         panel(
             "timeseries",
@@ -474,7 +922,7 @@ def alerts_board() -> Json:
         ),
     ]
     board = dashboard("cw-alerts", "citywatch · Alerts", panels, [ward_variable()])
-    board["annotations"]["list"].append(alert_annotation(WARD_FILTER))
+    board["annotations"]["list"] += alert_annotations(WARD_FILTER)
     return board
 
 
@@ -577,6 +1025,7 @@ def pipeline_health() -> Json:
 
 BOARDS = {
     "city-overview.json": city_overview,
+    "ward.json": ward_board,
     "cabinet-detail.json": cabinet_detail,
     "cable-routes.json": cable_routes,
     "alerts.json": alerts_board,

@@ -71,6 +71,8 @@ def queries() -> list[tuple[str, str, str, bool]]:
             for target in panel["targets"]:
                 found.append((path.name, f"panel {panel['title']!r}", target["query"], no_value))
         for variable in board["templating"]["list"]:
+            if variable["type"] != "query":
+                continue  # the ward variable lists the catalogue (tests/unit)
             found.append((path.name, f"variable {variable['name']}", variable["query"], False))
         for annotation in board["annotations"]["list"]:
             found.append(
@@ -107,3 +109,141 @@ def test_variables_narrow_the_cabinet_board_to_one_device(city: City) -> None:
             series = run(city, substitute(target["query"], city, {"ward": ward, "device": device}))
             assert series, f"panel {panel['title']!r} has no data for {device}"
             assert {s["tags"]["device"] for s in series if "tags" in s} <= {device}
+
+
+# --- Worst open alert per device (the maps' colours) ------------------------------------
+
+LEVELS = {"warning": 1, "minor": 2, "major": 3, "critical": 4, "offline": 5}
+
+
+def board(name: str) -> dict[str, Any]:
+    return dict(json.loads((BOARDS[0].parent / name).read_text(encoding="utf-8")))
+
+
+def map_queries(name: str = "city-overview.json") -> tuple[str, str]:
+    """(positions, worst alerts): the two queries the map joins on ``device``."""
+    (geomap,) = [p for p in board(name)["panels"] if p["type"] == "geomap"]
+    by_ref = {t["refId"]: t["query"] for t in geomap["targets"]}
+    return by_ref["A"], by_ref["B"]
+
+
+def rows(city: City, query: str, database: str | None = None) -> list[dict[str, Any]]:
+    response = httpx.post(
+        f"{city.influx}/query",
+        data={"db": database or city.database, "q": query, "epoch": "ms"},
+        timeout=30,
+    )
+    result = response.json()["results"][0]
+    assert "error" not in result, result
+    return [
+        dict(zip(series["columns"], values, strict=True))
+        for series in result.get("series", [])
+        for values in series["values"]
+    ]
+
+
+# (device, type, severity, state, transition, alert id): transitions as alerts.influx
+# writes them, in time order, one per minute.
+TRANSITIONS = [
+    # raised minor, escalated to major, still open: major
+    ("cab-a", "limit", "minor", "active", "raised", 1),
+    ("cab-a", "limit", "major", "active", "severity_raised", 1),
+    # a critical alert of the same device, raised then cleared: no longer counts
+    ("cab-a", "overheating", "critical", "active", "raised", 2),
+    ("cab-a", "overheating", "critical", "cleared", "cleared", 2),
+    # two open alerts of one type (two metrics): the worse one counts, whichever came last
+    ("cab-b", "baseline", "critical", "active", "raised", 3),
+    ("cab-b", "baseline", "warning", "active", "raised", 4),
+    ("cab-b", "baseline", "warning", "active", "acknowledged", 4),
+    # pending then discarded: never raised
+    ("cab-c", "flatline", "major", "pending", "pending", 5),
+    ("cab-c", "flatline", "major", "cleared", "discarded", 5),
+    # resolved by hand
+    ("cab-d", "flooding", "critical", "active", "raised", 6),
+    ("cab-d", "flooding", "critical", "cleared", "resolved", 6),
+    # open minor, then gone offline: offline has its own colour, above critical
+    ("seg-e", "fibre_degradation", "critical", "active", "raised", 7),
+    ("seg-e", "offline", "major", "active", "raised", 8),
+    # offline, and back
+    ("cab-f", "offline", "major", "active", "raised", 9),
+    ("cab-f", "offline", "major", "cleared", "cleared", 9),
+    ("cab-f", "dropout", "warning", "active", "raised", 10),
+]
+EXPECTED = {"cab-a": 3, "cab-b": 4, "seg-e": 5, "cab-f": 1}
+
+
+@pytest.fixture(scope="module")
+def seeded(city: City) -> str:
+    """A database holding the transitions above (ward ``phuong_dinh_cong``), plus one open
+    critical alert in another ward, and a position for every device."""
+    database = "worst_alerts"
+    httpx.post(f"{city.influx}/query", data={"q": f"CREATE DATABASE {database}"}).raise_for_status()
+    now_ns = time.time_ns() - 3_600_000_000_000
+    lines = []
+    for i, (device, kind, severity, state, transition, alert_id) in enumerate(TRANSITIONS):
+        lines.append(
+            f"citywatch_alert,ward=phuong_dinh_cong,device={device},type={kind},"
+            f"severity={severity},state={state},transition={transition} "
+            f'alert_id={alert_id}i,explanation="x",change_id={i + 1}i {now_ns + i * 60 * 10**9}'
+        )
+    lines.append(
+        "citywatch_alert,ward=phuong_hoan_kiem,device=cab-z,type=limit,severity=critical,"
+        f'state=active,transition=raised alert_id=99i,explanation="x",change_id=99i {now_ns}'
+    )
+    for j, device in enumerate(["cab-a", "cab-b", "cab-c", "cab-d", "seg-e", "cab-f", "cab-g"]):
+        kind = "cable_segment" if device.startswith("seg") else "cabinet"
+        lines.append(
+            f"device_status,ward=phuong_dinh_cong,device={device},kind={kind} online=true,"
+            f'reason="status",street="Phố Định Công",lat={20.98 + j / 1000},lon=105.83 {now_ns}'
+        )
+    response = httpx.post(f"{city.influx}/write", params={"db": database}, content="\n".join(lines))
+    assert response.status_code == 204, response.text
+    return database
+
+
+def test_the_map_colours_each_device_by_its_worst_open_alert(city: City, seeded: str) -> None:
+    _, worst = map_queries()
+    found = rows(city, substitute(worst, city, {"ward": "phuong_dinh_cong"}), seeded)
+    assert {r["device"]: r["level"] for r in found} == EXPECTED
+    everywhere = rows(city, substitute(worst, city, {"ward": ".*"}), seeded)
+    assert {r["device"]: r["level"] for r in everywhere} == {**EXPECTED, "cab-z": 4}
+
+
+def test_the_ward_board_shows_the_same_levels(city: City, seeded: str) -> None:
+    positions, worst = map_queries("ward.json")
+    found = rows(city, substitute(worst, city, {"ward": "phuong_dinh_cong"}), seeded)
+    assert {r["device"]: r["level"] for r in found} == EXPECTED
+    placed = rows(city, substitute(positions, city, {"ward": "phuong_dinh_cong"}), seeded)
+    assert {r["device"] for r in placed} >= set(EXPECTED)  # the join finds every position
+
+
+def test_wards_table_counts_devices_with_open_alerts(city: City, seeded: str) -> None:
+    (table,) = [p for p in board("city-overview.json")["panels"] if p["title"].startswith("Wards")]
+    found = rows(city, substitute(table["targets"][0]["query"], city, {"ward": ".*"}), seeded)
+    assert {r["worst"] for r in found} == {5, 4}
+    assert sorted(r["devices with open alerts"] for r in found) == [1, 4]
+
+
+def test_the_city_map_places_every_device_with_an_open_alert(city: City) -> None:
+    positions, worst = map_queries()
+    placed = {r["device"]: r for r in rows(city, substitute(positions, city, {"ward": ".*"}))}
+    levels = {r["device"]: r["level"] for r in rows(city, substitute(worst, city, {"ward": ".*"}))}
+    assert levels, "the monsoon scenario left no open alert"
+    assert set(levels.values()) <= set(LEVELS.values())
+    assert set(levels) - {None, ""} <= set(placed)
+    assert {r["kind"] for r in placed.values()} == {"cabinet", "cable_segment"}
+    segments = [r for r in placed.values() if r["kind"] == "cable_segment"]
+    assert all(r["route"] and r["position"] is not None for r in segments)
+
+
+def test_every_ward_in_the_data_is_in_the_ward_variable(city: City) -> None:
+    (ward,) = [v for v in board("city-overview.json")["templating"]["list"] if v["name"] == "ward"]
+    offered = {o["value"] for o in ward["options"]}
+    in_data = {
+        v[1]
+        for measurement in ("device_status", "citywatch_alert")
+        for s in run(city, f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "ward"')
+        for v in s["values"]
+    }
+    assert in_data
+    assert in_data <= offered

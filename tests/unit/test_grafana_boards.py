@@ -36,7 +36,7 @@ def boards() -> dict[str, dict[str, Any]]:
 
 def queries(board: dict[str, Any]) -> list[str]:
     found = [t["query"] for p in board["panels"] for t in p["targets"]]
-    found += [v["query"] for v in board["templating"]["list"]]
+    found += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
     found += [a["query"] for a in board["annotations"]["list"]]
     return found
 
@@ -49,7 +49,7 @@ def test_committed_boards_equal_the_generator_output() -> None:
     assert committed == rendered, "run .venv/bin/python grafana/build.py and commit the result"
 
 
-def test_the_five_boards_exist_with_stable_unique_uids() -> None:
+def test_the_six_boards_exist_with_stable_unique_uids() -> None:
     uids = {name: board["uid"] for name, board in boards().items()}
     assert uids == {
         "alerts.json": "cw-alerts",
@@ -57,6 +57,7 @@ def test_the_five_boards_exist_with_stable_unique_uids() -> None:
         "cable-routes.json": "cw-cables",
         "city-overview.json": "cw-city",
         "pipeline-health.json": "cw-pipeline",
+        "ward.json": "cw-ward",
     }
 
 
@@ -69,7 +70,7 @@ def test_every_datasource_reference_resolves_to_the_provisioned_one() -> None:
         for p in board["panels"]:
             refs.append(p["datasource"])
             refs.extend(t["datasource"] for t in p["targets"])
-        refs.extend(v["datasource"] for v in board["templating"]["list"])
+        refs.extend(v["datasource"] for v in board["templating"]["list"] if v["type"] == "query")
         refs.extend(a["datasource"] for a in board["annotations"]["list"])
     assert refs
     for ref in refs:
@@ -98,4 +99,153 @@ def test_queries_name_only_schema_measurements_tags_and_fields(name: str, query:
     named = set(re.findall(r'"([^"]+)"', query)) - aliases
     unknown = named - known
     assert not unknown, f"{name}: {sorted(unknown)} not in the schema of {measurements}"
-    assert "$timeFilter" in query or query.startswith("SHOW") or "last(" in query
+    # Bounded: the board's time range, a fixed look-back (open alerts), or last values.
+    assert (
+        "$timeFilter" in query
+        or query.startswith("SHOW")
+        or "last(" in query
+        or "time > now() - " in query
+    )
+
+
+# --- Ward names, maps, links and annotations (issue 14, sections 2 and 5) ----------------
+
+BY_UID = {board["uid"]: board for board in boards().values()}
+FIELD_REF = re.compile(r"\$\{__data\.fields\.([A-Za-z_ ]+)\}")
+
+
+def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in board["templating"]["list"]}
+
+
+def columns(panel: dict[str, Any]) -> set[str]:
+    """Names a panel's queries produce: aliases, the tags and fields they select, and (in
+    table format) the tags of their outermost GROUP BY."""
+    found: set[str] = set()
+    for t in panel["targets"]:
+        group_by = re.search(r"GROUP BY ([^()]*)$", t["query"])
+        if group_by and t["resultFormat"] == "table":
+            found |= set(re.findall(r'"([^"]+)"', group_by.group(1)))
+        found |= set(re.findall(r'AS "([^"]+)"', t["query"]))
+        outer = re.match(r"SELECT (.*?) FROM", t["query"])
+        assert outer is not None
+        found |= set(re.findall(r'^"([^"]+)"$', outer.group(1).replace(", ", "\n"), re.M))
+    return found
+
+
+def field_links(panel: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(field the link sits on, link) of every data link of a panel."""
+    config = panel["fieldConfig"]
+    found = [("*", link) for link in config["defaults"].get("links", [])]
+    for o in config["overrides"]:
+        for prop in o["properties"]:
+            if prop["id"] == "links":
+                found += [(o["matcher"]["options"], link) for link in prop["value"]]
+    return found
+
+
+def test_the_ward_variable_shows_every_catalogue_ward_by_its_vietnamese_name() -> None:
+    from telemetry.wards import ward_names  # noqa: PLC0415
+
+    names = ward_names()
+    for name, board in boards().items():
+        ward = variables(board).get("ward")
+        if ward is None:
+            continue
+        assert ward["type"] == "custom", name
+        pairs = [item.split(" : ") for item in ward["query"].split(",")]
+        assert {value: text for text, value in pairs} == names, name
+        options = {o["value"]: o["text"] for o in ward["options"] if o["value"] != "$__all"}
+        assert options == names, name
+        assert ward["includeAll"]
+        assert ward["allValue"] == ".*"
+    assert names["phuong_dinh_cong"] == "Phường Định Công"
+
+
+def test_every_board_filtered_by_ward_has_the_ward_variable() -> None:
+    for name, board in boards().items():
+        if any("$ward" in q for q in queries(board)):
+            assert "ward" in variables(board), name
+
+
+def test_data_links_point_at_existing_boards_variables_and_fields() -> None:
+    checked = 0
+    for name, board in boards().items():
+        for p in board["panels"]:
+            cols = columns(p)
+            for field, link in field_links(p):
+                m = re.match(r"^/d/([\w-]+)/[\w-]+\?(.*)$", link["url"])
+                assert m, f"{name} {p['title']}: {link['url']}"
+                target = BY_UID[m.group(1)]  # an existing board
+                parts = m.group(2).split("&")
+                assert parts[-1] == "${__url_time_range}", link["url"]  # keeps the time range
+                for key, value in (kv.split("=", 1) for kv in parts[:-1]):
+                    assert key[4:] in variables(target), f"{name}: {key} not on {target['uid']}"
+                    for ref in FIELD_REF.findall(value):
+                        assert ref in cols, f"{name} {p['title']}: no column {ref} for {key}"
+                for ref in FIELD_REF.findall(link["title"]):
+                    assert ref in cols, f"{name} {p['title']}: no column {ref}"
+                assert field == "*" or field in cols, f"{name} {p['title']}: no field {field}"
+                checked += 1
+    assert checked >= 10
+
+
+def test_boards_link_overview_to_ward_to_cabinet_or_route() -> None:
+    def targets(uid: str) -> set[tuple[str, str]]:
+        """(target board, variable) of every data link on a board."""
+        found = set()
+        for p in BY_UID[uid]["panels"]:
+            for _, link in field_links(p):
+                to = link["url"].split("/")[2]
+                found |= {(to, v) for v in re.findall(r"var-(\w+)=", link["url"])}
+        return found
+
+    assert ("cw-ward", "ward") in targets("cw-city")
+    assert {("cw-cabinet", "device"), ("cw-cables", "route")} <= targets("cw-ward")
+    assert ("cw-cabinet", "device") in targets("cw-alerts")
+    for uid, board in BY_UID.items():
+        linked = {link["url"].split("/")[2] for link in board["links"]}
+        assert linked == set(BY_UID) - {uid}, uid
+        assert all(link["includeVars"] and link["keepTime"] for link in board["links"])
+
+
+def test_maps_colour_devices_by_their_worst_open_alert() -> None:
+    maps = [
+        (name, p)
+        for name, board in boards().items()
+        for p in board["panels"]
+        if p["type"] == "geomap" and any("citywatch_alert" in t["query"] for t in p["targets"])
+    ]
+    assert {name for name, _ in maps} == {"city-overview.json", "ward.json"}
+    for name, p in maps:
+        (layer,) = p["options"]["layers"]
+        assert layer["config"]["style"]["color"]["field"] == "level", name
+        assert "level" in columns(p)
+        assert [t["id"] for t in p["transformations"]][:2] == ["joinByField", "filterByValue"]
+        (level,) = [o for o in p["fieldConfig"]["overrides"] if o["matcher"]["options"] == "level"]
+        props = {prop["id"]: prop["value"] for prop in level["properties"]}
+        values, special = props["mappings"]
+        texts = {int(k): v["text"] for k, v in values["options"].items()}
+        assert texts == {1: "warning", 2: "minor", 3: "major", 4: "critical", 5: "offline"}
+        assert len({v["color"] for v in values["options"].values()}) == 5
+        assert special["options"]["match"] == "null"
+
+
+def test_the_cable_board_draws_the_route_in_position_order() -> None:
+    (route_map,) = [p for p in BY_UID["cw-cables"]["panels"] if p["type"] == "geomap"]
+    assert [layer["type"] for layer in route_map["options"]["layers"]] == ["route", "markers"]
+    assert route_map["transformations"][-1]["options"]["sort"] == [{"field": "position"}]
+    assert 'GROUP BY "route"' in route_map["targets"][0]["query"]
+
+
+def test_time_series_boards_carry_alert_annotations() -> None:
+    for uid in ("cw-cabinet", "cw-cables", "cw-alerts", "cw-ward"):
+        annotations = {a["name"]: a for a in BY_UID[uid]["annotations"]["list"]}
+        assert set(annotations) == {"Alerts raised", "Alerts cleared"}, uid
+        for a in annotations.values():
+            selected = set(re.findall(r'"(\w+)"', a["query"].split(" FROM ")[0]))
+            shown = {a["titleColumn"], a["textColumn"], *a["tagsColumn"].split(",")}
+            assert shown <= selected, uid
+            assert {"device", "type", "explanation"} <= shown
+        assert "'raised'" in annotations["Alerts raised"]["query"]
+        assert "cleared|resolved" in annotations["Alerts cleared"]["query"]
