@@ -29,6 +29,7 @@ checkpoints = sa.Table(
     sa.Column("partitions", sa.Integer, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("state", sa.LargeBinary, nullable=False),
+    sa.Column("devices", sa.LargeBinary, nullable=False),
     sa.Column("saved_ms", sa.BigInteger, nullable=False),
     sa.Column("worker", sa.String(200), nullable=False),
 )
@@ -40,6 +41,10 @@ class Checkpoint:
     partitions: int
     version: int
     state: bytes
+    """:meth:`anomaly.Detector.to_bytes`"""
+    devices: bytes
+    """:meth:`ingest.registry.DeviceRegistry.to_bytes`: the partition's devices' metadata,
+    which decides the tags of their points (a cable segment's route)."""
     saved_ms: int
     worker: str
 
@@ -84,7 +89,13 @@ class CheckpointStore:
         return None if row is None else Checkpoint(*row)
 
     async def save(
-        self, partition: int, partitions: int, expected: int, state: bytes, worker: str
+        self,
+        partition: int,
+        partitions: int,
+        expected: int,
+        state: bytes,
+        devices: bytes,
+        worker: str,
     ) -> bool:
         """Store ``state`` as version ``expected + 1`` if the saved one is still
         ``expected``; False if another worker saved meanwhile (the fence)."""
@@ -93,6 +104,7 @@ class CheckpointStore:
             "partitions": partitions,
             "version": expected + 1,
             "state": state,
+            "devices": devices,
             "saved_ms": now,
             "worker": worker,
         }

@@ -121,6 +121,7 @@ class Partition:
         self.version = -1
         """The checkpoint version the detector holds; -1: none loaded yet."""
         self.detector = Detector(worker.config.detector)
+        self.registry = DeviceRegistry()
         self._detections: list[Detection] = []
         self._lines: list[str] = []
         self.sink = DetectorSink(self.detector, worker.clock, self._detections.extend)
@@ -143,7 +144,7 @@ class Partition:
         return Receiver(
             emit=self._batches.append,
             publish_deadletter=publish_deadletter,
-            registry=self.worker.registry,
+            registry=self.registry,
             liveness=LivenessTracker(),
             on_liveness=self._liveness.append,
             stats=self.stats,
@@ -179,6 +180,7 @@ class Partition:
         checkpoint = await store.load(self.number)
         if checkpoint is None:
             self.detector = Detector(self.worker.config.detector)
+            self.registry = DeviceRegistry()
             self.version = 0
         else:
             if checkpoint.partitions != self.worker.config.partitions:
@@ -190,6 +192,7 @@ class Partition:
             self.detector = await asyncio.to_thread(
                 Detector.from_bytes, checkpoint.state, self.worker.config.detector
             )
+            self.registry = DeviceRegistry.from_bytes(checkpoint.devices)
             self.version = checkpoint.version
         self.sink.detector = self.detector
         self.receiver = self._receiver()  # its duplicate window belongs to the old state
@@ -209,9 +212,14 @@ class Partition:
             topic = partitions.topic_of(message.routing_key or "")
             self.receiver.receive(topic, message.body, (0, i))
         self.receiver.flush()
-        batches, self._batches = self._batches, []
-        deadletters, self._deadletters = self._deadletters, []
-        liveness, self._liveness = self._liveness, []
+        # The receiver appends to these very lists: take copies, then empty them.
+        batches, deadletters, liveness = (
+            list(self._batches),
+            list(self._deadletters),
+            list(self._liveness),
+        )
+        for taken in (self._batches, self._deadletters, self._liveness):
+            taken.clear()
         for topic, payload in deadletters:
             await worker.publish(topic, payload)
         lines = [line for b in batches for line in b.lines]
@@ -231,7 +239,12 @@ class Partition:
             self._detections.clear()
         state = await asyncio.to_thread(self.detector.to_bytes)
         saved = await worker.checkpoints.save(
-            self.number, worker.config.partitions, self.version, state, worker.config.worker_id
+            self.number,
+            worker.config.partitions,
+            self.version,
+            state,
+            self.registry.to_bytes(),
+            worker.config.worker_id,
         )
         if not saved:
             # Another worker took this partition over and saved: its state is newer. Not
@@ -284,7 +297,6 @@ class Worker:
         self.config = config
         self.clock = DataClock()
         self.metrics = WorkerMetrics()
-        self.registry = DeviceRegistry()
         self.checkpoints: CheckpointStore
         self.store: AlertStore
         self.influx: AsyncInfluxClient
@@ -294,8 +306,11 @@ class Worker:
         self.ready = asyncio.Event()
 
     def _lookup(self, device: str) -> DeviceLocation | None:
-        info = self.registry.get(device)
-        return None if info is None else DeviceLocation(info.ward, info.route, info.position)
+        for part in self.partitions:
+            info = part.registry.get(device)
+            if info is not None:
+                return DeviceLocation(info.ward, info.route, info.position)
+        return None
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """A dead letter, confirmed by the broker (persistent, to ``amq.topic``)."""
