@@ -16,11 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -369,6 +370,21 @@ class Detector:
 
     def save(self, path: str | Path) -> None:
         """Checkpoint all learned state (``.npz``) so a restart keeps its baselines."""
+        with Path(path).open("wb") as f:
+            self._write(f)
+
+    def to_bytes(self) -> bytes:
+        """The checkpoint :meth:`save` writes, as bytes (for a database row)."""
+        out = io.BytesIO()
+        self._write(out)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: DetectorConfig | None = None) -> Detector:
+        """Restore :meth:`to_bytes`'s checkpoint (see :meth:`load`)."""
+        return cls._read(io.BytesIO(data), "(bytes)", config)
+
+    def _write(self, f: BinaryIO) -> None:
         n = self.registry.size
         arrays: dict[str, npt.NDArray[np.generic]] = {
             f"state_{k}": v for k, v in self.state.snapshot(n).items()
@@ -377,13 +393,17 @@ class Detector:
         arrays.update(self.rules.to_arrays())
         arrays["meta_version"] = np.array(CHECKPOINT_VERSION)
         arrays["meta_config"] = np.array(self.config.to_json())
-        with Path(path).open("wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | Path, config: DetectorConfig | None = None) -> Detector:
         """Restore a checkpoint; ``config`` defaults to the one stored in it."""
-        with np.load(Path(path), allow_pickle=False) as data:
+        with Path(path).open("rb") as f:
+            return cls._read(f, str(path), config)
+
+    @classmethod
+    def _read(cls, f: BinaryIO, path: str, config: DetectorConfig | None) -> Detector:
+        with np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         version = int(arrays.get("meta_version", np.array(-1)))
         if version != CHECKPOINT_VERSION:

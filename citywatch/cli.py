@@ -58,6 +58,11 @@ from citywatch.cmd_run import demo, run  # noqa: E402
 app.command("run")(run)
 app.command("demo")(demo)
 
+from citywatch.cmd_worker import partitions_app, worker  # noqa: E402
+
+app.command("worker")(worker)
+app.add_typer(partitions_app, name="partitions")
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -6,9 +6,11 @@ a temporary directory that holds its config and data, and can be stopped and sta
 again on the same port and data (for fault tests: a database that goes away and comes back).
 """
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -76,6 +78,10 @@ class _LocalServer(ABC):
     def _ready(self) -> bool:
         """Whether the server answers."""
 
+    def _env(self) -> dict[str, str] | None:
+        """The server's environment (None: this process's own)."""
+        return None
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -93,6 +99,7 @@ class _LocalServer(ABC):
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
                 process_group=0,
+                env=self._env(),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -229,3 +236,115 @@ class LocalInfluxd(_LocalServer):
             return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
         except httpx.HTTPError:
             return False
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+"""The server itself: ``/usr/sbin/rabbitmq-server`` is a wrapper that switches to the
+``rabbitmq`` user, which cannot write a root-owned temporary folder."""
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+
+class LocalRabbitMQ(_LocalServer):
+    """A private RabbitMQ node with the MQTT plugin, beside the machine's own broker.
+
+    Its own node name, AMQP, MQTT and distribution ports (free loopback ports), data and
+    log folders, and ``HOME`` (so its own Erlang cookie) under ``root``; the plugin is
+    enabled through its own enabled-plugins file, so the machine's broker is untouched.
+    Anonymous MQTT maps to ``guest``; ``loopback_users = none`` lets guest in over AMQP.
+    :meth:`stop` asks the node to stop (``rabbitmqctl stop``), ``stop(kill=True)`` sends
+    SIGKILL to its whole process group (the start script, ``beam.smp`` and its helpers):
+    the node's data stays, and :meth:`start` brings it back on the same ports.
+    """
+
+    name = "rabbitmq"
+
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__(root)
+        self.mqtt_port = free_port()
+        self.dist_port = free_port()
+        self.node = f"cw{os.getpid()}x{self.port}@localhost"
+
+    @property
+    def url(self) -> str:
+        """The AMQP URL of the default vhost (``guest``)."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env.update(
+            HOME=str(self.root),
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.root / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.root / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.root / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq"),  # the server adds .conf
+            RABBITMQ_PID_FILE=str(self.root / "rabbitmq.pid"),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+        )
+        return env
+
+    def _command(self) -> list[str]:
+        if not Path(RABBITMQ_SERVER).exists():
+            raise ServiceError(
+                "RabbitMQ not found; install it with `apt-get install -y rabbitmq-server` "
+                "(`make setup` does this)"
+            )
+        (self.root / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_port}\n"
+            "mqtt.allow_anonymous = true\n"
+            "loopback_users = none\n"
+            "log.console = false\n"
+            "log.file.level = warning\n"
+        )
+        return [RABBITMQ_SERVER]
+
+    def _ready(self) -> bool:
+        # The AMQP listener opens last, once every plugin (MQTT included) has booted.
+        return _port_open(self.mqtt_port) and _port_open(self.port)
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run ``rabbitmqctl`` against this node; its output."""
+        done = subprocess.run(
+            [RABBITMQCTL, "-n", self.node, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ServiceError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def start(self, timeout: float = 90.0) -> None:
+        super().start(timeout)
+
+    def stop(self, *, kill: bool = False) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None and not kill:
+            try:
+                self.ctl("stop", timeout=60)
+            except (ServiceError, subprocess.TimeoutExpired) as exc:
+                log.warning("rabbitmqctl stop failed (%s); killing the node", exc)
+        # The start script is the group leader: this reaches beam.smp and its helpers
+        # (a graceful stop has ended them already).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self._proc = None
+        # beam.smp is the script's child: its sockets close once the kernel has torn it
+        # down, a moment after the script itself is reaped.
+        deadline = time.monotonic() + 15
+        while _port_open(self.port) or _port_open(self.mqtt_port) or _port_open(self.dist_port):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name} still listens after it was stopped")
+            time.sleep(0.05)

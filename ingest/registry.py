@@ -69,6 +69,18 @@ class DeviceRegistry:
             self._series[(device, ward)] = key
         return key
 
+    def to_bytes(self) -> bytes:
+        """Every device's metadata (JSON), e.g. for a checkpoint kept elsewhere than a file."""
+        with self._lock:
+            return msgspec.json.encode(sorted(self._infos.values(), key=lambda i: i.id))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "DeviceRegistry":
+        """A registry holding :meth:`to_bytes`'s devices (not saved to any file)."""
+        registry = cls()
+        registry._infos = {info.id: info for info in _infos_decoder.decode(data)}
+        return registry
+
     def save(self) -> None:
         """Write the registry atomically if it changed since the last save."""
         if self.path is None or not self._dirty:

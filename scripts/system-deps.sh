@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages citywatch needs when they are missing: the Mosquitto
-# broker and InfluxDB 1.x server (the tests start their own instances on free ports),
+# broker, InfluxDB 1.x server and RabbitMQ with its MQTT plugin (the tests start their own
+# instances on free ports, each RabbitMQ node with its own enabled-plugins file),
 # and with --browser Chromium + ChromeDriver for the crew-page tests.
 set -euo pipefail
 want=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || want+=(influxdb)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || want+=(rabbitmq-server)
 if [ "${1:-}" = "--browser" ]; then
     [ -x /usr/bin/chromium ] || want+=(chromium)
     [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)

@@ -14,8 +14,15 @@ All connections are serviced from the caller's thread (paho's manual loop: ``loo
 threads fighting over the GIL and is measurably faster (see benchmarks/simulator_rate.py).
 Lost connections are retried with exponential backoff; QoS 1 messages published meanwhile
 stay queued in paho (bounded) and go out after the reconnect.
+
+MQTT 5 first; a broker that refuses it (RabbitMQ 3.10's MQTT plugin closes the
+connection without a CONNACK, a v5 broker limited to 3.1.1 answers "unsupported protocol
+version") gets MQTT 3.1.1 from then on, with no flag. In 3.1.1 a clean DISCONNECT
+discards the Will, so a dying per-device connection publishes its own retained
+``offline`` status before it disconnects (as the pooled mode does).
 """
 
+import contextlib
 import logging
 import os
 import select
@@ -25,7 +32,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -73,6 +80,9 @@ class _Conn:
     outstanding: int = 0
     retry_at: float = 0.0
     backoff: float = 0.5
+    acked: bool = False
+    """A CONNACK came on this connection (with the current protocol)."""
+    will: tuple[str, bytes] | None = None
 
 
 class MqttSink:
@@ -100,31 +110,52 @@ class MqttSink:
             )
         self.keepalive = keepalive
         self.stats = SinkStats()
+        self.protocol: MQTTProtocolVersion = mqtt.MQTTv5
+        """MQTT 5 until the broker refuses it, then 3.1.1 (see the module docstring)."""
+        self._v5_refused = False
         prefix = client_prefix or f"cwsim-{os.getpid()}"
         self._conns: list[_Conn] = []
         if self.per_device:
+            self._limits = (max(1, max_queued // len(fleet)), 20)
             for device in fleet.devices:
-                name = f"{prefix}-{device.id}"
-                client = self._client(name, max(1, max_queued // len(fleet)), 20)
                 status = Topic(device.ward, device.kind, device.id, Channel.STATUS).format()
-                client.will_set(status, encode(offline_will(device.kind, device.id)), 1, True)
-                self._conns.append(_Conn(client, name))
+                will = (status, encode(offline_will(device.kind, device.id)))
+                name = f"{prefix}-{device.id}"
+                self._conns.append(_Conn(self._client(name, will), name, will=will))
         else:
             n = max(1, min(connections, len(fleet)))
+            self._limits = (max_queued // n, inflight)
             names = [f"{prefix}-pool{k}" for k in range(n)]
-            self._conns = [
-                _Conn(self._client(name, max_queued // n, inflight), name) for name in names
-            ]
+            self._conns = [_Conn(self._client(name, None), name) for name in names]
         self._last_error = ""
 
-    def _client(self, client_id: str, max_queued: int, inflight: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    def _client(self, client_id: str, will: tuple[str, bytes] | None) -> mqtt.Client:
+        max_queued, inflight = self._limits
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.protocol
+        )
         client.max_inflight_messages_set(inflight)
         client.max_queued_messages_set(max_queued)
+        if will is not None:
+            client.will_set(will[0], will[1], 1, True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
+
+    def _fall_back_to_311(self) -> None:
+        """The broker refused MQTT 5: new clients speaking 3.1.1 (nothing was sent yet)."""
+        log.info("mqtt://%s:%d refused MQTT 5; speaking MQTT 3.1.1", self.host, self.port)
+        self.protocol = mqtt.MQTTv311
+        self._last_error = ""
+        for conn in self._conns:
+            with contextlib.suppress(Exception):
+                conn.client.disconnect()
+            conn.client = self._client(conn.name, conn.will)
+            conn.client.user_data_set(conn)
+            conn.connected = conn.acked = False
+            conn.retry_at, conn.backoff = 0.0, 0.5
+            self._open(conn)
 
     # -- callbacks (run inside loop_read on our thread) ----------------------------------
     def _conn_of(self, client: mqtt.Client) -> _Conn:
@@ -136,16 +167,23 @@ class MqttSink:
     ) -> None:
         conn = self._conn_of(client)
         if reason.is_failure:
+            if self.protocol == mqtt.MQTTv5 and reason.value in (0x01, 0x84):
+                self._v5_refused = True  # 3.1.1's "unacceptable version" or v5's 0x84
+                return
             self._last_error = f"broker refused the connection: {reason}"
             log.warning("broker refused %s: %s", conn.name, reason)
             return
-        conn.connected = True
+        conn.connected = conn.acked = True
         conn.backoff = 0.5
 
     def _on_disconnect(
         self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
     ) -> None:
         conn = self._conn_of(client)
+        if not conn.acked and self.protocol == mqtt.MQTTv5 and not self._any_acked():
+            # Closed before any CONNACK on any connection: RabbitMQ 3.10 does this to v5.
+            self._v5_refused = True
+            return
         conn.connected = False
         if not conn.dead and reason.is_failure:
             log.warning("connection %s lost (%s); will retry", conn.name, reason)
@@ -169,6 +207,8 @@ class MqttSink:
             self._open(conn)
         deadline = time.monotonic() + timeout
         while not all(c.connected for c in self._conns):
+            if self._v5_refused and self.protocol == mqtt.MQTTv5:
+                self._fall_back_to_311()
             if time.monotonic() > deadline:
                 down = sum(not c.connected for c in self._conns)
                 cause = f" (last error: {self._last_error})" if self._last_error else ""
@@ -186,6 +226,9 @@ class MqttSink:
             if self.per_device
             else "pooled connections",
         )
+
+    def _any_acked(self) -> bool:
+        return any(c.acked for c in self._conns)
 
     def _open(self, conn: _Conn) -> None:
         try:
@@ -245,11 +288,16 @@ class MqttSink:
     def send(self, message: SimMessage) -> None:
         conn = self._conn_for(message.device)
         if self.per_device and message.will:
+            if self.protocol != mqtt.MQTTv5:  # 3.1.1: a clean disconnect drops the Will
+                self._publish(conn, message)
             self._die(conn)
             return
         if conn.dead:  # a dead device boots: connect again (its Will registers anew)
             conn.dead = False
             self._open(conn)
+        self._publish(conn, message)
+
+    def _publish(self, conn: _Conn, message: SimMessage) -> None:
         info = conn.client.publish(message.topic, message.payload, qos=1, retain=message.retain)
         if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             conn.outstanding += 1
@@ -261,9 +309,12 @@ class MqttSink:
         """Per-device mode: let the broker publish this device's Last Will."""
         self._drain([conn], timeout=5.0)
         conn.dead = True
-        conn.client.disconnect(
-            reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
-        )
+        if self.protocol == mqtt.MQTTv5:
+            conn.client.disconnect(
+                reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+            )
+        else:
+            conn.client.disconnect()
         self._service([conn], 0.0)
         conn.connected = False
 

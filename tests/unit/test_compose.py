@@ -129,3 +129,38 @@ def test_the_brokers_we_run_keep_ingests_backlog(tmp_path: Path) -> None:
         assert conf["persistence"] == "true"
         assert int(conf["max_queued_messages"]) >= 1_000_000
         assert conf["max_queued_bytes"] == "0"
+
+
+def test_the_cluster_profile_runs_three_rabbitmq_nodes_two_workers_and_the_api() -> None:
+    data = compose()
+    cluster = {n: s for n, s in data["services"].items() if "cluster" in s.get("profiles", [])}
+    assert {"rabbitmq-1", "rabbitmq-2", "rabbitmq-3", "worker-1", "worker-2", "api-cluster"} <= set(
+        cluster
+    )
+    named = set(data["volumes"])
+    conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
+    assert "mqtt.listeners.tcp.default" in conf
+    assert "rabbitmq_mqtt" in (ROOT / "deploy/rabbitmq/enabled_plugins").read_text()
+    for node in ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3"):
+        assert f"rabbit@{node}" in conf  # every node in the peer list
+        assert cluster[node]["hostname"] == node
+    for name, service in cluster.items():
+        assert "healthcheck" in service, name
+        assert service.get("restart") == "unless-stopped", name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: mounts missing {source}"
+            else:
+                assert source in named, f"{name}: {source} is not a named volume"
+    worker_env = env_names_of_command("worker")
+    for name in ("worker-1", "worker-2"):
+        service = cluster[name]
+        assert service["command"] == ["worker"]
+        env = service["environment"]
+        assert set(env) <= worker_env, sorted(set(env) - worker_env)
+        assert env["CITYWATCH_PARTITIONS"] == "8"  # every worker must agree
+        assert env["CITYWATCH_STORE_URL"].startswith("postgresql+asyncpg://")
+    api = cluster["api-cluster"]
+    assert api["command"][0] == "api"
+    assert set(api["environment"]) <= settings_env_names(ApiSettings) | env_names_of_command("api")

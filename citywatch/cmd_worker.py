@@ -1,0 +1,166 @@
+"""``citywatch worker`` (a cluster worker) and ``citywatch partitions show|apply``."""
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from citywatch import exit_codes
+from citywatch.options import DatabaseOpt, StoreOpt
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        envvar="CITYWATCH_ENGINE",
+        help="RabbitMQ (AMQP) the devices publish into: amqp://USER:PASS@HOST:PORT/VHOST.",
+    ),
+]
+PartitionsOpt = Annotated[
+    int,
+    typer.Option(
+        "--partitions",
+        envvar="CITYWATCH_PARTITIONS",
+        min=1,
+        max=1000,
+        help="Partition queues; every worker must agree (refused on a mismatch).",
+    ),
+]
+
+
+def worker(
+    engine: EngineOpt,
+    influx: Annotated[
+        str,
+        typer.Option(
+            "--influx", envvar="CITYWATCH_INFLUX", help="InfluxDB v1 API, http://HOST:PORT."
+        ),
+    ],
+    store: StoreOpt = None,
+    database: DatabaseOpt = None,
+    partitions: PartitionsOpt = 8,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", envvar="CITYWATCH_DATA_DIR", help="Local scratch.")
+    ] = Path("var/citywatch-worker"),
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port", envvar="CITYWATCH_METRICS_PORT", help="Prometheus /metrics (0: off)."
+        ),
+    ] = 0,
+) -> None:
+    """A cluster worker: owns the partitions RabbitMQ makes it the active consumer of.
+
+    Declares the partition queues and every ward's binding (idempotent), then consumes
+    every partition queue; per partition a detector checkpointed in the store's database
+    together with the acks. Run as many as wanted, with the same --partitions.
+    """
+    from citywatch.cmd_run import _check_ports
+    from citywatch.partitions import PartitionMismatchError
+    from citywatch.pipeline import install_stop_signals
+    from citywatch.worker import Worker, WorkerConfig
+
+    if not store or not store.startswith(("postgresql", "sqlite")):
+        raise typer.BadParameter("a worker needs the shared alert store", param_hint="--store")
+    if not engine.startswith(("amqp://", "amqps://")):
+        raise typer.BadParameter("amqp://USER:PASS@HOST:PORT/VHOST", param_hint="--engine")
+    _check_ports("127.0.0.1", {"--metrics-port": metrics_port})
+    config = WorkerConfig(
+        engine=engine,
+        influx=influx,
+        store_url=store,
+        database=database or "citywatch",
+        partitions=partitions,
+        data_dir=data_dir,
+        metrics_port=metrics_port or None,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await Worker(config).run(stop)
+
+    try:
+        asyncio.run(main())
+    except PartitionMismatchError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exit_codes.USAGE) from None
+    except (ConnectionError, OSError) as exc:
+        console.print(f"[red]error:[/] cannot reach the broker or the store: {exc}")
+        raise typer.Exit(exit_codes.UNAVAILABLE) from None
+
+
+partitions_app = typer.Typer(help="The partition map: wards → partition queues on RabbitMQ.")
+
+
+def _wards() -> list[str]:
+    from simulators.wards import load_wards
+
+    return [w.codename for w in load_wards()]
+
+
+@partitions_app.command("show")
+def partitions_show(
+    engine: EngineOpt,
+    wards: Annotated[bool, typer.Option("--wards", help="List every ward's partition.")] = False,
+) -> None:
+    """The partition queues on the broker: backlog, consumers, wards."""
+    from citywatch import partitions
+
+    async def main() -> list[partitions.QueueInfo]:
+        connection = await partitions.connect(engine)
+        try:
+            return await partitions.show(connection, _wards())
+        finally:
+            await connection.close()
+
+    infos = _run(main())
+    if not infos:
+        console.print("no partition queues yet (citywatch partitions apply, or start a worker)")
+        return
+    table = Table(title=f"{len(infos)} partitions on amq.topic (crc32(ward) mod {len(infos)})")
+    for col in ("partition", "queue", "messages", "consumers", "wards"):
+        table.add_column(col, justify="right" if col != "queue" else "left")
+    for q in infos:
+        table.add_row(str(q.partition), q.queue, str(q.messages), str(q.consumers), str(q.wards))
+    Console().print(table)
+    if wards:
+        for p, members in partitions.partition_map(_wards(), len(infos)).items():
+            print(f"{p}\t{' '.join(members)}")
+
+
+@partitions_app.command("apply")
+def partitions_apply(engine: EngineOpt, partitions_n: PartitionsOpt = 8) -> None:
+    """Declare the partition queues and bind every ward (idempotent; a different number
+    of partitions than the broker holds is refused)."""
+    from citywatch import partitions
+
+    async def main() -> dict[int, list[str]]:
+        connection = await partitions.connect(engine)
+        try:
+            return await partitions.declare(connection, partitions_n, _wards())
+        finally:
+            await connection.close()
+
+    try:
+        mapping = _run(main())
+    except partitions.PartitionMismatchError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exit_codes.USAGE) from None
+    sizes = ", ".join(str(len(v)) for v in mapping.values())
+    console.print(f"{len(mapping)} partitions declared; wards per partition: {sizes}")
+
+
+def _run(coro: Coroutine[object, object, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except (ConnectionError, OSError) as exc:
+        console.print(f"[red]error:[/] cannot reach the broker: {exc}")
+        raise typer.Exit(exit_codes.UNAVAILABLE) from None

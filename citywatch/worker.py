@@ -1,0 +1,442 @@
+"""A cluster worker: consumes every partition queue, owns the ones RabbitMQ makes it the
+single active consumer of, and keeps per partition a detector checkpointed with the acks.
+
+Per partition, a batch of messages goes through these steps, in this order, and only then
+is acknowledged (one ``basic.ack`` with ``multiple``):
+
+1. the checkpoint's version in the shared database is compared with the one this worker
+   holds: single active consumer gives no "you are active now" signal, so a partition this
+   worker held before (or never) is reloaded from the checkpoint first;
+2. ingest's :class:`~ingest.receiver.Receiver` decodes and validates (the contract's
+   decoder and bounds), builds the line-protocol points, and dead-letters bad input with
+   its reason; dead letters are published with publisher confirms to ``amq.topic``;
+3. the points are written to InfluxDB (idempotent: same series, same timestamp);
+4. the readings go through the partition's detector, skipping those not newer than the
+   series' last time in its state (a redelivery after a fail-over must not count twice),
+   and the detections go to the shared alert store (its one-open-alert-per-key rule
+   makes a repeated detection an update, never a second alert);
+5. the detector's checkpoint is saved as the next version (fenced, see
+   :mod:`citywatch.checkpoints`).
+
+A worker killed anywhere in between leaves the batch unacknowledged: the broker
+redelivers it to the worker that takes over, which loads the last checkpoint — the state
+that includes exactly the batches that were acknowledged.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aio_pika
+import numpy as np
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from alerts.correlation import DeviceLocation
+from alerts.store import AlertStore
+from anomaly import Detection, Detector, DetectorConfig
+from anomaly.layout import LAST_TS
+from citywatch import kernel_ready, partitions
+from citywatch.checkpoints import CheckpointStore
+from citywatch.detector_sink import DataClock, DetectorSink
+from ingest.batch import PendingBatch
+from ingest.liveness import LivenessChange, LivenessTracker
+from ingest.receiver import Receiver
+from ingest.registry import DeviceRegistry
+from ingest.stats import IngestStats
+from simulators.wards import load_wards
+from telemetry import ReadingBatch
+from telemetry.backoff import Backoff
+from telemetry.influxdb import AsyncInfluxClient, InfluxError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    engine: str
+    """``amqp://USER:PASS@HOST:PORT/VHOST``"""
+    influx: str
+    store_url: str
+    database: str = "citywatch"
+    partitions: int = partitions.DEFAULT_PARTITIONS
+    data_dir: Path = Path("var/citywatch-worker")
+    metrics_port: int | None = None
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    prefetch: int = 2000
+    """Unacknowledged messages per partition: the backpressure window."""
+    batch_messages: int = 2000
+    linger_s: float = 0.2
+    """How long a partition gathers messages before it processes them."""
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+class WorkerMetrics:
+    """The worker's own counters, served on ``--metrics-port`` (Prometheus)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("citywatch_worker_messages", "Messages acked", registry=r)
+        self.readings = Counter(
+            "citywatch_worker_readings", "Readings scored by the detector", registry=r
+        )
+        self.skipped = Counter(
+            "citywatch_worker_readings_redelivered",
+            "Readings skipped as not newer than their series' state (redeliveries)",
+            registry=r,
+        )
+        self.deadlettered = Counter(
+            "citywatch_worker_deadlettered", "Messages dead-lettered", registry=r
+        )
+        self.detections = Counter("citywatch_worker_detections", "Detections", registry=r)
+        self.takeovers = Counter(
+            "citywatch_worker_takeovers", "Partitions (re)loaded from a checkpoint", registry=r
+        )
+        self.fenced = Counter(
+            "citywatch_worker_fenced", "Checkpoint saves refused by the version fence", registry=r
+        )
+        self.owned = Gauge(
+            "citywatch_worker_partitions_owned",
+            "Partitions whose last batch this worker processed",
+            registry=r,
+        )
+
+
+class Partition:
+    """One partition's detector, receiver and buffer of unacknowledged messages."""
+
+    def __init__(self, worker: "Worker", number: int) -> None:
+        self.worker = worker
+        self.number = number
+        self.queue = partitions.queue_name(number)
+        self.version = -1
+        """The checkpoint version the detector holds; -1: none loaded yet."""
+        self.detector = Detector(worker.config.detector)
+        self.registry = DeviceRegistry()
+        self._detections: list[Detection] = []
+        self._lines: list[str] = []
+        self.sink = DetectorSink(self.detector, worker.clock, self._detections.extend)
+        self.sink.write = self._lines.extend
+        self._batches: list[PendingBatch] = []
+        self._deadletters: list[tuple[str, bytes]] = []
+        self._liveness: list[LivenessChange] = []
+        self.stats = IngestStats()
+        self.receiver = self._receiver()
+        self.buffer: list[AbstractIncomingMessage] = []
+        self.arrived = asyncio.Event()
+        self.channel: AbstractChannel | None = None
+        self.last_batch_s = 0.0
+
+    def _receiver(self) -> Receiver:
+        def publish_deadletter(topic: str, payload: bytes) -> Callable[[float], bool]:
+            self._deadletters.append((topic, payload))
+            return lambda _timeout: True  # published (with confirms) before the ack
+
+        return Receiver(
+            emit=self._batches.append,
+            publish_deadletter=publish_deadletter,
+            registry=self.registry,
+            liveness=LivenessTracker(),
+            on_liveness=self._liveness.append,
+            stats=self.stats,
+            batch_lines=1 << 30,
+            keep_reports=True,
+        )
+
+    def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.buffer.append(message)
+        self.arrived.set()
+
+    async def run(self) -> None:
+        cfg = self.worker.config
+        while True:
+            await self.arrived.wait()
+            await asyncio.sleep(cfg.linger_s)
+            batch, self.buffer = (
+                self.buffer[: cfg.batch_messages],
+                self.buffer[cfg.batch_messages :],
+            )
+            if not self.buffer:
+                self.arrived.clear()
+            if batch:
+                await self.process(batch)
+
+    async def _current(self) -> None:
+        """Reload from the checkpoint if another worker saved since (or never loaded)."""
+        store = self.worker.checkpoints
+        saved = await store.version(self.number)
+        if saved == self.version:
+            return
+        started = time.monotonic()
+        checkpoint = await store.load(self.number)
+        if checkpoint is None:
+            self.detector = Detector(self.worker.config.detector)
+            self.registry = DeviceRegistry()
+            self.version = 0
+        else:
+            if checkpoint.partitions != self.worker.config.partitions:
+                raise partitions.PartitionMismatchError(
+                    f"partition {self.number}'s checkpoint was made with "
+                    f"{checkpoint.partitions} partitions, this worker runs "
+                    f"{self.worker.config.partitions}"
+                )
+            self.detector = await asyncio.to_thread(
+                Detector.from_bytes, checkpoint.state, self.worker.config.detector
+            )
+            self.registry = DeviceRegistry.from_bytes(checkpoint.devices)
+            self.version = checkpoint.version
+        self.sink.detector = self.detector
+        self.receiver = self._receiver()  # its duplicate window belongs to the old state
+        self.worker.metrics.takeovers.inc()
+        log.info(
+            "partition %d: active here, checkpoint v%d loaded (%d series) in %.3f s",
+            self.number,
+            self.version,
+            self.detector.registry.size,
+            time.monotonic() - started,
+        )
+
+    async def process(self, messages: list[AbstractIncomingMessage]) -> None:
+        worker = self.worker
+        await self._current()
+        for i, message in enumerate(messages):
+            topic = partitions.topic_of(message.routing_key or "")
+            self.receiver.receive(topic, message.body, (0, i))
+        self.receiver.flush()
+        # The receiver appends to these very lists: take copies, then empty them.
+        batches, deadletters, liveness = (
+            list(self._batches),
+            list(self._deadletters),
+            list(self._liveness),
+        )
+        for taken in (self._batches, self._deadletters, self._liveness):
+            taken.clear()
+        for topic, payload in deadletters:
+            await worker.publish(topic, payload)
+        lines = [line for b in batches for line in b.lines]
+        await worker.write(lines)
+        reports = [r for b in batches for r in b.reports]
+        wards = [w for b in batches for w in b.wards]
+        if reports:
+            fresh = self._fresh(ReadingBatch.from_reports(reports, wards))
+            self.sink.handle(fresh)
+        if liveness:
+            self.sink.handle_liveness(liveness)
+        await worker.write(self._lines)
+        self._lines.clear()
+        if self._detections:
+            await worker.apply(self._detections)
+            worker.metrics.detections.inc(len(self._detections))
+            self._detections.clear()
+        state = await asyncio.to_thread(self.detector.to_bytes)
+        saved = await worker.checkpoints.save(
+            self.number,
+            worker.config.partitions,
+            self.version,
+            state,
+            self.registry.to_bytes(),
+            worker.config.worker_id,
+        )
+        if not saved:
+            # Another worker took this partition over and saved: its state is newer. Not
+            # acknowledged here: the broker gives the messages to the active consumer.
+            worker.metrics.fenced.inc()
+            log.warning("partition %d: checkpoint fence moved; reloading", self.number)
+            self.version = -1
+            with contextlib.suppress(Exception):
+                await messages[-1].nack(multiple=True, requeue=True)
+            return
+        self.version += 1
+        await messages[-1].ack(multiple=True)
+        worker.metrics.messages.inc(len(messages))
+        worker.metrics.deadlettered.inc(len(deadletters))
+        self.last_batch_s = time.monotonic()
+
+    def _fresh(self, batch: ReadingBatch) -> ReadingBatch:
+        """The readings newer than their series' last time in the detector (and each
+        (series, time) once): what a redelivery repeats is not counted twice."""
+        det = self.detector
+        slots = det.registry.slots(batch.device, batch.metric, batch.ward)
+        det.state.grow(det.registry.capacity)
+        last = det.state.f64[slots, LAST_TS]
+        keep = ~(batch.ts_ms <= last)  # NaN (a new series) keeps
+        order = np.lexsort((batch.ts_ms, slots))
+        same = np.zeros(len(slots), bool)
+        same[order[1:]] = (slots[order[1:]] == slots[order[:-1]]) & (
+            batch.ts_ms[order[1:]] == batch.ts_ms[order[:-1]]
+        )
+        keep &= ~same
+        skipped = int(len(keep) - keep.sum())
+        self.worker.metrics.skipped.inc(skipped)
+        self.worker.metrics.readings.inc(int(keep.sum()))
+        if not skipped:
+            return batch
+        return ReadingBatch(
+            batch.device[keep],
+            batch.ward[keep],
+            batch.metric[keep],
+            batch.ts_ms[keep],
+            batch.value[keep],
+        )
+
+
+class Worker:
+    """``await Worker(config).run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        partitions.check_partitions(config.partitions)
+        self.config = config
+        self.clock = DataClock()
+        self.metrics = WorkerMetrics()
+        self.checkpoints: CheckpointStore
+        self.store: AlertStore
+        self.influx: AsyncInfluxClient
+        self.partitions = [Partition(self, p) for p in range(config.partitions)]
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self.ready = asyncio.Event()
+
+    def _lookup(self, device: str) -> DeviceLocation | None:
+        for part in self.partitions:
+            info = part.registry.get(device)
+            if info is not None:
+                return DeviceLocation(info.ward, info.route, info.position)
+        return None
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """A dead letter, confirmed by the broker (persistent, to ``amq.topic``)."""
+        assert self._exchange is not None
+        await self._exchange.publish(
+            aio_pika.Message(payload, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=partitions.routing_key_of(topic),
+        )
+
+    async def write(self, lines: list[str]) -> None:
+        """Write to InfluxDB, retrying until it takes them (the messages wait unacked)."""
+        if not lines:
+            return
+        body = "\n".join(lines)
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        while True:
+            try:
+                await self.influx.write(body, precision="ms")
+                return
+            except InfluxError as exc:
+                delay = backoff.next_delay()
+                log.warning("InfluxDB write failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def apply(self, detections: list[Detection]) -> None:
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        while True:
+            try:
+                await self.store.apply_detections(detections)
+                return
+            except Exception:  # the store is down or busy: the messages wait unacked
+                delay = backoff.next_delay()
+                log.exception("alert store write failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+
+    async def _consume(self, connection: AbstractConnection) -> None:
+        cfg = self.config
+        await partitions.declare(connection, cfg.partitions, [w.codename for w in load_wards()])
+        self._publish_channel = await connection.channel(publisher_confirms=True)
+        self._exchange = await self._publish_channel.get_exchange(partitions.EXCHANGE)
+        for part in self.partitions:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=cfg.prefetch)
+            queue = await channel.get_queue(part.queue, ensure=False)
+            part.channel = channel
+            part.buffer.clear()
+            part.version = -1  # whatever this worker held may be stale after a reconnect
+
+            async def deliver(message: AbstractIncomingMessage, part: Partition = part) -> None:
+                part.on_message(message)
+
+            await queue.consume(deliver, consumer_tag=f"{cfg.worker_id}.p{part.number:03d}")
+        log.info(
+            "worker %s consuming %d partition queues on %s",
+            cfg.worker_id,
+            cfg.partitions,
+            _redact(cfg.engine),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.metrics_port:
+            start_http_server(cfg.metrics_port, "127.0.0.1", registry=self.metrics.registry)
+        await asyncio.to_thread(kernel_ready.prepare)
+        self.checkpoints = await CheckpointStore.open(cfg.store_url)
+        self.store = await AlertStore.open(
+            cfg.store_url, directory=self._lookup, clock=self.clock.now_ms
+        )
+        self.influx = AsyncInfluxClient(cfg.influx, cfg.database)
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        try:
+            while not stop.is_set():
+                connection = await partitions.connect(cfg.engine)
+                try:
+                    await self._consume(connection)
+                    backoff.reset()
+                    self.ready.set()
+                    await self._serve(connection, stop)
+                except (aio_pika.exceptions.AMQPError, ConnectionError, OSError) as exc:
+                    delay = backoff.next_delay()
+                    log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+        finally:
+            await self.influx.aclose()
+            await self.store.close()
+            await self.checkpoints.close()
+
+    async def _serve(self, connection: AbstractConnection, stop: asyncio.Event) -> None:
+        """Process partitions until ``stop`` (then finish the batches in hand) or until
+        the connection closes (raises)."""
+        closed = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: closed.set())
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(p.run(), name=f"p{p.number}") for p in self.partitions
+        ]
+        watch = asyncio.create_task(self._watch_owned())
+        try:
+            waits: list[asyncio.Task[Any]] = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(closed.wait()),
+            ]
+            done, _ = await asyncio.wait([*waits, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            for task in tasks:
+                if task in done:
+                    task.result()  # a partition failed: its own error
+            if waits[1] in done:
+                raise ConnectionError("the broker closed the connection")
+        finally:
+            watch.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, watch, return_exceptions=True)
+
+    async def _watch_owned(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.metrics.owned.set(sum(1 for p in self.partitions if now - p.last_batch_s < 30))
+            await asyncio.sleep(5)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path}"
