@@ -104,7 +104,9 @@ class CrewCards:
 
 
 def crew_cards(alerts: Sequence[Mapping[str, Any]]) -> CrewCards:
-    """The crew cards of the API's alert objects."""
+    """The crew cards of the API's alert objects, counted as the crew page shows them
+    (``api/static/crew.js``, ``cards``): open raised alerts; an incident's children fold
+    into its root, a device's other alerts into its most urgent one."""
     shown = [
         a
         for a in alerts
@@ -112,11 +114,20 @@ def crew_cards(alerts: Sequence[Mapping[str, Any]]) -> CrewCards:
         and a["state"] != "cleared"
         and (a.get("incident") is None or a.get("incident_root"))
     ]
+    rank = {"critical": 0, "major": 1, "minor": 2, "warning": 3}
+    first: dict[str, Mapping[str, Any]] = {}
+    cards = []
+    for a in sorted(shown, key=lambda a: (rank.get(a["severity"], 9), -a["opened_at"])):
+        if a["device"] and a["device"] in first:
+            continue
+        if a["device"]:
+            first[a["device"]] = a
+        cards.append(a)
     per: dict[str, int] = {}
-    for a in shown:
+    for a in cards:
         owner = a["device"] or a["ward"]
         per[owner] = per.get(owner, 0) + 1
     busiest = max(per, key=lambda k: per[k], default="")
     return CrewCards(
-        len(shown), sum(1 for a in shown if a.get("incident_root")), per.get(busiest, 0), busiest
+        len(cards), sum(1 for a in cards if a.get("incident_root")), per.get(busiest, 0), busiest
     )

@@ -43,7 +43,7 @@ const TEXT = {
   },
   severities: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
   noDetails: "No details from the detector.",
-  folded: (n) => `${n} more alert(s) from the same cause`,
+  folded: (n) => `${n} more alert(s) here or from the same cause`,
   wholeWard: "whole ward",
   map: "Map",
   navigate: "Navigate",
@@ -247,25 +247,35 @@ function blockers(alert, ops) {
   return out;
 }
 
-// One card per problem: an incident's children fold into its root's card (a device that
-// went offline and its silent sensors; a ward's outage and its cabinets). A child whose
-// root this crew does not see keeps a card of its own.
+// One card per problem, at most one per device: an incident's children fold into its
+// root's card (a device that went offline and its silent sensors; a ward's outage and its
+// cabinets), and the other open alerts of a device into that device's first card (the
+// most urgent; "sorted" puts it first). A child whose root this crew does not see keeps a
+// card of its own. citywatch/scorecard.py counts cards the same way.
 function cards() {
   const all = sorted();
   const roots = new Map();
   for (const a of all) if (a.incident != null && a.incident_root) roots.set(a.incident, a);
+  const rootOf = (a) => (a.incident != null && !a.incident_root ? roots.get(a.incident) : undefined);
+  // A device's card: its incident's root if it roots one, else its first alert in order.
+  const lead = new Map();
+  for (const a of all) if (a.device && a.incident_root && !lead.has(a.device)) lead.set(a.device, a);
+  for (const a of all) if (a.device && !rootOf(a) && !lead.has(a.device)) lead.set(a.device, a);
   const children = new Map();
   const shown = [];
   for (const a of all) {
-    const root = a.incident != null && !a.incident_root ? roots.get(a.incident) : undefined;
-    if (root) {
-      if (!children.has(root.id)) children.set(root.id, []);
-      children.get(root.id).push(a);
+    const into = rootOf(a) || (a.device ? lead.get(a.device) : undefined);
+    if (into && into !== a) {
+      if (!children.has(into.id)) children.set(into.id, []);
+      children.get(into.id).push(a);
     } else {
       shown.push(a);
     }
   }
-  return { shown, children };
+  // What folds into a card that itself folded in: all of it shows on the outer card.
+  const all_of = (id, seen = new Set()) => (children.get(id) || []).flatMap((c) =>
+    seen.has(c.id) ? [] : (seen.add(c.id), [c, ...all_of(c.id, seen)]));
+  return { shown, children: new Map(shown.map((a) => [a.id, all_of(a.id)])) };
 }
 
 function foldIn(li, children) {

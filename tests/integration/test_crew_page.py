@@ -194,7 +194,14 @@ async def test_crew_page_acknowledges_and_updates_live(
     await raise_alert(store, "ward_b", "cab-b2", kind=DetectionKind.FLOODING)
     await expect(_card(second, fresh)).to_contain_text("Water inside", timeout=WAIT_MS)
     await expect(_card(phone, fresh)).to_contain_text("water 120 mm", timeout=WAIT_MS)
-    await expect(phone.locator("li[data-alert-id]")).to_have_count(3)
+    # One card per cabinet: the flood (critical) leads cab-near's card, its open door
+    # folds in.
+    await expect(phone.locator("li[data-alert-id]")).to_have_count(2)
+    await expect(_card(phone, near)).to_have_count(0)
+    folded = _card(phone, fresh).get_by_test_id("folded")
+    await expect(folded.locator("summary")).to_have_text(
+        "1 more alert(s) here or from the same cause"
+    )
 
     # Resolved on the second phone, with a note, sent once its minute to undo is over:
     # gone from both lists.
@@ -259,8 +266,9 @@ async def test_crew_page_runs_under_its_content_security_policy(
 async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
     server: tuple[str, str], store: AlertStore, browser: Browser
 ) -> None:
-    """A cabinet goes offline after its sensors fell silent: the crew sees one card (the
-    offline alert), the silent sensors folded into it, not one card each."""
+    """A cabinet goes offline after its sensors fell silent, and its door opens: the crew
+    sees one card for it (the offline alert), the silent sensors and the door folded in,
+    not one card each."""
     _, base = server
     crew = await keys(store)
     t0 = int(time.time() * 1000)
@@ -285,6 +293,7 @@ async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
     await store.tick(now_ms=t0 + 10 * 60_000)  # past their pending periods: raised
     (incident,) = (await store.list_incidents(open_only=True)).data
     assert len(incident.children) == 2
+    await raise_alert(store, "ward_a", "cab-near")  # and its door opened: a second problem
 
     phone = await _phone(browser, base, crew["crew_a"])
     cards = phone.locator("li[data-alert-id]")
@@ -292,8 +301,11 @@ async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
     card = _card(phone, incident.root_alert)
     await expect(card.locator(".what")).to_have_text("Device offline")
     folded = card.get_by_test_id("folded")
-    await expect(folded.locator("summary")).to_have_text("2 more alert(s) from the same cause")
+    await expect(folded.locator("summary")).to_have_text(
+        "3 more alert(s) here or from the same cause"
+    )
     await folded.locator("summary").click()
-    await expect(folded.locator("li")).to_have_count(2)
+    await expect(folded.locator("li")).to_have_count(3)
     await expect(folded).to_contain_text("Sensor silent · humidity · cab-near")
+    await expect(folded).to_contain_text("Door opened · cab-near")
     await expect(phone.get_by_test_id("summary")).to_contain_text("1 open")

@@ -55,7 +55,14 @@ def test_an_alert_long_after_the_fault_does_not_count() -> None:
 
 def test_crew_cards_fold_incident_children() -> None:
     def a(device: str, **fields: object) -> dict[str, object]:
-        base = {"device": device, "ward": "w1", "raised_at": 1, "state": "active"}
+        base = {
+            "device": device,
+            "ward": "w1",
+            "raised_at": 1,
+            "state": "active",
+            "severity": "major",
+            "opened_at": 1,
+        }
         return {**base, "incident": None, "incident_root": False, **fields}
 
     alerts = [
@@ -63,6 +70,7 @@ def test_crew_cards_fold_incident_children() -> None:
         a("cab-1", incident=7),  # its silent sensors: folded in
         a("cab-1", incident=7),
         a("cab-2"),
+        a("cab-2", severity="critical"),  # a second problem of cab-2: folded into one card
         a("cab-2", state="cleared"),  # gone
         a("cab-3", raised_at=None),  # still pending
     ]
