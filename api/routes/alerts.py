@@ -9,9 +9,9 @@ from alerts.lifecycle import TransitionError
 from alerts.model import AlertSeverity as Severity
 from alerts.model import AlertStatus, Role
 from alerts.model import AlertType as DetectionKind
-from alerts.store import AlertFilter, AlertStore, NotFoundError
+from alerts.store import ALERT_SORTS, AlertFilter, AlertStore, NotFoundError, Sort
 from api.auth import Principal
-from api.deps import Limit, Operator, Reader, Skip, StoreDep
+from api.deps import Limit, Operator, Reader, Skip, StoreDep, sort_by
 from api.errors import AUTHED, CONFLICT, NOT_FOUND, conflict, forbidden, not_found
 from api.schemas import (
     ActionCreate,
@@ -25,6 +25,7 @@ from api.schemas import (
 )
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=AUTHED)
+AlertSort = Annotated[tuple[Sort, ...], sort_by(ALERT_SORTS, "-raised_at,severity")]
 
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="alert id")]
 
@@ -34,6 +35,7 @@ async def list_alerts(
     *,
     principal: Reader,
     store: StoreDep,
+    sort: AlertSort,
     skip: Skip = 0,
     limit: Limit = 100,
     state: AlertStatus | None = None,
@@ -44,10 +46,11 @@ async def list_alerts(
     acknowledged: bool | None = None,
     incident: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     opened_from: Annotated[
-        EpochMs | None, Query(alias="from", description="opened at or after (epoch ms)")
+        EpochMs | None,
+        Query(alias="from", description="opened at or after (epoch ms or ISO 8601)"),
     ] = None,
     opened_to: Annotated[
-        EpochMs | None, Query(alias="to", description="opened before (epoch ms)")
+        EpochMs | None, Query(alias="to", description="opened before (epoch ms or ISO 8601)")
     ] = None,
 ) -> AlertsPublic:
     where = AlertFilter(
@@ -62,7 +65,7 @@ async def list_alerts(
         since=opened_from,
         until=opened_to,
     )
-    page = await store.list_alerts(where, skip=skip, limit=limit)
+    page = await store.list_alerts(where, skip=skip, limit=limit, sort=sort)
     return AlertsPublic(data=[AlertPublic.model_validate(a) for a in page.data], count=page.count)
 
 
@@ -121,7 +124,7 @@ _ACTION_ERRORS = {**NOT_FOUND, **CONFLICT}
     responses=_ACTION_ERRORS,
     summary="Acknowledge: someone is on it",
 )
-async def acknowledge(
+async def acknowledge_alert(
     alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
 ) -> AlertPublic:
 
@@ -139,7 +142,9 @@ async def acknowledge(
     responses=_ACTION_ERRORS,
     summary="Take back an acknowledgement",
 )
-async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep) -> AlertPublic:
+async def unacknowledge_alert(
+    alert_id: AlertId, principal: Operator, store: StoreDep
+) -> AlertPublic:
     return await _act(
         store, principal, alert_id, lambda: store.unacknowledge(alert_id, principal.actor)
     )
@@ -151,7 +156,7 @@ async def unacknowledge(alert_id: AlertId, principal: Operator, store: StoreDep)
     responses=_ACTION_ERRORS,
     summary="Assign to a crew (null unassigns); a crew key may assign only itself",
 )
-async def assign(
+async def assign_alert(
     alert_id: AlertId, body: AssignCreate, principal: Operator, store: StoreDep
 ) -> AlertPublic:
     await _visible(store, principal, alert_id)  # 404 before 403: other wards stay unseen
@@ -169,7 +174,7 @@ async def assign(
     responses=_ACTION_ERRORS,
     summary="Add a comment to the alert's timeline",
 )
-async def comment(
+async def comment_on_alert(
     alert_id: AlertId, body: CommentCreate, principal: Operator, store: StoreDep
 ) -> AlertPublic:
     return await _act(
@@ -183,7 +188,7 @@ async def comment(
     responses=_ACTION_ERRORS,
     summary="Clear the alert by hand (fixed, or a false alarm)",
 )
-async def resolve(
+async def resolve_alert(
     alert_id: AlertId, principal: Operator, store: StoreDep, body: ActionCreate | None = None
 ) -> AlertPublic:
     note = body.note if body else ""

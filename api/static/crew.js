@@ -27,7 +27,7 @@ async function api(path, options = {}) {
   });
   if (response.status === 401) { signOut("Your key was refused; paste it again."); throw new Error("401"); }
   const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw new Error(typeof body?.detail === "string" ? body.detail : `error ${response.status}`);
+  if (!response.ok) throw new Error(body?.detail || body?.title || `error ${response.status}`);  // RFC 9457 problem
   return body;
 }
 
