@@ -200,7 +200,7 @@ async def test_stream_refuses_missing_forged_and_expired_tickets(live: Live) -> 
     bad_resume = await live.http.get(
         f"{live.url}/alerts/stream", headers={**live.auth("noc"), "Last-Event-ID": "abc"}
     )
-    assert problem(bad_resume, 422)["errors"][0]["loc"] == ["header", "last-event-id"]
+    assert problem(bad_resume, 422)["errors"][0]["loc"] == ["header", "Last-Event-ID"]
 
 
 async def test_idle_stream_sends_keepalive_comments(
