@@ -26,13 +26,15 @@ Layers (import only what you need; this package imports ``telemetry`` and
       await store.acknowledge(alert_id, actor) / unacknowledge / assign(id, crew|None,
             actor) / comment(id, text, actor) / resolve(id, actor, note)
       page = await store.list_alerts(AlertFilter(state=..., severity=..., ward=...,
-            wards=[...], device=..., type=..., since=..., until=...), skip, limit)
+            wards=[...], device=..., type=..., since=..., until=...), skip, limit,
+            sort=Sort.parse("-raised_at,severity", ALERT_SORTS))
       # page.data: list[Alert], page.count: total matches
       detail = await store.get_alert(alert_id)             # NotFoundError if absent
       await store.list_incidents(open_only=, ward=, wards=, skip=, limit=)
       await store.get_incident(id)
-      await store.create_silence(starts_at=, ends_at=, ward=, device=, type=, comment=,
-            created_by=) / get_silence / list_silences(active_at=) / delete_silence
+      await store.create_silence(starts_at=, ends_at=, ward=, device=, type=, severity=,
+            matchers=[SilenceMatcher(name, MatchOp, value)], comment=, created_by=,
+            created_by_key=) / get_silence / list_silences(active_at=, sort=) / delete_silence
       api_key, secret = await store.create_api_key(role, wards, name)
       await store.verify_api_key(secret) -> ApiKey | None ; list_api_keys ; revoke_api_key
       await store.changes_since(last_event_id, wards=None, limit=500)  # SSE resume

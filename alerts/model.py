@@ -12,9 +12,12 @@ from :class:`Alert`, descriptions included. Adding a field to an alert means add
 plus its column (a migration and ``alerts.schema``).
 """
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import re2
 
 from anomaly.events import DetectionKind, Severity
 
@@ -294,11 +297,87 @@ class Incident:
     """Ids of the child alerts (not the root)."""
 
 
+class MatchOp(StrEnum):
+    """How a silence matcher compares, as in Alertmanager: equal, not equal, and the
+    regular expression matches and does not match (RE2 syntax, anchored at both ends)."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+MATCHER_NAMES: tuple[str, ...] = ("ward", "device", "type", "severity")
+"""What a silence matcher may look at: an alert's ward, device, type and severity."""
+
+_MAX_PATTERN = 512
+
+
+class MatcherError(ValueError):
+    """A matcher that cannot be used (unknown name, bad regular expression)."""
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, not also printed
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    """The pattern compiled with RE2, which runs in linear time (no backtracking): a
+    pattern a NOC key sends cannot stall the store's tick."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise MatcherError(f"invalid regular expression {pattern!r}: {reason}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceMatcher:
+    """One condition of a silence: ``name op value``, e.g. ``device =~ "cab-0[1-4]"``
+    (the fields of Alertmanager's silence matchers, with the operator spelled out).
+
+    Regular expressions match the whole value (Alertmanager anchors them the same way)
+    and use RE2 syntax (no backreferences or lookaround); an alert with no device (an
+    area alert) has the empty string as its device.
+    """
+
+    name: str
+    op: MatchOp
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.name not in MATCHER_NAMES:
+            raise MatcherError(
+                f"unknown matcher name {self.name!r}; expected one of {', '.join(MATCHER_NAMES)}"
+            )
+        if self.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
+            if len(self.value) > _MAX_PATTERN:
+                raise MatcherError(f"regular expression longer than {_MAX_PATTERN} characters")
+            _compiled(self.value)
+
+    def matches(self, value: str) -> bool:
+        if self.op is MatchOp.EQUAL:
+            return value == self.value
+        if self.op is MatchOp.NOT_EQUAL:
+            return value != self.value
+        found = _compiled(self.value).fullmatch(value) is not None
+        return found if self.op is MatchOp.REGEX else not found
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     """A maintenance window: matching alerts are recorded but not notified.
 
-    Empty matchers match everything; ``ends_at`` is exclusive.
+    An alert matches when every condition holds: each of ``ward``, ``device``, ``type``
+    and ``severity`` that is set equals the alert's, and each of ``matchers`` matches
+    (empty conditions match everything); ``ends_at`` is exclusive. ``created_by`` is
+    who created it (the key's name), ``created_by_key`` that key's id, ``comment`` why.
     """
 
     id: int
@@ -309,14 +388,35 @@ class Silence:
     type: DetectionKind | None = None
     comment: str = ""
     created_by: str = ""
+    severity: Severity | None = None
+    matchers: tuple[SilenceMatcher, ...] = ()
+    created_by_key: str = ""
 
-    def matches(self, key: AlertKey, at_ms: int) -> bool:
-        return (
-            self.starts_at <= at_ms < self.ends_at
-            and (self.ward is None or self.ward == key.ward)
-            and (self.device is None or self.device == key.device)
-            and (self.type is None or self.type is key.type)
+    def matches(self, key: AlertKey, severity: Severity, at_ms: int) -> bool:
+        """Whether the silence holds an alert of ``key`` and ``severity`` at ``at_ms``."""
+        if not (self.starts_at <= at_ms < self.ends_at):
+            return False
+        labels = {
+            "ward": key.ward,
+            "device": key.device,
+            "type": key.type.value,
+            "severity": severity.value,
+        }
+        exact = (
+            ("ward", self.ward),
+            ("device", self.device),
+            ("type", None if self.type is None else self.type.value),
+            ("severity", None if self.severity is None else self.severity.value),
         )
+        return all(value is None or labels[name] == value for name, value in exact) and all(
+            m.matches(labels[m.name]) for m in self.matchers
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        """No condition at all: it would silence every alert (refused)."""
+        conditions = (self.ward, self.device, self.type, self.severity)
+        return all(c is None for c in conditions) and not self.matchers
 
 
 class Role(StrEnum):

@@ -126,8 +126,14 @@ silences = sa.Table(
     sa.Column("comment", sa.Text, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("severity", sa.String(16)),
+    sa.Column("matchers", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("created_by_key", sa.String(32), nullable=False, server_default=""),
     sa.Index(None, "ends_at"),
 )
+"""Maintenance windows. ``matchers`` holds the silence's Alertmanager-style matchers as a
+JSON list of ``{"name", "op", "value"}``; ``created_by_key`` the id of the key that made it
+(empty in rows written before migration 0005)."""
 
 api_keys = sa.Table(
     "api_keys",

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
@@ -32,8 +33,16 @@ Alerts, incidents and devices of citywatch (Hanoi street cabinets and cable rout
 
 Authenticate with `Authorization: Bearer <key>` (`citywatch keys create`). Roles: `noc`
 sees and acts on everything; `crew` sees and acts only in its wards (anything elsewhere
-answers 404, as if it did not exist); `admin` manages keys and silences. Lists answer
-`{"data": [...], "count": N}` with `skip`/`limit` paging. Times are epoch milliseconds.
+answers 404, as if it did not exist); `admin` manages keys; `noc` and `admin` manage
+silences. Lists answer
+`{"data": [...], "count": N}` with `skip`/`limit` paging and a `sort` parameter
+(`sort=-raised_at,severity`: comma-separated fields, `-` for descending; severity sorts
+by urgency). Times are answered as epoch milliseconds; where a request takes a time it
+accepts epoch milliseconds or ISO 8601 with an offset or `Z` (`2026-12-08T09:00:00+07:00`).
+
+Errors are RFC 9457 problem details (`application/problem+json`), one shape for all:
+`type`, `title`, `status`, `detail` (a string to show as is) and `instance`; a validation
+error (422) adds `errors`, one `{loc, msg, type}` per invalid field.
 """
 
 
@@ -89,6 +98,7 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         docs_url=None,  # served below from local assets: a NOC may have no internet
         redoc_url=None,
     )
@@ -110,6 +120,13 @@ def create_app(
         app.include_router(module.router)
     app.mount("/crew/assets", StaticFiles(directory=crew.STATIC), name="crew-assets")
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id: its endpoint's name in camelCase (``acknowledge_alert`` ->
+    ``acknowledgeAlert``), so generated clients get meaningful method names."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def _redact(url: str) -> str:

@@ -29,18 +29,23 @@ from alerts.store.deliveries import DeliveryLog
 from alerts.store.incidents import IncidentReads
 from alerts.store.queries import AlertFilter, AlertReads, OpenAlerts
 from alerts.store.silences import Silences
+from alerts.store.sorting import ALERT_SORTS, INCIDENT_SORTS, SILENCE_SORTS, Sort
 from alerts.store.writes import LifecycleWrites
 
 __all__ = [
     "ACTION_KEY_STALE_MS",
     "ACTION_KEY_TTL_MS",
+    "ALERT_SORTS",
+    "INCIDENT_SORTS",
     "MAX_LIMIT",
+    "SILENCE_SORTS",
     "AlertFilter",
     "AlertStore",
     "Clock",
     "NotFoundError",
     "OpenAlerts",
     "Page",
+    "Sort",
     "StoreError",
     "wall_clock_ms",
 ]

@@ -27,6 +27,7 @@ from alerts.model import AlertState, AlertStatus, Change, Incident, IncidentKind
 from alerts.schema import alerts, incidents
 from alerts.store.base import NotFoundError, Page, StoreBase, check_paging
 from alerts.store.rows import incident_of, scope_of_row, state_of
+from alerts.store.sorting import INCIDENT_SORTS, Sort, order_by
 from alerts.store.unit_of_work import Tx
 
 
@@ -55,8 +56,10 @@ class IncidentReads(StoreBase):
         wards: Sequence[str] | None = None,
         skip: int = 0,
         limit: int = 100,
+        sort: Sequence[Sort] = (),
     ) -> Page[Incident]:
-        """Newest first, each with the ids of its child alerts."""
+        """Newest first (or in the order of ``sort``, fields of :data:`INCIDENT_SORTS`),
+        each with the ids of its child alerts."""
         check_paging(skip, limit)
         conditions: list[sa.ColumnElement[bool]] = []
         if open_only:
@@ -74,7 +77,7 @@ class IncidentReads(StoreBase):
                     await conn.execute(
                         sa.select(incidents)
                         .where(*conditions)
-                        .order_by(incidents.c.id.desc())
+                        .order_by(*order_by(sort, INCIDENT_SORTS, incidents.c.id))
                         .offset(skip)
                         .limit(limit)
                     )

@@ -11,6 +11,7 @@ from alerts.model import Alert, AlertDetail, AlertStatus
 from alerts.schema import alert_events, alerts, comments
 from alerts.store.base import NotFoundError, Page, StoreBase, check_paging
 from alerts.store.rows import alert_of, change_of, comment_of
+from alerts.store.sorting import ALERT_SORTS, Sort, order_by
 from anomaly.events import DetectionKind, Severity
 
 
@@ -46,9 +47,13 @@ class AlertReads(StoreBase):
     """Alert queries."""
 
     async def list_alerts(
-        self, where: AlertFilter | None = None, skip: int = 0, limit: int = 100
+        self,
+        where: AlertFilter | None = None,
+        skip: int = 0,
+        limit: int = 100,
+        sort: Sequence[Sort] = (),
     ) -> Page[Alert]:
-        """Newest first."""
+        """Newest first, or in the order of ``sort`` (fields of :data:`ALERT_SORTS`)."""
         check_paging(skip, limit)
         conditions = alert_conditions(where or AlertFilter())
         async with self.engine.connect() as conn:
@@ -58,7 +63,7 @@ class AlertReads(StoreBase):
             rows = await conn.execute(
                 sa.select(alerts)
                 .where(*conditions)
-                .order_by(alerts.c.id.desc())
+                .order_by(*order_by(sort, ALERT_SORTS, alerts.c.id))
                 .offset(skip)
                 .limit(limit)
             )

@@ -3,10 +3,12 @@
 One generic mapper reads the records' own declarations (:mod:`alerts.model`): a field is
 stored in the column of its name, or the one its metadata names (``meta(column=…)``); a
 nested record (an alert's :class:`~alerts.model.AlertKey`) spreads over its fields'
-columns. Values convert by the field's type: enums as their values, tuples as JSON lists.
+columns. Values convert by the field's type: enums as their values, tuples as JSON lists
+(a tuple of records, a silence's matchers, as a list of objects).
 """
 
 import dataclasses
+import functools
 import types
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -73,18 +75,31 @@ def _decoder(hint: Any) -> Callable[[Any], Any]:
     if isinstance(hint, type) and issubclass(hint, Enum):
         convert = hint
     elif get_origin(hint) is tuple:
-        convert = tuple
+        item = get_args(hint)[0]
+        records = isinstance(item, type) and dataclasses.is_dataclass(item)
+        # a tuple of records is kept as a JSON list of objects
+        convert = functools.partial(_records, item) if records else tuple
     else:
         return _same
     return (lambda v: None if v is None else convert(v)) if optional else convert
 
 
+def _records(record: type[R], items: Any) -> tuple[R, ...]:
+    """A tuple of ``record`` from a JSON column's list of objects (a silence's matchers)."""
+    hints = get_type_hints(record)
+    return tuple(
+        record(**{name: _decoder(hints[name])(v) for name, v in item.items()}) for item in items
+    )
+
+
 def _encode(value: Any) -> Any:
-    """Field value -> column value."""
+    """Field value -> column value (a tuple of records: a JSON list of objects)."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple):
-        return list(value)
+        return [_encode(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 

@@ -74,7 +74,7 @@ class LifecycleWrites(UnitOfWork):
                 if not state.is_open:
                     continue
                 new, changes = lifecycle.tick(state, self.policy, tx.now)
-                now_silenced = any(s.matches(state.key, tx.now) for s in silenced)
+                now_silenced = any(s.matches(new.key, new.severity, tx.now) for s in silenced)
                 if changes or new != state or now_silenced != state.silenced:
                     await self._settle(tx, alert_id, new, changes, before=state)
                 elif row["due_at"] != lifecycle.next_due(state, self.policy):
@@ -184,7 +184,11 @@ class LifecycleWrites(UnitOfWork):
     ) -> None:
         """Silences, incidents, notify decisions; then write the alert and queue changes."""
         if state.is_open:
-            matched = [s for s in await tx.active_silences() if s.matches(state.key, tx.now)]
+            matched = [
+                s
+                for s in await tx.active_silences()
+                if s.matches(state.key, state.severity, tx.now)
+            ]
             detail = ", ".join(f"silence {s.id}" for s in matched)
             state, more = lifecycle.set_silenced(state, bool(matched), tx.now, detail)
             changes = changes + more

@@ -11,9 +11,9 @@ from alerts.lifecycle import TransitionError
 from alerts.model import AlertSeverity as Severity
 from alerts.model import AlertStatus, Role
 from alerts.model import AlertType as DetectionKind
-from alerts.store import AlertFilter, AlertStore, NotFoundError
+from alerts.store import ALERT_SORTS, AlertFilter, AlertStore, NotFoundError, Sort
 from api.auth import Principal
-from api.deps import Limit, Operator, Reader, Skip, StoreDep
+from api.deps import Limit, Operator, Reader, Skip, StoreDep, sort_by
 from api.errors import AUTHED, CONFLICT, NOT_FOUND, conflict, forbidden, not_found
 from api.idempotency import IdempotencyKey, once, request_digest
 from api.schemas import (
@@ -28,6 +28,7 @@ from api.schemas import (
 )
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=AUTHED)
+AlertSort = Annotated[tuple[Sort, ...], sort_by(ALERT_SORTS, "-raised_at,severity")]
 
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="alert id")]
 
@@ -37,6 +38,7 @@ async def list_alerts(
     *,
     principal: Reader,
     store: StoreDep,
+    sort: AlertSort,
     skip: Skip = 0,
     limit: Limit = 100,
     state: AlertStatus | None = None,
@@ -47,10 +49,11 @@ async def list_alerts(
     acknowledged: bool | None = None,
     incident: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     opened_from: Annotated[
-        EpochMs | None, Query(alias="from", description="opened at or after (epoch ms)")
+        EpochMs | None,
+        Query(alias="from", description="opened at or after (epoch ms or ISO 8601)"),
     ] = None,
     opened_to: Annotated[
-        EpochMs | None, Query(alias="to", description="opened before (epoch ms)")
+        EpochMs | None, Query(alias="to", description="opened before (epoch ms or ISO 8601)")
     ] = None,
 ) -> AlertsPublic:
     where = AlertFilter(
@@ -65,7 +68,7 @@ async def list_alerts(
         since=opened_from,
         until=opened_to,
     )
-    page = await store.list_alerts(where, skip=skip, limit=limit)
+    page = await store.list_alerts(where, skip=skip, limit=limit, sort=sort)
     return AlertsPublic(data=[AlertPublic.model_validate(a) for a in page.data], count=page.count)
 
 
@@ -124,7 +127,7 @@ _ACTION_ERRORS = {**NOT_FOUND, **CONFLICT}
     responses=_ACTION_ERRORS,
     summary="Acknowledge: someone is on it",
 )
-async def acknowledge(
+async def acknowledge_alert(
     alert_id: AlertId,
     principal: Operator,
     store: StoreDep,
@@ -155,7 +158,7 @@ async def acknowledge(
     responses=_ACTION_ERRORS,
     summary="Take back an acknowledgement",
 )
-async def unacknowledge(
+async def unacknowledge_alert(
     alert_id: AlertId,
     principal: Operator,
     store: StoreDep,
@@ -180,7 +183,7 @@ async def unacknowledge(
     responses=_ACTION_ERRORS,
     summary="Assign to a crew (null unassigns); a crew key may assign only itself",
 )
-async def assign(
+async def assign_alert(
     alert_id: AlertId,
     body: AssignCreate,
     principal: Operator,
@@ -207,7 +210,7 @@ async def assign(
     responses=_ACTION_ERRORS,
     summary="Add a comment to the alert's timeline",
 )
-async def comment(
+async def comment_on_alert(
     alert_id: AlertId,
     body: CommentCreate,
     principal: Operator,
@@ -233,7 +236,7 @@ async def comment(
     responses=_ACTION_ERRORS,
     summary="Clear the alert by hand (fixed, or a false alarm)",
 )
-async def resolve(
+async def resolve_alert(
     alert_id: AlertId,
     principal: Operator,
     store: StoreDep,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
-from api.errors import forbidden, unauthorized
+from api.errors import forbidden, problem, unauthorized
 from api.schemas import HealthPublic, ReadyPublic
 
 log = logging.getLogger(__name__)
@@ -19,17 +19,22 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthPublic, summary="Liveness: the process answers")
-async def health() -> HealthPublic:
+async def get_health() -> HealthPublic:
     return HealthPublic(status="ok")
 
 
 @router.get(
     "/ready",
     response_model=ReadyPublic,
-    responses={503: {"model": ReadyPublic, "description": "The store or InfluxDB is down"}},
+    responses={
+        503: {
+            "description": "The store or InfluxDB is down: a problem whose extra members "
+            "`store` and `influx` say which answers"
+        }
+    },
     summary="Readiness: the store and InfluxDB are reachable",
 )
-async def ready(services: ServicesDep) -> JSONResponse:
+async def get_readiness(request: Request, services: ServicesDep) -> JSONResponse:
     async def store_ok() -> bool:
         try:
             await asyncio.wait_for(services.store.ping(), 5.0)
@@ -39,10 +44,10 @@ async def ready(services: ServicesDep) -> JSONResponse:
         return True
 
     store, influx = await asyncio.gather(store_ok(), services.influx.ping())
-    body = ReadyPublic(
-        status="ready" if store and influx else "not_ready", store=store, influx=influx
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
+    if store and influx:
+        return JSONResponse(ReadyPublic(status="ready", store=True, influx=True).model_dump())
+    down = " and ".join(name for name, ok in (("the store", store), ("InfluxDB", influx)) if not ok)
+    return problem(request, 503, f"not ready: {down} unreachable", store=store, influx=influx)
 
 
 @router.get(
@@ -55,7 +60,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     },
     summary="Prometheus metrics of this API process",
 )
-async def metrics(request: Request, services: ServicesDep) -> Response:
+async def get_metrics(request: Request, services: ServicesDep) -> Response:
     token = services.settings.metrics_token
     if token is not None:
         expected = f"Bearer {token.get_secret_value()}"

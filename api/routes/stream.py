@@ -20,7 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api import tickets
 from api.auth import Principal
 from api.deps import Reader, ServicesDep, _bearer
-from api.errors import AUTHED, json_errors, unauthorized
+from api.errors import AUTHED, unauthorized
 from api.schemas import Id, StreamChangePublic, TicketPublic
 
 router = APIRouter(tags=["stream"])
@@ -69,7 +69,7 @@ async def stream_principal(
     response_model=TicketPublic,
     summary="Trade the Bearer key for a short-lived SSE ticket (EventSource sends no headers)",
 )
-async def create_ticket(principal: Reader, services: ServicesDep) -> TicketPublic:
+async def create_stream_ticket(principal: Reader, services: ServicesDep) -> TicketPublic:
     settings = services.settings
     expires_at = _now_ms() + settings.ticket_ttl_s * 1000
     return TicketPublic(
@@ -83,13 +83,8 @@ async def create_ticket(principal: Reader, services: ServicesDep) -> TicketPubli
     response_class=EventSourceResponse,
     summary="Alert changes as Server-Sent Events (filter by ward; resume with Last-Event-ID)",
     responses={
-        **json_errors(AUTHED),
-        422: {
-            "description": "Invalid ward or Last-Event-ID",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
-            },
-        },
+        **AUTHED,
+        422: {"description": "Invalid ward or Last-Event-ID"},
     },
 )
 async def stream_alerts(

@@ -141,9 +141,11 @@ function newKey() {
 
 // ------------------------------------------------------------------ API
 
+// The server answers errors as RFC 9457 problem documents: "detail" says what, in words.
 function describe(body, status) {
   const detail = body?.detail;
   if (typeof detail === "string") return detail;
+  if (typeof body?.title === "string") return body.title;
   if (Array.isArray(detail)) return detail.map((d) => d.msg).filter(Boolean).join("; ");
   return status >= 500 ? TEXT.serverTrouble(status) : TEXT.unexpected(status);
 }

@@ -9,7 +9,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -132,3 +134,26 @@ async def raise_alert(store: AlertStore, ward: str, device: str, **kw: object) -
     """Apply a detection and return the id of the alert it raised."""
     changes = await store.apply_detection(detection(ward, device, **kw))  # type: ignore[arg-type]
     return changes[-1].alert_id
+
+
+def problem(response: httpx.Response, status: int, detail: str | None = None) -> dict[str, Any]:
+    """The RFC 9457 problem details of an error ``response``, checked for the one shape
+    every error of the API has (``detail``: this exact text, when given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == "about:blank"
+    assert body["title"] == HTTPStatus(status).phrase
+    assert body["status"] == status
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["instance"] == response.request.url.path
+    if detail is not None:
+        assert body["detail"] == detail
+    if status == 422:
+        assert body["errors"]
+        for error in body["errors"]:
+            assert set(error) == {"loc", "msg", "type"}
+    else:
+        assert "errors" not in body
+    return body

@@ -16,10 +16,18 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts.correlation import DeviceLocation
 from alerts.lifecycle import TransitionError
-from alerts.model import AlertStatus, ChangeKind, IncidentKind, Role
+from alerts.model import (
+    AlertStatus,
+    ChangeKind,
+    IncidentKind,
+    MatcherError,
+    MatchOp,
+    Role,
+    SilenceMatcher,
+)
 from alerts.policy import MINUTE_MS, Policy, TypePolicy
 from alerts.schema import alerts, metadata
-from alerts.store import AlertFilter, AlertStore, NotFoundError
+from alerts.store import ALERT_SORTS, SILENCE_SORTS, AlertFilter, AlertStore, NotFoundError, Sort
 from anomaly.events import Detection, DetectionKind, Severity
 
 K = DetectionKind
@@ -432,6 +440,102 @@ async def test_silences_suppress_notification_but_record(store: AlertStore) -> N
     with pytest.raises(NotFoundError):
         await store.get_silence(other.id)
     assert (await store.get_silence(silence.id)).comment == "pump works"
+
+
+async def test_silence_matchers_regex_and_severity_at_writes_and_ticks(
+    store: AlertStore,
+) -> None:
+    """Alertmanager-style matchers (=, !=, =~, !~; regexes match the whole value) and a
+    severity condition apply where silences apply: detection writes and ticks."""
+    regex = await store.create_silence(
+        starts_at=0,
+        ends_at=10 * M,
+        matchers=[
+            SilenceMatcher("device", MatchOp.REGEX, "cab_[0-2]"),
+            SilenceMatcher("type", MatchOp.NOT_REGEX, "intrusion|offline"),
+        ],
+        comment="cabinets 0-2 rewired",
+        created_by="noc-desk",
+        created_by_key="k123",
+    )
+    stored = await store.get_silence(regex.id)
+    assert stored.matchers == regex.matchers
+    assert stored.matchers[0] == SilenceMatcher("device", MatchOp.REGEX, "cab_[0-2]")
+    assert (stored.created_by, stored.created_by_key) == ("noc-desk", "k123")
+
+    silenced = await store.apply_detection(det(K.FLOODING, "cab_1"), now_ms=M)
+    assert kinds(silenced) == [("cab_1", "raised", False), ("cab_1", "silenced", False)]
+    # !~ holds the intrusion back; the regex is anchored: cab_3 and cab_10 are not cab_[0-2]
+    assert kinds(await store.apply_detection(det(K.INTRUSION, "cab_2"), now_ms=M)) == [
+        ("cab_2", "raised", True)
+    ]
+    assert kinds(await store.apply_detection(det(K.FLOODING, "cab_3"), now_ms=M)) == [
+        ("cab_3", "raised", True)
+    ]
+
+    # severity: only critical alerts of the ward; a major one is silenced when it worsens
+    await store.create_silence(
+        starts_at=2 * M,
+        ends_at=10 * M,
+        ward=BD,
+        severity=Severity.CRITICAL,
+        comment="known outage",
+    )
+    major = await store.apply_detection(det(K.FLOODING, "cab_bd", ward=BD), now_ms=2 * M)
+    assert kinds(major) == [("cab_bd", "raised", True)]
+    worse = await store.apply_detection(
+        det(K.FLOODING, "cab_bd", ward=BD, severity=Severity.CRITICAL), now_ms=3 * M
+    )
+    assert ("cab_bd", "silenced", False) in kinds(worse)
+
+    # a tick follows a silence that starts later: cab_3's flooding alert is held then
+    await store.create_silence(
+        starts_at=4 * M,
+        ends_at=6 * M,
+        matchers=[SilenceMatcher("ward", MatchOp.REGEX, "phuong_(hoan_kiem|tay_ho)")],
+        severity=Severity.MAJOR,
+        comment="ward works",
+    )
+    assert ("cab_3", "silenced", False) in kinds(await store.tick(now_ms=4 * M))
+    ended = kinds(await store.tick(now_ms=6 * M))
+    assert ("cab_3", "unsilenced", True) in ended
+    assert ("cab_1", "unsilenced", True) not in ended  # still under the regex silence
+
+
+def test_silence_matchers_refuse_what_cannot_match() -> None:
+    with pytest.raises(MatcherError, match=r"invalid regular expression 'cab_\[': missing \]"):
+        SilenceMatcher("device", MatchOp.REGEX, "cab_[")
+    with pytest.raises(MatcherError, match="unknown matcher name 'metric'"):
+        SilenceMatcher("metric", MatchOp.EQUAL, "x")
+    # RE2: no backreferences (and no catastrophic backtracking on a hostile pattern)
+    with pytest.raises(MatcherError, match="invalid regular expression"):
+        SilenceMatcher("device", MatchOp.REGEX, r"(a)\1")
+    slow = SilenceMatcher("device", MatchOp.REGEX, "(a+)+b")
+    assert not slow.matches("a" * 64)
+
+
+async def test_lists_sort_by_whitelisted_fields(store: AlertStore) -> None:
+    await store.apply_detection(det(K.FLOODING, "cab_0", severity=Severity.MINOR), now_ms=0)
+    await store.apply_detection(det(K.FLOODING, "cab_1", severity=Severity.CRITICAL), now_ms=M)
+    await store.apply_detection(det(K.FLOODING, "cab_2", severity=Severity.MAJOR), now_ms=2 * M)
+    await store.apply_detection(det(K.FLOODING, "cab_3", severity=Severity.MAJOR), now_ms=M)
+
+    async def devices(text: str) -> list[str]:
+        page = await store.list_alerts(sort=Sort.parse(text, list(ALERT_SORTS)))
+        return [a.device for a in page.data]
+
+    # by urgency, not alphabetically; ties newest first (by id)
+    assert await devices("-severity") == ["cab_1", "cab_3", "cab_2", "cab_0"]
+    assert await devices("severity,opened_at") == ["cab_0", "cab_3", "cab_2", "cab_1"]
+    assert await devices("-opened_at,device") == ["cab_2", "cab_1", "cab_3", "cab_0"]
+    with pytest.raises(ValueError, match="cannot sort by 'explanation'"):
+        Sort.parse("-explanation", list(ALERT_SORTS))
+    with pytest.raises(ValueError, match="given twice"):
+        Sort.parse("id,-id", list(ALERT_SORTS))
+    for start in (3 * M, M, 2 * M):
+        await store.create_silence(starts_at=start, ends_at=9 * M, device=f"cab_{start // M}")
+    page = await store.list_silences(sort=Sort.parse("starts_at", list(SILENCE_SORTS)))
+    assert [s.starts_at for s in page.data] == [M, 2 * M, 3 * M]
 
 
 async def test_change_feed_resumes_and_filters_by_ward(store: AlertStore) -> None:

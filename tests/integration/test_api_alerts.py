@@ -1,16 +1,30 @@
-"""The API against a real store (SQLite and PostgreSQL): alerts, actions, roles, silences."""
+"""The API against a real store (SQLite and PostgreSQL): alerts, actions, roles, silences,
+errors as problem details, ISO 8601 times, sorting and operation ids."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
-from api_harness import STORE_KINDS, client_for, keys, open_store, raise_alert, settings, store_url
+from api_harness import (
+    STORE_KINDS,
+    client_for,
+    keys,
+    open_store,
+    problem,
+    raise_alert,
+    settings,
+    store_url,
+)
 
 from alerts.model import AlertStatus
 from alerts.store import AlertStore
 from anomaly.events import DetectionKind, Severity
 from api import create_app
+
+HK = "phuong_hoan_kiem"
+BD = "phuong_ba_dinh"
 
 
 @dataclass
@@ -37,14 +51,12 @@ async def api(request: pytest.FixtureRequest, tmp_path, influx) -> AsyncIterator
 async def test_unauthenticated_and_bad_keys_get_401_json(api: Api) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
         response = await api.client.get("/alerts", headers=headers)
-        assert response.status_code == 401
+        problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
-        assert isinstance(response.json()["detail"], str)
     revoked_id = (await api.store.verify_api_key(api.keys["crew_b"])).id  # type: ignore[union-attr]
     await api.store.revoke_api_key(revoked_id)
     response = await api.client.get("/alerts", headers=api.auth("crew_b"))
-    assert response.status_code == 401
-    assert response.json() == {"detail": "unknown or revoked API key"}
+    problem(response, 401, "unknown or revoked API key")
 
 
 async def test_list_filters_and_paging(api: Api) -> None:
@@ -92,10 +104,11 @@ async def test_bad_filters_get_precise_422(api: Api) -> None:
     }
     for name, value in cases.items():
         response = await api.client.get("/alerts", params={name: value}, headers=api.auth("noc"))
-        assert response.status_code == 422, name
-        (error,) = response.json()["detail"]
+        body = problem(response, 422)
+        (error,) = body["errors"]
         assert error["loc"] == ["query", name]
         assert error["msg"]
+        assert body["detail"] == f"query.{name}: {error['msg']}"
 
 
 async def test_one_alert_with_timeline_and_actions(api: Api) -> None:
@@ -108,8 +121,7 @@ async def test_one_alert_with_timeline_and_actions(api: Api) -> None:
     assert response.json()["acknowledged"] is True
     assert response.json()["acknowledged_by"] == "noc-desk"
     again = await api.client.post(f"{base}/acknowledge", headers=noc)
-    assert again.status_code == 409
-    assert "already acknowledged" in again.json()["detail"]
+    assert "already acknowledged" in problem(again, 409)["detail"]
 
     response = await api.client.post(f"{base}/assign", json={"assignee": "crew-a"}, headers=noc)
     assert response.json()["assignee"] == "crew-a"
@@ -130,8 +142,7 @@ async def test_one_alert_with_timeline_and_actions(api: Api) -> None:
     assert stored.acknowledged_by == "noc-desk"
 
     missing = await api.client.get("/alerts/999999", headers=noc)
-    assert missing.status_code == 404
-    assert missing.json() == {"detail": "alert 999999 not found"}
+    problem(missing, 404, "alert 999999 not found")
 
 
 async def test_crew_sees_and_changes_only_its_wards(api: Api) -> None:
@@ -153,8 +164,7 @@ async def test_crew_sees_and_changes_only_its_wards(api: Api) -> None:
         ("assign", {"assignee": "crew-a"}),
     ):
         response = await api.client.post(f"/alerts/{theirs}/{action}", json=body, headers=crew)
-        assert response.status_code == 404, action
-        assert response.json() == {"detail": f"alert {theirs} not found"}
+        problem(response, 404, f"alert {theirs} not found")
     untouched = await api.store.get_alert(theirs)
     assert not untouched.alert.acknowledged
     assert untouched.alert.state is AlertStatus.ACTIVE
@@ -172,8 +182,7 @@ async def test_crew_sees_and_changes_only_its_wards(api: Api) -> None:
 
     # Admin keys read but do not act; the feed of a crew carries its wards only.
     admin_ack = await api.client.post(f"/alerts/{theirs}/acknowledge", headers=api.auth("admin"))
-    assert admin_ack.status_code == 403
-    assert "noc or crew" in admin_ack.json()["detail"]
+    assert "noc or crew" in problem(admin_ack, 403)["detail"]
 
 
 async def test_incidents_scoped_to_wards(api: Api) -> None:
@@ -183,35 +192,226 @@ async def test_incidents_scoped_to_wards(api: Api) -> None:
     assert (await api.client.get("/incidents/5", headers=noc)).status_code == 404
 
 
-async def test_silences_are_admin_only(api: Api) -> None:
-    body = {"starts_at": 1_000, "ends_at": 2_000, "ward": "ward_a", "comment": "maintenance"}
-    for role in ("crew_a", "noc"):
-        response = await api.client.post("/silences", json=body, headers=api.auth(role))
-        assert response.status_code == 403, role
-    assert (await api.client.get("/silences", headers=api.auth("crew_a"))).status_code == 403
+async def test_noc_and_admin_manage_silences_crews_do_not(api: Api) -> None:
+    body = {
+        "starts_at": 1_000,
+        "ends_at": 2_000,
+        "ward": HK,
+        "comment": "maintenance",
+    }
+    crew = api.auth("crew_a")
+    problem(await api.client.post("/silences", json=body, headers=crew), 403)
+    problem(await api.client.get("/silences", headers=crew), 403)
 
-    admin = api.auth("admin")
-    created = await api.client.post("/silences", json=body, headers=admin)
+    noc = api.auth("noc")
+    created = await api.client.post("/silences", json=body, headers=noc)
     assert created.status_code == 201, created.text
     silence = created.json()
-    assert silence["ward"] == "ward_a"
-    assert silence["created_by"] == "admin"
-    listed = (await api.client.get("/silences", headers=api.auth("noc"))).json()
+    assert silence["ward"] == HK
+    assert silence["comment"] == "maintenance"
+    assert silence["created_by"] == "noc-desk"
+    noc_key = await api.store.verify_api_key(api.keys["noc"])
+    assert noc_key is not None
+    assert silence["created_by_key"] == noc_key.id
+    assert silence["matchers"] == []
+    listed = (await api.client.get("/silences", headers=api.auth("admin"))).json()
     assert listed["count"] == 1
     assert [s["id"] for s in listed["data"]] == [silence["id"]]
+    by_admin = await api.client.post("/silences", json=body, headers=api.auth("admin"))
+    assert by_admin.json()["created_by"] == "admin"
 
-    backwards = await api.client.post("/silences", json={**body, "ends_at": 500}, headers=admin)
-    assert backwards.status_code == 422
-    assert "ends_at must be after starts_at" in backwards.json()["detail"][0]["msg"]
+    backwards = await api.client.post("/silences", json={**body, "ends_at": 500}, headers=noc)
+    assert "ends_at must be after starts_at" in problem(backwards, 422)["errors"][0]["msg"]
     no_matcher = await api.client.post(
-        "/silences", json={"starts_at": 1, "ends_at": 2}, headers=admin
+        "/silences", json={"starts_at": 1, "ends_at": 2, "comment": "x"}, headers=noc
     )
-    assert "at least one matcher" in no_matcher.json()["detail"][0]["msg"]
+    assert "at least one matcher" in problem(no_matcher, 422)["errors"][0]["msg"]
+    no_why = await api.client.post(
+        "/silences", json={k: v for k, v in body.items() if k != "comment"}, headers=noc
+    )
+    assert problem(no_why, 422)["errors"][0]["loc"] == ["body", "comment"]
+    blank_why = await api.client.post("/silences", json={**body, "comment": "  "}, headers=noc)
+    assert problem(blank_why, 422)["errors"][0]["loc"] == ["body", "comment"]
 
-    deleted = await api.client.delete(f"/silences/{silence['id']}", headers=admin)
+    deleted = await api.client.delete(f"/silences/{silence['id']}", headers=noc)
     assert deleted.status_code == 204
-    gone = await api.client.delete(f"/silences/{silence['id']}", headers=admin)
-    assert gone.status_code == 404
+    gone = await api.client.delete(f"/silences/{silence['id']}", headers=noc)
+    problem(gone, 404, f"silence {silence['id']} not found")
+    problem(await api.client.delete(f"/silences/{silence['id']}", headers=crew), 403)
+
+
+async def test_silences_refuse_unknown_wards_and_suggest_the_nearest(api: Api) -> None:
+    noc = api.auth("noc")
+    base = {"starts_at": 1_000, "ends_at": 2_000, "comment": "works"}
+    nowhere = await api.client.post(
+        "/silences", json={**base, "ward": "phuong_nowhere"}, headers=noc
+    )
+    (error,) = problem(nowhere, 422)["errors"]
+    assert error["loc"] == ["body", "ward"]
+    assert "unknown ward 'phuong_nowhere'" in error["msg"]
+    typo = await api.client.post(
+        "/silences", json={**base, "ward": "phuong_hoan_kiemm"}, headers=noc
+    )
+    (error,) = problem(typo, 422)["errors"]
+    assert "did you mean 'phuong_hoan_kiem'" in error["msg"]
+    in_matcher = await api.client.post(
+        "/silences",
+        json={**base, "matchers": [{"name": "ward", "op": "!=", "value": "phuong_hoan_kiemm"}]},
+        headers=noc,
+    )
+    (error,) = problem(in_matcher, 422)["errors"]
+    assert error["loc"] == ["body", "matchers", 0, "value"]
+    assert "did you mean 'phuong_hoan_kiem'" in error["msg"]
+    assert (await api.client.get("/silences", headers=noc)).json()["count"] == 0
+
+
+async def test_silence_matchers_with_regex_silence_matching_alerts(api: Api) -> None:
+    noc = api.auth("noc")
+    body = {
+        "starts_at": "2023-01-01T00:00:00Z",  # ISO 8601 as well as epoch ms
+        "ends_at": 4_000_000_000_000,
+        "severity": "major",
+        "matchers": [
+            {"name": "ward", "op": "=~", "value": "phuong_(hoan_kiem|ba_dinh)"},
+            {"name": "device", "op": "=~", "value": "cab-0[1-3]"},
+            {"name": "type", "op": "!~", "value": "cable_.*"},
+        ],
+        "comment": "cabinets 1-3 re-cabled tonight",
+    }
+    created = await api.client.post("/silences", json=body, headers=noc)
+    assert created.status_code == 201, created.text
+    silence = created.json()
+    assert silence["starts_at"] == 1_672_531_200_000
+    assert silence["severity"] == "major"
+    assert silence["matchers"] == body["matchers"]
+    assert (await api.client.get(f"/silences/{silence['id']}", headers=noc)).json() == silence
+
+    held = await raise_alert(api.store, HK, "cab-02")
+    other_device = await raise_alert(api.store, HK, "cab-12")  # anchored: not cab-0[1-3]
+    other_ward = await raise_alert(api.store, "phuong_tay_ho", "cab-01")
+    other_severity = await raise_alert(api.store, BD, "cab-03", severity=Severity.CRITICAL)
+    other_type = await raise_alert(api.store, BD, "cab-01", kind=DetectionKind.CABLE_CUT)
+    silenced = {
+        a["id"]: a["silenced"]
+        for a in (await api.client.get("/alerts", headers=noc)).json()["data"]
+    }
+    assert silenced == {
+        held: True,
+        other_device: False,
+        other_ward: False,
+        other_severity: False,
+        other_type: False,
+    }
+
+    for matcher, where, says in (
+        ({"name": "device", "op": "=~", "value": "cab-["}, "value", "missing ]"),
+        ({"name": "device", "op": "=~", "value": "(a)\\1"}, "value", "invalid escape"),
+        ({"name": "type", "op": "=", "value": "fire"}, "value", "unknown type 'fire'"),
+        ({"name": "severity", "op": "=~", "value": "urgent.*"}, "value", "matches no severity"),
+        ({"name": "ward", "op": "=~", "value": "xa_atlantis.*"}, "value", "matches no ward"),
+        ({"name": "metric", "op": "=", "value": "x"}, "name", "'ward', 'device', 'type'"),
+        ({"name": "device", "op": "~", "value": "x"}, "op", "'=~'"),
+    ):
+        bad = await api.client.post("/silences", json={**body, "matchers": [matcher]}, headers=noc)
+        (error,) = problem(bad, 422)["errors"]
+        assert error["loc"] == ["body", "matchers", 0, where], error
+        assert says in error["msg"], error
+
+
+async def test_times_accept_iso_8601_as_well_as_epoch_ms(api: Api) -> None:
+    a1 = await raise_alert(api.store, "ward_a", "cab-a1")
+    opened = (await api.store.get_alert(a1)).alert.opened_at
+    noc = api.auth("noc")
+
+    async def ids(**params: object) -> list[int]:
+        response = await api.client.get("/alerts", params=params, headers=noc)
+        assert response.status_code == 200, response.text
+        return [a["id"] for a in response.json()["data"]]
+
+    at = datetime.fromtimestamp(opened / 1000, UTC)
+    hanoi = at.astimezone(timezone(timedelta(hours=7)))
+    assert await ids(**{"from": at.isoformat().replace("+00:00", "Z")}) == [a1]
+    assert await ids(**{"from": hanoi.isoformat(), "to": opened + 1}) == [a1]
+    assert await ids(to=(at + timedelta(milliseconds=1)).isoformat()) == [a1]
+    assert await ids(to=at.isoformat()) == []
+    naive = await api.client.get("/alerts", params={"from": "2026-12-08T09:00:00"}, headers=noc)
+    (error,) = problem(naive, 422)["errors"]
+    assert error["loc"] == ["query", "from"]
+    assert "needs an offset or Z" in error["msg"]
+    response = await api.client.get(
+        "/silences", params={"active_at": "2026-12-08T09:00:00+07:00"}, headers=noc
+    )
+    assert response.status_code == 200
+    # answers stay epoch ms
+    assert (await api.client.get(f"/alerts/{a1}", headers=noc)).json()["opened_at"] == opened
+
+
+async def test_lists_take_a_whitelisted_sort(api: Api) -> None:
+    minor = await raise_alert(api.store, "ward_a", "cab-a1", severity=Severity.MINOR)
+    critical = await raise_alert(api.store, "ward_a", "cab-a2", severity=Severity.CRITICAL)
+    major = await raise_alert(api.store, "ward_b", "cab-b1", severity=Severity.MAJOR)
+    noc = api.auth("noc")
+
+    async def ids(path: str, sort: str) -> list[int]:
+        response = await api.client.get(path, params={"sort": sort}, headers=noc)
+        assert response.status_code == 200, response.text
+        return [a["id"] for a in response.json()["data"]]
+
+    assert await ids("/alerts", "-severity") == [critical, major, minor]
+    assert await ids("/alerts", "severity") == [minor, major, critical]
+    assert await ids("/alerts", "ward,-raised_at") == [critical, minor, major]
+    assert await ids("/alerts", "id") == [minor, critical, major]
+    assert await ids("/incidents", "-opened_at") == []
+    for when in (3_000, 1_000, 2_000):
+        await api.store.create_silence(starts_at=when, ends_at=9_000, ward=HK, comment="x")
+    starts = [
+        s["starts_at"]
+        for s in (
+            await api.client.get("/silences", params={"sort": "starts_at"}, headers=noc)
+        ).json()["data"]
+    ]
+    assert starts == [1_000, 2_000, 3_000]
+    for path, sort, says in (
+        ("/alerts", "-explanation", "cannot sort by 'explanation'"),
+        ("/alerts", "severity,severity", "given twice"),
+        ("/incidents", "severity", "cannot sort by 'severity'"),
+        ("/silences", "", "cannot sort by ''"),
+    ):
+        response = await api.client.get(path, params={"sort": sort}, headers=noc)
+        (error,) = problem(response, 422)["errors"]
+        assert error["loc"] == ["query", "sort"]
+        assert says in error["msg"]
+
+
+async def test_every_error_is_a_problem_document(api: Api) -> None:
+    """One shape for every error: wrong path and method, a bad body, a validation error
+    in the path, and the OpenAPI document names one schema for all of them."""
+    noc = api.auth("noc")
+    problem(await api.client.get("/nowhere", headers=noc), 404)
+    problem(await api.client.put("/alerts", headers=noc), 405)
+    problem(await api.client.get("/alerts/0", headers=noc), 422)
+    broken = await api.client.post(
+        "/silences", content=b"{not json", headers={**noc, "content-type": "application/json"}
+    )
+    assert problem(broken, 422)["errors"][0]["loc"][0] == "body"
+    spec = (await api.client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    ids = []
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            ids.append(operation["operationId"])
+            for code, response in operation["responses"].items():
+                if code[0] in "45":
+                    assert response["content"] == {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/ProblemDetails"}
+                        }
+                    }, (operation["operationId"], code)
+            assert "500" in operation["responses"]
+    assert len(ids) == len(set(ids))
+    for expected in ("listAlerts", "acknowledgeAlert", "createSilence", "deleteSilence"):
+        assert expected in ids
+    assert all(i[0].islower() and "_" not in i for i in ids), ids
 
 
 async def test_me_and_keys(api: Api) -> None:
@@ -232,8 +432,7 @@ async def test_me_and_keys(api: Api) -> None:
     no_wards = await api.client.post(
         "/keys", json={"name": "x", "role": "crew", "wards": []}, headers=admin
     )
-    assert no_wards.status_code == 422
-    assert "needs at least one ward" in no_wards.json()["detail"][0]["msg"]
+    assert "needs at least one ward" in problem(no_wards, 422)["errors"][0]["msg"]
     revoked = await api.client.delete(f"/keys/{created.json()['id']}", headers=admin)
     assert revoked.status_code == 204
     after = await api.client.get("/me", headers={"Authorization": f"Bearer {key}"})

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_harness import keys, open_store, raise_alert, serve, settings
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from alerts.store import AlertStore
 from anomaly.events import Detection, DetectionKind, Severity
@@ -221,6 +221,31 @@ async def test_crew_page_acknowledges_and_updates_live(
     ARTIFACTS.mkdir(exist_ok=True)
     await phone.evaluate("window.scrollTo(0, 0)")
     await phone.screenshot(path=str(ARTIFACTS / "crew-page.png"))
+
+
+async def test_crew_page_shows_the_problem_detail_of_a_refused_action(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """An action the API refuses shows the problem's ``detail`` (RFC 9457), a validation
+    error's too (it used to be a list, shown as "error 422"): the page's acknowledge
+    request goes to an invalid alert id, and the real server's answer back to the page."""
+    _, base = server
+    crew = await keys(store)
+    alert_id = await raise_alert(store, "ward_a", "cab-near")
+    phone = await _phone(browser, base, crew["crew_a"])
+    await expect(_card(phone, alert_id)).to_have_count(1, timeout=WAIT_MS)
+
+    async def to_an_invalid_id(route: Route) -> None:
+        answer = await route.fetch(url=f"{base}/alerts/0/acknowledge")
+        assert answer.headers["content-type"] == "application/problem+json"
+        await route.fulfill(response=answer)
+
+    await phone.route(f"**/alerts/{alert_id}/acknowledge", to_an_invalid_id)
+    await _card(phone, alert_id).get_by_role("button", name="Acknowledge").click()
+    await expect(phone.locator("#error")).to_have_text(
+        "Acknowledge was not done: path.alert_id: Input should be greater than or equal to 1",
+        timeout=WAIT_MS,
+    )
 
 
 async def test_crew_page_refuses_a_bad_key(server: tuple[str, str], browser: Browser) -> None:
