@@ -459,7 +459,7 @@ def email_follower(
             "security": "none",
             "from": "citywatch@example.vn",
             "to": to,
-        }
+        },
     }
     return ReceiverFollower(
         store,
