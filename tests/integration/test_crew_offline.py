@@ -61,6 +61,7 @@ async def _context(
         is_mobile=True,
         has_touch=True,
         permissions=permissions or [],
+        locale="en-US",  # the English texts; Vietnamese is tested in test_crew_language
         base_url=base,
     )
 

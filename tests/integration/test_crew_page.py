@@ -107,6 +107,7 @@ async def _phone(browser: Browser, base: str, key: str, *, clock: bool = False) 
         has_touch=True,
         geolocation=HOAN_KIEM,
         permissions=["geolocation"],
+        locale="en-US",  # the English texts; Vietnamese is tested in test_crew_language
         base_url=base,
     )
     page = await context.new_page()
@@ -218,7 +219,7 @@ async def test_crew_page_acknowledges_and_updates_live(
 
 async def test_crew_page_refuses_a_bad_key(server: tuple[str, str], browser: Browser) -> None:
     _, base = server
-    context = await browser.new_context(viewport=PHONE, base_url=base)
+    context = await browser.new_context(viewport=PHONE, locale="en-US", base_url=base)
     page = await context.new_page()
     await page.goto("/crew")
     viewport = await page.locator('meta[name="viewport"]').get_attribute("content")
@@ -236,7 +237,7 @@ async def test_crew_page_runs_under_its_content_security_policy(
     """Served with a CSP (own script, styles and API only) and no framing, and the page
     still works under it: the browser reports no violation while it signs in."""
     _, base = server
-    context = await browser.new_context(viewport=PHONE, base_url=base)
+    context = await browser.new_context(viewport=PHONE, locale="en-US", base_url=base)
     page = await context.new_page()
     violations: list[str] = []
     page.on(
