@@ -430,9 +430,11 @@ function crossedLimit(metric, value) {
 
 // What is wrong, written from the alert's fields in the crew's language (no statistics:
 // the detector's sentence stays behind "technical details").
+function metricLabel(name) { return (name && TEXT.metrics[name]) || name; }
+
 function mainLine(alert) {
   const metric = state.metrics.get(alert.metric);
-  const label = metric ? TEXT.metrics[metric.name] || metric.name : alert.metric;
+  const label = metricLabel(alert.metric);
   if (!metric || alert.value == null || !Number.isFinite(alert.value)) {
     if (TEXT.rules[alert.type]) return TEXT.rules[alert.type];
     if (alert.type === "dropout" && label) return TEXT.silent(label);
@@ -518,7 +520,7 @@ function foldIn(li, children) {
   const list = document.createElement("ul");
   for (const child of children) {
     const item = document.createElement("li");
-    item.textContent = [mainLine(child), child.device].filter(Boolean).join(" · ");
+    item.textContent = [typeWords(child), metricLabel(child.metric), child.device].filter(Boolean).join(" · ");
     list.append(item);
   }
   box.append(title, list);

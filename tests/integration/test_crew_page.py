@@ -296,5 +296,5 @@ async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
     await expect(folded.locator("summary")).to_have_text("2 more alert(s) from the same cause")
     await folded.locator("summary").click()
     await expect(folded.locator("li")).to_have_count(2)
-    await expect(folded).to_contain_text("Sensor silent · humidity · cab-near")
+    await expect(folded).to_contain_text("Sensor silent · Humidity inside the cabinet · cab-near")
     await expect(phone.get_by_test_id("summary")).to_contain_text("1 open")
