@@ -93,8 +93,9 @@ def explain(
 
 
 OFFLINE_REASONS = {
-    "lwt": "its connection dropped: last will",
-    "status": "it said so",
+    "last_will": "its connection to the broker dropped",
+    "lwt": "its connection to the broker dropped",
+    "status": "it reported going offline",
     "timeout": "no report for three reporting periods",
 }
 """Why a device is judged offline (ingest's liveness reasons), in words."""
@@ -117,6 +118,6 @@ def liveness_detection(
         explanation=(
             f"{what} is back online"
             if online
-            else f"{what} went offline ({OFFLINE_REASONS.get(reason, reason)})"
+            else f"{what} went offline: {OFFLINE_REASONS.get(reason, reason.replace('_', ' '))}"
         ),
     )

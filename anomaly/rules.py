@@ -214,11 +214,17 @@ class DeviceRules:
             )
 
         def t_power(i: int) -> str:
+            # A projection only from a measurable fall, and only while it is near enough
+            # to plan for: "falling 0.0 %/h, about 5028.0 h left" says nothing.
             rate = -soc.trend[i]
-            left = f", about {soc.value[i] / rate:.1f} h left" if rate > 0 else ""
+            trend = ""
+            if rate >= 0.5:
+                hours = soc.value[i] / rate
+                left = f", about {hours:.0f} h left" if hours < 48 else ""
+                trend = f", falling {rate:.1f} %/h{left}"
             return (
                 f"mains lost, {dev_name[int(devs[i])]} on battery: charge "
-                f"{soc.value[i]:.0f} %, falling {rate:.1f} %/h{left}"
+                f"{soc.value[i]:.0f} %{trend}"
             )
 
         def t_flood(i: int) -> str:

@@ -21,7 +21,18 @@ from api.docs import serve_docs_offline
 from api.errors import document_body_errors, install_error_handlers
 from api.feed import ChangeFeed
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import alerts, crew, devices, health, incidents, keys, me, silences, stream
+from api.routes import (
+    alerts,
+    catalogue,
+    crew,
+    devices,
+    health,
+    incidents,
+    keys,
+    me,
+    silences,
+    stream,
+)
 from api.services import Services
 from api.settings import ApiSettings
 from telemetry.influxdb import AsyncInfluxClient
@@ -108,6 +119,7 @@ def create_app(
     for module in (
         health,
         me,
+        catalogue,
         stream,  # before /alerts/{id}: /alerts/stream is not an id
         alerts,
         incidents,

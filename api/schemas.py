@@ -373,3 +373,25 @@ class KeysPublic(BaseModel):
 
 class KeyCreatedPublic(KeyPublic):
     key: str = Field(description="the secret, shown once")
+
+
+class WardPublic(BaseModel):
+    codename: str = Field(description="as in topics, tags and alerts: phuong_dinh_cong")
+    name: str = Field(description="what a person reads: Phường Định Công")
+
+
+class MetricInfoPublic(BaseModel):
+    kind: DeviceKind
+    name: str
+    unit: str = Field(description="empty for true/false metrics")
+    warn_low: float | None
+    warn_high: float | None
+    crit_low: float | None
+    crit_high: float | None
+
+
+class CataloguePublic(BaseModel):
+    """The catalogues a person's view is written from (the crew page)."""
+
+    wards: list[WardPublic]
+    metrics: list[MetricInfoPublic] = Field(description="default alarm limits")

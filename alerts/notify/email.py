@@ -22,6 +22,7 @@ import aiosmtplib
 
 from alerts.model import AlertChange
 from alerts.notify.base import DeliveryResult
+from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
 
@@ -54,6 +55,7 @@ class EmailNotifier:
         tls_context: ssl.SSLContext | None = None,
         message_id_domain: str = "citywatch.local",
         ward_name: WardName = codename,
+        lang: Lang = DEFAULT_LANG,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not host:
@@ -83,13 +85,14 @@ class EmailNotifier:
         self._tls_context = tls_context
         self._domain = message_id_domain
         self._ward_name = ward_name
+        self._lang = lang
         self._sleep = sleep
 
     def target_of(self, change: AlertChange) -> str:  # noqa: ARG002 (one list for all)
         return self.target
 
     async def send(self, change: AlertChange) -> DeliveryResult:
-        return await self.send_message(render(change, self._ward_name), [change.id])
+        return await self.send_message(render(change, self._ward_name, self._lang), [change.id])
 
     def email(self, message: Message, change_ids: Sequence[int] = ()) -> EmailMessage:
         """The message as sent: plain text, UTF-8 (Vietnamese subjects are encoded)."""

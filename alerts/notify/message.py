@@ -2,8 +2,14 @@
 
 Telegram, Zalo and e-mail send a :class:`Message` (a subject and a short plain text that
 reads on a phone); :func:`render` writes it for one change and :func:`render_group` for
-a group of changes that go out together (routing's ``group_by``). Localising the texts
-(Vietnamese first) replaces these two functions' wording and nothing else.
+a group of changes that go out together (routing's ``group_by``).
+
+Vietnamese first (:mod:`alerts.notify.i18n`): every text is marked for gettext and
+translated in the ``vi`` catalogue; numbers and times are Babel's, in Hanoi time. The
+main line is written from the alert's fields (type, metric, value with its unit and the
+catalogue's alarm limits), so it reads in the receiver's language and never says "σ";
+the detector's own sentence (English, statistical) is added to English messages only,
+for the NOC. A change's free text is added when a person wrote it (a note, a comment).
 
 Ward codenames (``phuong_hoang_mai``) stay in topics and tags; a person reads the ward's
 Vietnamese name. The catalogue lives outside the alert layer, so the caller hands in a
@@ -11,12 +17,34 @@ Vietnamese name. The catalogue lives outside the alert layer, so the caller hand
 shows the codename.
 """
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.model import SEVERITY_RANK, AlertChange, ChangeKind
+from alerts.model import SEVERITY_RANK, Alert, AlertChange, AlertSeverity, AlertType, ChangeKind
+from alerts.notify.i18n import (
+    DEFAULT_LANG,
+    HANOI,
+    N_,
+    Lang,
+    clock,
+    duration,
+    number,
+    translations,
+)
+from telemetry.catalogue import METRICS_BY_ID, Metric
+
+__all__ = [
+    "HANOI",
+    "MAX_GROUP_LINES",
+    "Message",
+    "WardName",
+    "codename",
+    "describe",
+    "local_time",
+    "render",
+    "render_group",
+]
 
 WardName = Callable[[str], str]
 """Codename → the name a person reads (``phuong_hoang_mai`` → ``Phường Hoàng Mai``)."""
@@ -29,18 +57,6 @@ def codename(ward: str) -> str:
     return ward
 
 
-def hanoi_tz() -> tzinfo:
-    """``Asia/Ho_Chi_Minh``; UTC+7 where the system has no time-zone data (Vietnam has
-    kept UTC+7 without daylight saving since 1975)."""
-    try:
-        return ZoneInfo("Asia/Ho_Chi_Minh")
-    except ZoneInfoNotFoundError:  # pragma: no cover - a slim image without tzdata
-        return timezone(timedelta(hours=7), "ICT")
-
-
-HANOI = hanoi_tz()
-
-
 @dataclass(frozen=True, slots=True)
 class Message:
     """What a notifier sends: ``subject`` (e-mail subject; the first, bold line on a
@@ -50,28 +66,172 @@ class Message:
     text: str
 
 
-_KIND_WORDS: dict[ChangeKind, str] = {
-    ChangeKind.RAISED: "NEW",
-    ChangeKind.SEVERITY_RAISED: "WORSE",
-    ChangeKind.CLEARED: "CLEARED",
-    ChangeKind.RESOLVED: "RESOLVED",
-    ChangeKind.ACKNOWLEDGED: "ACKNOWLEDGED",
-    ChangeKind.ASSIGNED: "ASSIGNED",
-    ChangeKind.ESCALATED: "ESCALATED",
-    ChangeKind.REMINDER: "STILL OPEN",
-    ChangeKind.FLAPPING_STOPPED: "STEADY AGAIN",
-    ChangeKind.UNSILENCED: "UNSILENCED",
-    ChangeKind.UNGROUPED: "ON ITS OWN AGAIN",
+_KIND_WORDS: Mapping[ChangeKind, str] = {
+    ChangeKind.RAISED: N_("NEW"),
+    ChangeKind.SEVERITY_RAISED: N_("WORSE"),
+    ChangeKind.CLEARED: N_("CLEARED"),
+    ChangeKind.RESOLVED: N_("RESOLVED"),
+    ChangeKind.ACKNOWLEDGED: N_("ACKNOWLEDGED"),
+    ChangeKind.ASSIGNED: N_("ASSIGNED"),
+    ChangeKind.ESCALATED: N_("ESCALATED"),
+    ChangeKind.REMINDER: N_("STILL OPEN"),
+    ChangeKind.FLAPPING_STOPPED: N_("STEADY AGAIN"),
+    ChangeKind.UNSILENCED: N_("UNSILENCED"),
+    ChangeKind.UNGROUPED: N_("ON ITS OWN AGAIN"),
 }
+
+TYPE_WORDS: Mapping[AlertType, str] = {
+    AlertType.LIMIT: N_("Reading out of limits"),
+    AlertType.BASELINE: N_("Unusual reading"),
+    AlertType.TIME_OF_DAY: N_("Unusual for this hour"),
+    AlertType.LEVEL_SHIFT: N_("Sudden change"),
+    AlertType.FLATLINE: N_("Sensor stuck"),
+    AlertType.DROPOUT: N_("Sensor silent"),
+    AlertType.OVERHEATING: N_("Cabinet overheating"),
+    AlertType.POWER_LOSS: N_("Mains power lost"),
+    AlertType.FLOODING: N_("Water inside"),
+    AlertType.INTRUSION: N_("Door opened"),
+    AlertType.CABLE_CUT: N_("Cable cut"),
+    AlertType.FIBRE_DEGRADATION: N_("Fibre degrading"),
+    AlertType.AREA_OUTAGE: N_("Area power outage"),
+    AlertType.OFFLINE: N_("Device offline"),
+}
+"""What an alert is, in a few words (the crew page's card title says the same)."""
+
+SEVERITY_WORDS: Mapping[AlertSeverity, str] = {
+    AlertSeverity.CRITICAL: N_("critical"),
+    AlertSeverity.MAJOR: N_("major"),
+    AlertSeverity.MINOR: N_("minor"),
+    AlertSeverity.WARNING: N_("warning"),
+}
+
+_RULE_LINES: Mapping[AlertType, str] = {
+    AlertType.OVERHEATING: N_("The cabinet is too hot: check the fans and vents."),
+    AlertType.POWER_LOSS: N_("Mains lost: the cabinet runs on its battery."),
+    AlertType.FLOODING: N_("Water has got in: check the cabinet or the duct."),
+    AlertType.INTRUSION: N_("The cabinet door was opened outside working hours."),
+    AlertType.CABLE_CUT: N_("No light through the segment: cable cut or crushed."),
+    AlertType.FIBRE_DEGRADATION: N_("Optical loss creeping up: fibre or splice degrading."),
+    AlertType.AREA_OUTAGE: N_("Many cabinets of the ward on battery at once: area power outage."),
+    AlertType.OFFLINE: N_("The device stopped reporting: power or link down?"),
+}
+"""The main line of alerts with no reading of their own (device and area rules)."""
+
+METRIC_WORDS: Mapping[str, str] = {
+    "temp_inside": N_("Temperature inside the cabinet"),
+    "temp_outside": N_("Temperature outside the cabinet"),
+    "humidity": N_("Humidity inside the cabinet"),
+    "door_open": N_("Cabinet door"),
+    "mains_voltage": N_("Mains voltage"),
+    "on_battery": N_("Battery use"),
+    "battery_soc": N_("Battery charge"),
+    "battery_voltage": N_("Battery voltage"),
+    "fan_rpm": N_("Fan speed"),
+    "water_level": N_("Water in the cabinet"),
+    "power_draw": N_("Power draw"),
+    "temp": N_("Duct temperature"),
+    "moisture": N_("Duct moisture"),
+    "strain": N_("Cable strain"),
+    "optical_loss": N_("Optical loss"),
+    "signal": N_("Light through the fibre"),
+}
+
+_BOOL_WORDS: Mapping[tuple[str, bool], str] = {
+    ("door_open", True): N_("open"),
+    ("door_open", False): N_("closed"),
+    ("on_battery", True): N_("running on battery"),
+    ("on_battery", False): N_("on mains"),
+    ("signal", True): N_("light arrives"),
+    ("signal", False): N_("no light"),
+}
+
+METRICS: Mapping[str, Metric] = {m.name: m for m in METRICS_BY_ID.values()}
+"""The catalogue by metric name (names are unique across device kinds)."""
 
 _ENDED = frozenset({ChangeKind.CLEARED, ChangeKind.RESOLVED})
 
 
-def _what(change: AlertChange) -> str:
+def local_time(at_ms: int, lang: Lang = DEFAULT_LANG) -> str:
+    """``14:05`` in Hanoi time."""
+    return clock(at_ms, lang)
+
+
+def _value(m: Metric, value: float, lang: Lang) -> str:
+    _ = translations(lang).gettext
+    if m.dtype == "bool":
+        fallback = N_("on") if value >= 1 else N_("off")
+        return _(_BOOL_WORDS.get((m.name, value >= 1), fallback))
+    return f"{number(value, lang)} {m.unit}"
+
+
+def _limit(m: Metric, value: float, lang: Lang) -> str:
+    """``above the critical limit 55 °C`` or the like; empty when no limit is crossed."""
+    _ = translations(lang).gettext
+    for limit, text in (
+        (m.crit_high, N_("above the critical limit {limit}")),
+        (m.warn_high, N_("above the warning limit {limit}")),
+    ):
+        if limit is not None and value >= limit:
+            return _(text).format(limit=_value(m, limit, lang)) if m.dtype != "bool" else ""
+    for limit, text in (
+        (m.crit_low, N_("below the critical limit {limit}")),
+        (m.warn_low, N_("below the warning limit {limit}")),
+    ):
+        if limit is not None and value <= limit:
+            return _(text).format(limit=_value(m, limit, lang)) if m.dtype != "bool" else ""
+    return ""
+
+
+def describe(alert: Alert, lang: Lang = DEFAULT_LANG) -> str:
+    """What is wrong, from the alert's fields, in words a lineman reads at a glance:
+    ``Nhiệt độ trong tủ: 48 °C, vượt ngưỡng cảnh báo 45 °C``. No statistics (the
+    detector's sentence stays in the alert's ``explanation``)."""
+    _ = translations(lang).gettext
+    m = METRICS.get(alert.metric)
+    if m is None or alert.value is None or not math.isfinite(alert.value):
+        if alert.type in _RULE_LINES:
+            return _(_RULE_LINES[alert.type])
+        if m is not None and alert.type is AlertType.DROPOUT:
+            return _("No {metric} reading: device, power or link down?").format(
+                metric=_(METRIC_WORDS[m.name]).lower()
+            )
+        return _(TYPE_WORDS.get(alert.type, alert.type.value))
+    label, value = _(METRIC_WORDS.get(m.name, m.name)), _value(m, alert.value, lang)
+    if alert.type is AlertType.LIMIT:
+        crossed = _limit(m, alert.value, lang)
+        if crossed:
+            return _("{metric}: {value}, {limit}").format(metric=label, value=value, limit=crossed)
+        return _("{metric}: {value}, outside its limits").format(metric=label, value=value)
+    if alert.type is AlertType.FLATLINE:
+        return _("{metric} stuck at {value}: the sensor may be frozen").format(
+            metric=label, value=value
+        )
+    if alert.type is AlertType.DROPOUT:
+        return _("No {metric} reading: device, power or link down?").format(metric=label.lower())
+    if alert.type is AlertType.LEVEL_SHIFT:
+        return _("{metric}: {value}, changed suddenly").format(metric=label, value=value)
+    if alert.type is AlertType.TIME_OF_DAY:
+        return _("{metric}: {value}, not its usual for this hour").format(metric=label, value=value)
+    if alert.type is AlertType.BASELINE:
+        return _("{metric}: {value}, not its usual").format(metric=label, value=value)
+    return _("{metric}: {value}").format(metric=label, value=value)
+
+
+def _what(change: AlertChange, lang: Lang) -> str:
+    _ = translations(lang).gettext
     alert = change.alert
     if alert is None:
-        return f"alert #{change.alert_id}"
-    return alert.type.value.replace("_", " ")
+        return _("alert #{id}").format(id=change.alert_id)
+    return _(TYPE_WORDS.get(alert.type, alert.type.value))
+
+
+def _kind(change: AlertChange, lang: Lang) -> str:
+    word = _KIND_WORDS.get(change.kind)
+    return translations(lang).gettext(word) if word else change.kind.value.upper()
+
+
+def _severity(alert: Alert, lang: Lang) -> str:
+    return translations(lang).gettext(SEVERITY_WORDS[alert.severity])
 
 
 def _where(change: AlertChange, ward_name: WardName) -> str:
@@ -82,68 +242,99 @@ def _where(change: AlertChange, ward_name: WardName) -> str:
     return place
 
 
-def local_time(at_ms: int) -> str:
-    """``14:05`` in Hanoi time."""
-    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(HANOI).strftime("%H:%M")
-
-
-def render(change: AlertChange, ward_name: WardName = codename) -> Message:
-    """One change for a phone: a subject such as ``NEW flooding (critical) — Phường Hoàn
-    Kiếm`` and a few lines: where, what the detector saw, who acted, when."""
+def _status(change: AlertChange, lang: Lang) -> str:
+    """A line for changes the system makes, in the language (their stored ``detail`` is
+    English bookkeeping)."""
+    _ = translations(lang).gettext
     alert = change.alert
-    kind = _KIND_WORDS.get(change.kind, change.kind.value.upper())
-    severity = f" ({alert.severity.value})" if alert is not None else ""
-    subject = f"{kind} {_what(change)}{severity} — {ward_name(change.ward)}"
+    if alert is None:
+        return ""
+    since = change.at_ms - (alert.raised_at or alert.opened_at)
+    if change.kind is ChangeKind.ESCALATED:
+        return _("nobody has acknowledged it for {duration}").format(duration=duration(since, lang))
+    if change.kind is ChangeKind.REMINDER:
+        return _("open for {duration}").format(duration=duration(since, lang))
+    return ""
+
+
+def render(
+    change: AlertChange, ward_name: WardName = codename, lang: Lang = DEFAULT_LANG
+) -> Message:
+    """One change for a phone: a subject such as ``MỚI: Ngập nước (khẩn cấp) — Phường
+    Hoàng Mai`` and a few lines: where, what is wrong, who acted, when."""
+    _ = translations(lang).gettext
+    alert = change.alert
+    kind, what = _kind(change, lang), _what(change, lang)
+    place = ward_name(change.ward)
+    if alert is not None:
+        subject = _("{kind}: {what} ({severity}) — {place}").format(
+            kind=kind, what=what, severity=_severity(alert, lang), place=place
+        )
+    else:
+        subject = _("{kind}: {what} — {place}").format(kind=kind, what=what, place=place)
     lines = [_where(change, ward_name)]
-    if alert is not None and alert.explanation and change.kind not in _ENDED:
-        lines.append(alert.explanation)
-    if change.detail and (alert is None or alert.explanation not in change.detail):
-        lines.append(change.detail)  # a raise's detail repeats the explanation
+    if alert is not None and change.kind not in _ENDED:
+        lines.append(describe(alert, lang))
+        if lang == "en" and alert.explanation:
+            lines.append(f"Detector: {alert.explanation}")
+    if status := _status(change, lang):
+        lines.append(status)
     if change.actor:
-        lines.append(f"by {change.actor}")
-    lines.append(f"{local_time(change.at_ms)} · alert #{change.alert_id}")
+        if change.detail:
+            lines.append(change.detail)  # a person's note or comment, as written
+        lines.append(_("by {actor}").format(actor=change.actor))
+    lines.append(
+        _("{time} · alert #{id}").format(time=local_time(change.at_ms, lang), id=change.alert_id)
+    )
     return Message(subject, "\n".join(lines))
 
 
-def _line(change: AlertChange, ward_name: WardName) -> str:
+def _line(change: AlertChange, ward_name: WardName, lang: Lang) -> str:
     alert = change.alert
-    kind = _KIND_WORDS.get(change.kind, change.kind.value.upper())
-    severity = f" {alert.severity.value}" if alert is not None else ""
+    kind, what = _kind(change, lang), _what(change, lang)
+    severity = f" ({_severity(alert, lang)})" if alert is not None else ""
     device = f" {alert.device}" if alert is not None and alert.device else ""
-    return f"{kind}{severity} {_what(change)}{device} ({ward_name(change.ward)})"
+    return f"{kind}: {what}{severity}{device} — {ward_name(change.ward)}"
 
 
-def render_group(changes: Sequence[AlertChange], ward_name: WardName = codename) -> Message:
+def render_group(
+    changes: Sequence[AlertChange], ward_name: WardName = codename, lang: Lang = DEFAULT_LANG
+) -> Message:
     """Changes that go out together as one message: one of them reads as :func:`render`;
     several give a count in the subject and one line each (the most severe first, at most
     :data:`MAX_GROUP_LINES`)."""
     if not changes:
         raise ValueError("a group message needs at least one change")
     if len(changes) == 1:
-        return render(changes[0], ward_name)
+        return render(changes[0], ward_name, lang)
+    tr = translations(lang)
+    _, ngettext = tr.gettext, tr.ngettext
     wards = sorted({c.ward for c in changes})
-    place = ward_name(wards[0]) if len(wards) == 1 else f"{len(wards)} wards"
+    n_wards = len(wards)
+    place = (
+        ward_name(wards[0])
+        if n_wards == 1
+        else ngettext("{n} ward", "{n} wards", n_wards).format(n=n_wards)
+    )
     opened = sum(1 for c in changes if c.kind is ChangeKind.RAISED)
     ended = sum(1 for c in changes if c.kind in _ENDED)
-    counts = [f"{opened} new"] if opened else []
-    counts += [f"{ended} cleared"] if ended else []
     other = len(changes) - opened - ended
-    counts += [f"{other} updates"] if other else []
-    subject = f"{len(changes)} alert changes — {place} ({', '.join(counts)})"
+    counts = [_("{n} new").format(n=opened)] if opened else []
+    counts += [_("{n} cleared").format(n=ended)] if ended else []
+    counts += [ngettext("{n} update", "{n} updates", other).format(n=other)] if other else []
+    subject = _("{n} alert changes — {place} ({counts})").format(
+        n=len(changes), place=place, counts=", ".join(counts)
+    )
 
     def urgency(change: AlertChange) -> tuple[int, int]:
         rank = SEVERITY_RANK[change.alert.severity] if change.alert is not None else -1
         return (-rank, change.id)
 
     ordered = sorted(changes, key=urgency)
-    lines = [_line(c, ward_name) for c in ordered[:MAX_GROUP_LINES]]
+    lines = [_line(c, ward_name, lang) for c in ordered[:MAX_GROUP_LINES]]
     if len(ordered) > MAX_GROUP_LINES:
-        lines.append(f"… and {len(ordered) - MAX_GROUP_LINES} more")
-    first, last = min(c.at_ms for c in changes), max(c.at_ms for c in changes)
-    span = (
-        local_time(first)
-        if local_time(first) == local_time(last)
-        else (f"{local_time(first)}–{local_time(last)}")
-    )
-    lines.append(span)
+        lines.append(_("… and {n} more").format(n=len(ordered) - MAX_GROUP_LINES))
+    first = local_time(min(c.at_ms for c in changes), lang)
+    last = local_time(max(c.at_ms for c in changes), lang)
+    lines.append(first if first == last else f"{first}–{last}")
     return Message(subject, "\n".join(lines))

@@ -257,6 +257,7 @@ class ReceiverFollower(FeedFollower):
         self.channel = spec.channel
         self.notifiers = list(notifiers)
         self.ward_name = ward_name
+        self.lang = spec.lang
         self.clock = clock
         self.grouper = Grouper(receiver)
         self.bucket = TokenBucket(spec.limit.messages, spec.limit.per)
@@ -318,7 +319,7 @@ class ReceiverFollower(FeedFollower):
         ok = True
         for group in self.grouper.due(now, everything=everything):
             outbox = self.grouper.start(group, len(self.notifiers))
-            message = render_group(outbox.changes, self.ward_name)
+            message = render_group(outbox.changes, self.ward_name, self.lang)
             ids = [c.id for c in outbox.changes]
             for index in list(outbox.left):
                 if not self.bucket.take(now):
@@ -392,7 +393,14 @@ def build_notifiers(
     if receiver.telegram is not None:
         tg = receiver.telegram
         return [
-            TelegramNotifier(tg.token, chat, api_url=tg.api_url, ward_name=ward_name, client=client)
+            TelegramNotifier(
+                tg.token,
+                chat,
+                api_url=tg.api_url,
+                ward_name=ward_name,
+                lang=receiver.lang,
+                client=client,
+            )
             for chat in tg.chat_ids
         ]
     if receiver.zalo is not None:
@@ -404,6 +412,7 @@ def build_notifiers(
                 api_url=zl.api_url,
                 retry_codes=zl.retry_codes,
                 ward_name=ward_name,
+                lang=receiver.lang,
                 client=client,
             )
             for user in zl.user_ids
@@ -420,6 +429,7 @@ def build_notifiers(
             username=em.username,
             password=em.password,
             ward_name=ward_name,
+            lang=receiver.lang,
         )
     ]
 

@@ -20,6 +20,8 @@ try too); a node none of whose children match is where the change ends. Children
 ``quiet_min_severity`` unless they set their own. A receiver reached twice by one change
 sends it once (in the first route's group).
 
+A receiver's ``lang`` (``vi``, the default, or ``en``) is the language of its messages.
+
 Secrets (bot tokens, access tokens, SMTP passwords) are written as environment
 references ``${NAME}`` and read when the file is loaded; a literal secret is refused.
 """
@@ -45,7 +47,7 @@ from pydantic import (
 )
 
 from alerts.model import SEVERITY_RANK, AlertChange, AlertSeverity
-from alerts.notify.message import HANOI
+from alerts.notify.i18n import DEFAULT_LANG, HANOI, Lang
 
 LABELS = ("ward", "severity", "type", "device", "metric", "kind")
 """What matchers and ``group_by`` may name."""
@@ -231,6 +233,8 @@ class Receiver(_Strict):
     email: EmailSettings | None = None
     rate_limit: RateLimit | None = None
     """Default: 20 messages a minute."""
+    lang: Lang = DEFAULT_LANG
+    """The language of its messages: ``vi`` (the default) or ``en``."""
 
     @model_validator(mode="after")
     def _one_channel(self) -> "Receiver":

@@ -21,6 +21,7 @@ import httpx
 
 from alerts.model import AlertChange
 from alerts.notify.base import DeliveryResult
+from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
 
@@ -67,6 +68,7 @@ class TelegramNotifier:
         max_retry_after_s: float = 60.0,
         timeout_s: float = 10.0,
         ward_name: WardName = codename,
+        lang: Lang = DEFAULT_LANG,
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -85,6 +87,7 @@ class TelegramNotifier:
         self._backoff = (backoff_s, max_backoff_s)
         self._max_retry_after_s = max_retry_after_s
         self._ward_name = ward_name
+        self._lang = lang
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._own_client = client is None
         self._sleep = sleep
@@ -93,7 +96,7 @@ class TelegramNotifier:
         return self.chat_id
 
     async def send(self, change: AlertChange) -> DeliveryResult:
-        return await self.send_message(render(change, self._ward_name), [change.id])
+        return await self.send_message(render(change, self._ward_name, self._lang), [change.id])
 
     async def send_message(
         self,

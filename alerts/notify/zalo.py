@@ -21,6 +21,7 @@ import httpx
 
 from alerts.model import AlertChange
 from alerts.notify.base import DeliveryResult
+from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
 
@@ -58,6 +59,7 @@ class ZaloNotifier:
         timeout_s: float = 10.0,
         retry_codes: Collection[int] = RETRY_CODES,
         ward_name: WardName = codename,
+        lang: Lang = DEFAULT_LANG,
         client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -77,6 +79,7 @@ class ZaloNotifier:
         self._backoff = (backoff_s, max_backoff_s)
         self._retry_codes = frozenset(retry_codes)
         self._ward_name = ward_name
+        self._lang = lang
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._own_client = client is None
         self._sleep = sleep
@@ -85,7 +88,7 @@ class ZaloNotifier:
         return self.user_id
 
     async def send(self, change: AlertChange) -> DeliveryResult:
-        return await self.send_message(render(change, self._ward_name), [change.id])
+        return await self.send_message(render(change, self._ward_name, self._lang), [change.id])
 
     async def send_message(
         self,

@@ -2,7 +2,7 @@
 //
 // - The page shell (page, script, styles, icons, manifest) is precached at install and
 //   answered network-first, so a deploy shows at once and the page opens with no network.
-// - GET /me, /alerts and /devices answers are network-first with a cache fallback: the
+// - GET /me, /catalogue (ward names, units), /alerts and /devices answers are network-first with a cache fallback: the
 //   last ones are kept in DATA_CACHE under their URL alone. The request is stored without
 //   its Authorization header (the key stays only in the page's localStorage), and an
 //   answer from the cache carries "x-citywatch-saved-at" so the page can say how old it is.
@@ -23,7 +23,7 @@ const SHELL = [
   "/crew/assets/icon-192.png",
   "/crew/assets/icon-512.png",
 ];
-const DATA_PATHS = new Set(["/me", "/alerts", "/devices"]);
+const DATA_PATHS = new Set(["/me", "/catalogue", "/alerts", "/devices"]);
 const NETWORK_WAIT_MS = 8000; // then fall back to what is kept, if anything
 
 self.addEventListener("install", (event) => {

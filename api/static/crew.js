@@ -11,89 +11,277 @@
 //   action, note, its Idempotency-Key, when to send): no key, no other credentials.
 //   "Sign out" drops it.
 // - Cache Storage "citywatch-crew-shell-*": the page, this script, styles, icons, manifest.
-// - Cache Storage "citywatch-crew-data": the last answers to GET /me, /alerts and /devices,
+// - localStorage "citywatch.crew.lang": "vi" or "en" once the crew used the language switch.
+// - Cache Storage "citywatch-crew-data": the last answers to GET /me, /catalogue, /alerts and /devices,
 //   stored by the service worker under their URL alone (never the Authorization header).
 //   "Sign out" and a refused key delete it.
 "use strict";
 
-// Every text a person reads, in one place (section 2 of issue 14 translates them).
-const TEXT = {
-  title: "citywatch · crew",
-  appName: "citywatch crew",
-  signInTitle: "Sign in",
-  signInHint: "Paste your crew key once; this phone keeps it.",
-  keyPlaceholder: "cw_…",
-  saveKey: "Save key",
-  nearestFirst: "Nearest first",
-  noAlerts: "No open alerts in your wards.",
-  signOut: "Sign out",
-  signOutLoses: (n) => `${n} action(s) not sent yet will be lost. Sign out anyway?`,
-  liveTitle: "live updates",
-  live: "live",
-  connecting: "connecting…",
-  offline: "offline",
-  allWards: "all wards",
-  keyRefused: "Your key was refused; paste it again.",
-  types: {
-    limit: "Reading out of limits", baseline: "Unusual reading", time_of_day: "Unusual for this hour",
-    level_shift: "Sudden change", flatline: "Sensor stuck", dropout: "Sensor silent",
-    overheating: "Overheating", power_loss: "Mains power lost", flooding: "Water inside",
-    intrusion: "Door opened", cable_cut: "Cable cut", fibre_degradation: "Fibre degrading",
-    area_outage: "Area power outage", offline: "Device offline",
+// Every text a person reads, in one place: Vietnamese first, English available (issue 14,
+// section 2). The language is the one chosen with the page's switch (kept in localStorage
+// LANG_KEY), else the first of the browser's languages the page speaks, else Vietnamese;
+// <html lang> follows. Numbers and times are written by Intl with the language's locale
+// and Hanoi's time zone. An alert's main line is written here from its fields (type,
+// metric, value with the catalogue's unit and alarm limits, from GET /catalogue), in
+// words a lineman reads; the detector's own sentence (English, statistical) stays in the
+// API's `explanation` and shows only behind the card's "technical details" toggle.
+const TEXTS = {
+  vi: {
+    locale: "vi-VN",
+    title: "citywatch · tổ kỹ thuật",
+    appName: "citywatch · tổ kỹ thuật",
+    switchLang: "English",
+    switchLangTitle: "Switch to English",
+    signInTitle: "Đăng nhập",
+    signInHint: "Dán mã khóa của tổ một lần; điện thoại này sẽ ghi nhớ.",
+    keyPlaceholder: "cw_…",
+    saveKey: "Lưu mã khóa",
+    nearestFirst: "Gần nhất trước",
+    noAlerts: "Không có cảnh báo nào đang mở trong phường của tổ.",
+    signOut: "Đăng xuất",
+    signOutLoses: (n) => `${n} thao tác chưa gửi sẽ bị mất. Vẫn đăng xuất?`,
+    liveTitle: "cập nhật trực tiếp",
+    live: "trực tuyến",
+    connecting: "đang kết nối…",
+    offline: "mất mạng",
+    allWards: "tất cả phường/xã",
+    keyRefused: "Mã khóa bị từ chối; hãy dán lại.",
+    types: {
+      limit: "Vượt ngưỡng", baseline: "Số đo bất thường", time_of_day: "Bất thường so với giờ này",
+      level_shift: "Thay đổi đột ngột", flatline: "Cảm biến bị treo", dropout: "Cảm biến im lặng",
+      overheating: "Tủ quá nóng", power_loss: "Mất điện lưới", flooding: "Ngập nước",
+      intrusion: "Cửa tủ bị mở", cable_cut: "Đứt cáp", fibre_degradation: "Sợi quang suy giảm",
+      area_outage: "Mất điện cả khu vực", offline: "Thiết bị mất kết nối",
+    },
+    severities: { critical: "khẩn cấp", major: "nghiêm trọng", minor: "nhẹ", warning: "cảnh báo" },
+    metrics: {
+      temp_inside: "Nhiệt độ trong tủ", temp_outside: "Nhiệt độ ngoài tủ", humidity: "Độ ẩm trong tủ",
+      door_open: "Cửa tủ", mains_voltage: "Điện áp lưới", on_battery: "Chạy ắc quy",
+      battery_soc: "Dung lượng ắc quy", battery_voltage: "Điện áp ắc quy", fan_rpm: "Tốc độ quạt",
+      water_level: "Mực nước trong tủ", power_draw: "Công suất tiêu thụ",
+      temp: "Nhiệt độ trong cống cáp", moisture: "Độ ẩm trong cống cáp", strain: "Lực căng cáp",
+      optical_loss: "Suy hao quang", signal: "Ánh sáng qua sợi quang",
+    },
+    states: {
+      door_open: ["đóng", "mở"], on_battery: ["dùng điện lưới", "đang chạy ắc quy"],
+      signal: ["mất ánh sáng", "có ánh sáng"], other: ["tắt", "bật"],
+    },
+    rules: {
+      overheating: "Tủ quá nóng: kiểm tra quạt và khe thông gió.",
+      power_loss: "Mất điện lưới: tủ đang chạy bằng ắc quy.",
+      flooding: "Có nước vào: kiểm tra tủ hoặc cống cáp.",
+      intrusion: "Cửa tủ bị mở ngoài giờ làm việc.",
+      cable_cut: "Mất ánh sáng qua đoạn cáp: cáp bị đứt hoặc bị đè bẹp.",
+      fibre_degradation: "Suy hao quang tăng dần: sợi quang hoặc mối hàn đang xuống cấp.",
+      area_outage: "Nhiều tủ trong phường cùng chạy ắc quy: mất điện cả khu vực.",
+      offline: "Thiết bị ngừng gửi dữ liệu: mất nguồn hay mất đường truyền?",
+    },
+    aboveCrit: (limit) => `vượt ngưỡng nguy hiểm ${limit}`,
+    aboveWarn: (limit) => `vượt ngưỡng cảnh báo ${limit}`,
+    belowCrit: (limit) => `dưới ngưỡng nguy hiểm ${limit}`,
+    belowWarn: (limit) => `dưới ngưỡng cảnh báo ${limit}`,
+    reading: (metric, value) => `${metric}: ${value}`,
+    crossed: (metric, value, limit) => `${metric}: ${value}, ${limit}`,
+    outsideLimits: (metric, value) => `${metric}: ${value}, ngoài ngưỡng cho phép`,
+    stuck: (metric, value) => `${metric} đứng yên ở ${value}: cảm biến có thể bị treo`,
+    silent: (metric) => `Không nhận được số đo ${metric.toLowerCase()}: thiết bị, nguồn điện hay đường truyền có sự cố?`,
+    shifted: (metric, value) => `${metric}: ${value}, thay đổi đột ngột`,
+    unusualHour: (metric, value) => `${metric}: ${value}, khác với mọi ngày vào giờ này`,
+    unusual: (metric, value) => `${metric}: ${value}, khác với bình thường`,
+    details: "Chi tiết kỹ thuật (tiếng Anh)",
+    noDetails: "Bộ phát hiện không có chi tiết.",
+    folded: (n) => `${n} cảnh báo khác tại đây hoặc cùng nguyên nhân`,
+    wholeWard: "cả phường",
+    map: "Bản đồ",
+    navigate: "Chỉ đường",
+    km: (km) => `${km} km`,
+    minutesAgo: (min) => `${min} phút trước`,
+    hoursAgo: (h, min) => `${h} giờ ${min} phút trước`,
+    opened: (time, ago) => `mở lúc ${time} (${ago})`,
+    acknowledgedBy: (who) => `${who} đã nhận`,
+    someone: "có người",
+    onIt: (who) => `đang xử lý: ${who}`,
+    summary: (open, nearest, waiting) => [
+      `${open} đang mở`, nearest ? "gần nhất trước" : "", waiting ? `${waiting} chờ gửi` : "",
+    ].filter(Boolean).join(" · "),
+    acknowledge: "Nhận việc",
+    acknowledged: "Đã nhận",
+    onSite: "Đã đến nơi",
+    resolved: "Đã xử lý",
+    actionNames: { ack: "Nhận việc", onsite: "Đã đến nơi", resolve: "Đã xử lý" },
+    onSiteComment: "Đã đến hiện trường",
+    willSend: (action) => `${action}: sẽ gửi khi có mạng`,
+    sending: (action) => `${action}: đang gửi…`,
+    readOnly: (role) => `Mã khóa của bạn (${role}) chỉ xem được cảnh báo, không thao tác được.`,
+    alreadyAcknowledged: (who) => `${who} đã nhận việc này.`,
+    alreadyOnSite: "Bạn đã báo có mặt tại hiện trường.",
+    waitingToSend: (action) => `${action} đang chờ gửi.`,
+    resolving: "Đang đóng cảnh báo: hoàn tác hoặc để nó được gửi.",
+    cannotQueue: "Không có mạng, và điện thoại này không lưu được thao tác để gửi sau.",
+    refused: (action, why) => `${action} không thực hiện được: ${why}`,
+    resolveTitle: (what) => `Đóng cảnh báo: ${what}`,
+    resolveNoteLabel: "Đã làm gì? (bắt buộc)",
+    resolveConfirm: "Đóng cảnh báo",
+    cancel: "Hủy",
+    noteRequired: "Hãy ghi ngắn gọn việc đã làm trước.",
+    undoIn: (s) => `Đã xử lý: sẽ gửi sau ${s} giây nếu bạn không hoàn tác.`,
+    undo: "Hoàn tác",
+    networkDown: "Không có mạng: thao tác được lưu trên điện thoại và gửi khi có mạng lại.",
+    savedAt: (time) => `Không có mạng: đang hiện các cảnh báo đã lưu lúc ${time}.`,
+    nothingSaved: "Không có mạng, và điện thoại chưa lưu gì. Sẽ thử lại khi có mạng.",
+    serverTrouble: (status) => `Máy chủ đang gặp sự cố (lỗi ${status}); sẽ thử lại sau.`,
+    unexpected: (status) => `Máy chủ trả lời bất thường (lỗi ${status}).`,
+    noLocation: "Điện thoại này không chia sẻ được vị trí.",
+    locationUnavailable: (why) => `Không lấy được vị trí: ${why}`,
+    alarmSetup: "Bật chuông và thông báo",
+    notificationsBlocked: "Thông báo đang bị chặn cho trang này: hãy cho phép trong cài đặt trang của trình duyệt.",
+    alarmTitle: (what) => `Khẩn cấp: ${what}`,
   },
-  severities: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
-  noDetails: "No details from the detector.",
-  folded: (n) => `${n} more alert(s) here or from the same cause`,
-  wholeWard: "whole ward",
-  map: "Map",
-  navigate: "Navigate",
-  km: (km) => `${km} km`,
-  minutesAgo: (min) => `${min} min ago`,
-  hoursAgo: (h, min) => `${h} h ${min} min ago`,
-  opened: (ago) => `opened ${ago}`,
-  acknowledgedBy: (who) => `acknowledged by ${who}`,
-  someone: "someone",
-  onIt: (who) => `on it: ${who}`,
-  summary: (open, nearest, waiting) => [
-    `${open} open`, nearest ? "nearest first" : "", waiting ? `${waiting} waiting to send` : "",
-  ].filter(Boolean).join(" · "),
-  // Actions, and why a button cannot act.
-  acknowledge: "Acknowledge",
-  acknowledged: "Acknowledged",
-  onSite: "On site",
-  resolved: "Resolved",
-  actionNames: { ack: "Acknowledge", onsite: "On site", resolve: "Resolved" },
-  onSiteComment: "On site",
-  willSend: (action) => `${action}: will send when online`,
-  sending: (action) => `${action}: sending…`,
-  readOnly: (role) => `Your key (${role}) can read alerts but not act on them.`,
-  alreadyAcknowledged: (who) => `Already acknowledged by ${who}.`,
-  alreadyOnSite: "You are already on site.",
-  waitingToSend: (action) => `${action} is waiting to be sent.`,
-  resolving: "Resolving: undo it or let it be sent.",
-  cannotQueue: "No network, and this phone cannot keep actions to send later.",
-  refused: (action, why) => `${action} was not done: ${why}`,
-  // Resolving, with a note and a minute to undo.
-  resolveTitle: (what) => `Resolve: ${what}`,
-  resolveNoteLabel: "What was done? (required)",
-  resolveConfirm: "Resolve",
-  cancel: "Cancel",
-  noteRequired: "Write a short note of what was done first.",
-  undoIn: (s) => `Resolved: sent in ${s} s unless you undo.`,
-  undo: "Undo",
-  // Network and server trouble, in words.
-  networkDown: "No network: actions are kept on this phone and sent when it is back.",
-  savedAt: (time) => `No network: showing the alerts saved at ${time}.`,
-  nothingSaved: "No network, and nothing saved on this phone yet. Trying again when it is back.",
-  serverTrouble: (status) => `The server has a problem (error ${status}); trying again soon.`,
-  unexpected: (status) => `Unexpected answer from the server (error ${status}).`,
-  noLocation: "This phone cannot share its location.",
-  locationUnavailable: (why) => `Location unavailable: ${why}`,
-  // Alarms.
-  alarmSetup: "Turn on alarm sound and notifications",
-  notificationsBlocked: "Notifications are blocked for this page: allow them in the browser's site settings.",
-  alarmTitle: (what) => `Critical: ${what}`,
+  en: {
+    locale: "en-GB",
+    title: "citywatch · crew",
+    appName: "citywatch crew",
+    switchLang: "Tiếng Việt",
+    switchLangTitle: "Chuyển sang tiếng Việt",
+    signInTitle: "Sign in",
+    signInHint: "Paste your crew key once; this phone keeps it.",
+    keyPlaceholder: "cw_…",
+    saveKey: "Save key",
+    nearestFirst: "Nearest first",
+    noAlerts: "No open alerts in your wards.",
+    signOut: "Sign out",
+    signOutLoses: (n) => `${n} action(s) not sent yet will be lost. Sign out anyway?`,
+    liveTitle: "live updates",
+    live: "live",
+    connecting: "connecting…",
+    offline: "offline",
+    allWards: "all wards",
+    keyRefused: "Your key was refused; paste it again.",
+    types: {
+      limit: "Reading out of limits", baseline: "Unusual reading", time_of_day: "Unusual for this hour",
+      level_shift: "Sudden change", flatline: "Sensor stuck", dropout: "Sensor silent",
+      overheating: "Overheating", power_loss: "Mains power lost", flooding: "Water inside",
+      intrusion: "Door opened", cable_cut: "Cable cut", fibre_degradation: "Fibre degrading",
+      area_outage: "Area power outage", offline: "Device offline",
+    },
+    severities: { critical: "critical", major: "major", minor: "minor", warning: "warning" },
+    metrics: {
+      temp_inside: "Temperature inside the cabinet", temp_outside: "Temperature outside the cabinet",
+      humidity: "Humidity inside the cabinet", door_open: "Cabinet door", mains_voltage: "Mains voltage",
+      on_battery: "Battery use", battery_soc: "Battery charge", battery_voltage: "Battery voltage",
+      fan_rpm: "Fan speed", water_level: "Water in the cabinet", power_draw: "Power draw",
+      temp: "Duct temperature", moisture: "Duct moisture", strain: "Cable strain",
+      optical_loss: "Optical loss", signal: "Light through the fibre",
+    },
+    states: {
+      door_open: ["closed", "open"], on_battery: ["on mains", "running on battery"],
+      signal: ["no light", "light arrives"], other: ["off", "on"],
+    },
+    rules: {
+      overheating: "The cabinet is too hot: check the fans and vents.",
+      power_loss: "Mains lost: the cabinet runs on its battery.",
+      flooding: "Water has got in: check the cabinet or the duct.",
+      intrusion: "The cabinet door was opened outside working hours.",
+      cable_cut: "No light through the segment: cable cut or crushed.",
+      fibre_degradation: "Optical loss creeping up: fibre or splice degrading.",
+      area_outage: "Many cabinets of the ward on battery at once: area power outage.",
+      offline: "The device stopped reporting: power or link down?",
+    },
+    aboveCrit: (limit) => `above the critical limit ${limit}`,
+    aboveWarn: (limit) => `above the warning limit ${limit}`,
+    belowCrit: (limit) => `below the critical limit ${limit}`,
+    belowWarn: (limit) => `below the warning limit ${limit}`,
+    reading: (metric, value) => `${metric}: ${value}`,
+    crossed: (metric, value, limit) => `${metric}: ${value}, ${limit}`,
+    outsideLimits: (metric, value) => `${metric}: ${value}, outside its limits`,
+    stuck: (metric, value) => `${metric} stuck at ${value}: the sensor may be frozen`,
+    silent: (metric) => `No ${metric.toLowerCase()} reading: device, power or link down?`,
+    shifted: (metric, value) => `${metric}: ${value}, changed suddenly`,
+    unusualHour: (metric, value) => `${metric}: ${value}, not its usual for this hour`,
+    unusual: (metric, value) => `${metric}: ${value}, not its usual`,
+    details: "Technical details",
+    noDetails: "No details from the detector.",
+    folded: (n) => `${n} more alert(s) here or from the same cause`,
+    wholeWard: "whole ward",
+    map: "Map",
+    navigate: "Navigate",
+    km: (km) => `${km} km`,
+    minutesAgo: (min) => `${min} min ago`,
+    hoursAgo: (h, min) => `${h} h ${min} min ago`,
+    opened: (time, ago) => `opened ${time} (${ago})`,
+    acknowledgedBy: (who) => `acknowledged by ${who}`,
+    someone: "someone",
+    onIt: (who) => `on it: ${who}`,
+    summary: (open, nearest, waiting) => [
+      `${open} open`, nearest ? "nearest first" : "", waiting ? `${waiting} waiting to send` : "",
+    ].filter(Boolean).join(" · "),
+    // Actions, and why a button cannot act.
+    acknowledge: "Acknowledge",
+    acknowledged: "Acknowledged",
+    onSite: "On site",
+    resolved: "Resolved",
+    actionNames: { ack: "Acknowledge", onsite: "On site", resolve: "Resolved" },
+    onSiteComment: "On site",
+    willSend: (action) => `${action}: will send when online`,
+    sending: (action) => `${action}: sending…`,
+    readOnly: (role) => `Your key (${role}) can read alerts but not act on them.`,
+    alreadyAcknowledged: (who) => `Already acknowledged by ${who}.`,
+    alreadyOnSite: "You are already on site.",
+    waitingToSend: (action) => `${action} is waiting to be sent.`,
+    resolving: "Resolving: undo it or let it be sent.",
+    cannotQueue: "No network, and this phone cannot keep actions to send later.",
+    refused: (action, why) => `${action} was not done: ${why}`,
+    // Resolving, with a note and a minute to undo.
+    resolveTitle: (what) => `Resolve: ${what}`,
+    resolveNoteLabel: "What was done? (required)",
+    resolveConfirm: "Resolve",
+    cancel: "Cancel",
+    noteRequired: "Write a short note of what was done first.",
+    undoIn: (s) => `Resolved: sent in ${s} s unless you undo.`,
+    undo: "Undo",
+    // Network and server trouble, in words.
+    networkDown: "No network: actions are kept on this phone and sent when it is back.",
+    savedAt: (time) => `No network: showing the alerts saved at ${time}.`,
+    nothingSaved: "No network, and nothing saved on this phone yet. Trying again when it is back.",
+    serverTrouble: (status) => `The server has a problem (error ${status}); trying again soon.`,
+    unexpected: (status) => `Unexpected answer from the server (error ${status}).`,
+    noLocation: "This phone cannot share its location.",
+    locationUnavailable: (why) => `Location unavailable: ${why}`,
+    // Alarms.
+    alarmSetup: "Turn on alarm sound and notifications",
+    notificationsBlocked: "Notifications are blocked for this page: allow them in the browser's site settings.",
+    alarmTitle: (what) => `Critical: ${what}`,
+  },
 };
+const LANGS = Object.keys(TEXTS);
+const LANG_KEY = "citywatch.crew.lang";
+const HANOI_TZ = "Asia/Ho_Chi_Minh";
+
+// The chosen language: the page's switch, else the browser's first language we speak.
+function chooseLang() {
+  let kept = null;
+  try { kept = localStorage.getItem(LANG_KEY); } catch (err) { kept = null; }
+  if (LANGS.includes(kept)) return kept;
+  for (const tag of navigator.languages || [navigator.language]) {
+    const primary = String(tag || "").toLowerCase().split("-")[0];
+    if (LANGS.includes(primary)) return primary;
+  }
+  return "vi";
+}
+
+let LANG = chooseLang();
+let TEXT = TEXTS[LANG];
+let NUMBER = null; // Intl formatters of the language (set by useLang)
+let CLOCK = null;
+
+function useLang(lang) {
+  LANG = lang;
+  TEXT = TEXTS[lang];
+  NUMBER = new Intl.NumberFormat(TEXT.locale, { maximumFractionDigits: 1 });
+  CLOCK = new Intl.DateTimeFormat(TEXT.locale, { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: HANOI_TZ });
+  document.documentElement.lang = lang;
+}
+useLang(LANG);
 
 const KEY = "citywatch.crew.key";
 const QUEUE = "citywatch.crew.queue";
@@ -108,6 +296,7 @@ const state = {
   here: null, lastEventId: null, source: null, retryMs: 1000, onReady: null, streamTimer: null,
   queue: [], flushing: false, sendTimer: null, undoTicker: null, stale: false,
   alarmed: new Set(), audio: null, resolving: null, registration: null,
+  wards: new Map(), metrics: new Map(), live: "off",
 };
 const $ = (id) => document.getElementById(id);
 
@@ -215,6 +404,59 @@ function ago(ms) {
   return min < 60 ? TEXT.minutesAgo(min) : TEXT.hoursAgo(Math.floor(min / 60), min % 60);
 }
 
+function clock(ms) { return CLOCK.format(new Date(ms)); }
+
+// A ward as a person reads it (Phường Định Công); the codename if the catalogue lacks it.
+function wardName(codename) { return state.wards.get(codename) || codename; }
+
+function reading(metric, value) {
+  if (!metric.unit) {
+    const states = TEXT.states[metric.name] || TEXT.states.other;
+    return states[value >= 1 ? 1 : 0];
+  }
+  return `${NUMBER.format(value)} ${metric.unit}`;
+}
+
+// The limit of the catalogue the value crossed, in words ("" when none or unknown).
+function crossedLimit(metric, value) {
+  if (!metric.unit) return "";
+  const checks = [
+    [metric.crit_high, (l) => value >= l, TEXT.aboveCrit], [metric.warn_high, (l) => value >= l, TEXT.aboveWarn],
+    [metric.crit_low, (l) => value <= l, TEXT.belowCrit], [metric.warn_low, (l) => value <= l, TEXT.belowWarn],
+  ];
+  for (const [limit, crossed, words] of checks) {
+    if (limit != null && crossed(limit)) return words(reading(metric, limit));
+  }
+  return "";
+}
+
+// What is wrong, written from the alert's fields in the crew's language (no statistics:
+// the detector's sentence stays behind "technical details").
+function metricLabel(name) { return (name && TEXT.metrics[name]) || name; }
+
+function mainLine(alert) {
+  const metric = state.metrics.get(alert.metric);
+  const label = metricLabel(alert.metric);
+  if (!metric || alert.value == null || !Number.isFinite(alert.value)) {
+    if (TEXT.rules[alert.type]) return TEXT.rules[alert.type];
+    if (alert.type === "dropout" && label) return TEXT.silent(label);
+    return typeWords(alert);
+  }
+  const value = reading(metric, alert.value);
+  switch (alert.type) {
+    case "limit": {
+      const crossed = crossedLimit(metric, alert.value);
+      return crossed ? TEXT.crossed(label, value, crossed) : TEXT.outsideLimits(label, value);
+    }
+    case "flatline": return TEXT.stuck(label, value);
+    case "dropout": return TEXT.silent(label);
+    case "level_shift": return TEXT.shifted(label, value);
+    case "time_of_day": return TEXT.unusualHour(label, value);
+    case "baseline": return TEXT.unusual(label, value);
+    default: return TEXT.reading(label, value);
+  }
+}
+
 function sorted() {
   const list = [...state.alerts.values()];
   const key = (a) => {
@@ -290,7 +532,7 @@ function foldIn(li, children) {
   const list = document.createElement("ul");
   for (const child of children) {
     const item = document.createElement("li");
-    item.textContent = [typeWords(child), child.metric, child.device].filter(Boolean).join(" · ");
+    item.textContent = [typeWords(child), metricLabel(child.metric), child.device].filter(Boolean).join(" · ");
     list.append(item);
   }
   box.append(title, list);
@@ -311,10 +553,13 @@ function render(flashId) {
     if (alert.id === flashId) li.classList.add("flash");
     li.querySelector(".sev").textContent = TEXT.severities[alert.severity] || alert.severity;
     li.querySelector(".what").textContent = typeWords(alert);
-    li.querySelector(".why").textContent = alert.explanation || TEXT.noDetails;
+    li.querySelector(".why").textContent = mainLine(alert);
+    const detail = li.querySelector(".detail");
+    detail.querySelector("summary").textContent = TEXT.details;
+    detail.querySelector(".explanation").textContent = alert.explanation || TEXT.noDetails;
     foldIn(li, children.get(alert.id));
     const loc = where(alert);
-    const label = [alert.device || TEXT.wholeWard, loc?.street, alert.ward].filter(Boolean).join(" · ");
+    const label = [alert.device || TEXT.wholeWard, loc?.street, wardName(alert.ward)].filter(Boolean).join(" · ");
     li.querySelector(".where").textContent = label;
     if (loc) {
       const osm = document.createElement("a");
@@ -326,9 +571,9 @@ function render(flashId) {
       geo.href = `geo:${loc.lat},${loc.lon}?q=${loc.lat},${loc.lon}`;
       geo.textContent = TEXT.navigate;
       li.querySelector(".links").append(geo, osm);
-      if (state.here) li.querySelector(".dist").textContent = TEXT.km(distanceKm(state.here, loc).toFixed(1));
+      if (state.here) li.querySelector(".dist").textContent = TEXT.km(NUMBER.format(distanceKm(state.here, loc)));
     }
-    const meta = [TEXT.opened(ago(alert.opened_at))];
+    const meta = [TEXT.opened(clock(alert.opened_at), ago(alert.opened_at))];
     if (alert.acknowledged) meta.push(TEXT.acknowledgedBy(alert.acknowledged_by || TEXT.someone));
     if (alert.assignee) meta.push(TEXT.onIt(alert.assignee));
     li.querySelector(".meta").textContent = meta.join(" · ");
@@ -376,6 +621,7 @@ function showNotice(text) {
 }
 
 function setLive(mode) {
+  state.live = mode;
   const on = mode === true || mode === "live";
   const words = { live: TEXT.live, connecting: TEXT.connecting };
   $("live").textContent = on ? TEXT.live : words[mode] || TEXT.offline;
@@ -561,7 +807,7 @@ async function alarm(alert) {
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = TEXT.alarmTitle(typeWords(alert));
   const options = {
-    body: [alert.explanation, [alert.device, alert.ward].filter(Boolean).join(" · ")].filter(Boolean).join("\n"),
+    body: [mainLine(alert), [alert.device, wardName(alert.ward)].filter(Boolean).join(" · ")].join("\n"),
     tag: `citywatch-alert-${alert.id}`,
     icon: "/crew/assets/icon-192.png",
     badge: "/crew/assets/icon-192.png",
@@ -658,7 +904,8 @@ async function loadList() {
     for (const alert of page.data) if (alert.state === "active") fresh.set(alert.id, alert);
     state.alerts = fresh;
     state.stale = meta.savedAt !== null;
-    showNotice(state.stale ? TEXT.savedAt(new Date(meta.savedAt).toLocaleTimeString()) : "");
+    state.savedAt = state.stale ? meta.savedAt : null;
+    showNotice(state.stale ? TEXT.savedAt(clock(meta.savedAt)) : "");
     $("error").textContent = "";
   } catch (err) {
     state.stale = true;
@@ -666,6 +913,22 @@ async function loadList() {
     else $("error").textContent = err.message;
   }
   render();
+}
+
+// Ward names and metric units (the page writes alerts from them); kept by the service
+// worker like /me, so the page reads the same offline.
+async function loadCatalogue() {
+  try {
+    const catalogue = await api("/catalogue");
+    state.wards = new Map(catalogue.wards.map((w) => [w.codename, w.name]));
+    state.metrics = new Map(catalogue.metrics.map((m) => [m.name, m]));
+  } catch (err) { /* codenames and the type's words until it loads */ }
+}
+
+function showWho() {
+  if (!state.me) return;
+  const wards = state.me.wards.map(wardName).join(", ") || TEXT.allWards;
+  $("who").textContent = `${state.me.name} · ${wards}`;
 }
 
 async function loadDevices() {
@@ -692,7 +955,8 @@ async function start() {
     if (state.token) signOut(err.message);
     return;
   }
-  $("who").textContent = `${state.me.name} · ${state.me.wards.join(", ") || TEXT.allWards}`;
+  await loadCatalogue();
+  showWho();
   $("app").hidden = false;
   $("live").hidden = false;
   setLive("connecting");
@@ -719,6 +983,9 @@ function reconnect() {
 
 function applyTexts() {
   document.title = TEXT.title;
+  $("lang").textContent = TEXT.switchLang;
+  $("lang").title = TEXT.switchLangTitle;
+  $("lang").lang = LANG === "vi" ? "en" : "vi";
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = TEXT[el.dataset.text];
   for (const el of document.querySelectorAll("[data-text-title]")) el.title = TEXT[el.dataset.textTitle];
   for (const el of document.querySelectorAll("[data-text-placeholder]")) el.placeholder = TEXT[el.dataset.textPlaceholder];
@@ -732,11 +999,24 @@ async function registerWorker() {
   // The first visit's answers came before the worker took control: ask again so that it
   // keeps them for the next time the page opens without network.
   navigator.serviceWorker.addEventListener("controllerchange", () => {
-    if (state.me) { api("/me").catch(() => {}); loadList(); loadDevices(); }
+    if (state.me) { api("/me").catch(() => {}); api("/catalogue").catch(() => {}); loadList(); loadDevices(); }
   });
 }
 
+// The switch: the other language, kept for the next visit; everything is rewritten.
+function switchLang() {
+  const next = LANG === "vi" ? "en" : "vi";
+  try { localStorage.setItem(LANG_KEY, next); } catch (err) { /* this visit only */ }
+  useLang(next);
+  applyTexts();
+  showWho();
+  if (state.me) setLive(state.live);
+  if (state.stale && state.savedAt) showNotice(TEXT.savedAt(clock(state.savedAt)));
+  render();
+}
+
 applyTexts();
+$("lang").addEventListener("click", switchLang);
 $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();
   unlockAudio();

@@ -311,7 +311,7 @@ async def test_telegram_groups_a_burst_into_one_message_and_honours_retry_after(
     path, _, body = chat.requests[-1]
     assert (path, body["chat_id"], body["parse_mode"]) == (f"/bot{TOKEN}/sendMessage", CHAT, "HTML")
     (text,) = set(chat.telegram_texts())  # the retry sent the same message
-    assert text.startswith("<b>2 alert changes — Phường Hoàng Mai (2 new)</b>")
+    assert text.startswith("<b>2 thay đổi cảnh báo — Phường Hoàng Mai (2 mới)</b>")  # vi by default
     assert "cab_1" in text
     assert "cab_2" in text
     assert await log_rows(store) == [(c.id, "telegram", CHAT, "delivered", 2) for c in changes]
@@ -404,7 +404,7 @@ async def test_zalo_sends_the_documented_body_and_retries_its_rate_limit_code(
     assert path == "/v3.0/oa/message/cs"
     assert headers["access_token"] == ZALO_TOKEN
     assert body["recipient"] == {"user_id": ZALO_USER}
-    assert body["message"]["text"].startswith("NEW flooding (critical) — Phường Hoàng Mai\n")
+    assert body["message"]["text"].startswith("MỚI: Ngập nước (khẩn cấp) — Phường Hoàng Mai\n")
     assert await log_rows(store) == [(change.id, "zalo", ZALO_USER, "delivered", 3)]
 
 
@@ -449,15 +449,17 @@ def email_follower(
         max_backoff_s=0.02,
         timeout_s=10,
         ward_name=WARDS.__getitem__,
+        lang="en",
     )
     receiver = {
+        "lang": "en",  # the NOC reads English
         "email": {
             "host": box.host,
             "port": box.port,
             "security": "none",
             "from": "citywatch@example.vn",
             "to": to,
-        }
+        },
     }
     return ReceiverFollower(
         store,
@@ -486,7 +488,7 @@ async def test_email_reaches_a_real_smtp_server_grouped_by_ward(
     assert len(mailbox.messages) == 2  # one per ward
     by_subject = {m["Subject"]: m for m in mailbox.messages}
     hm = by_subject["2 alert changes — Phường Hoàng Mai (2 new)"]
-    bd = by_subject["NEW flooding (major) — Phường Ba Đình"]
+    bd = by_subject["NEW: Water inside (major) — Phường Ba Đình"]
     assert hm["To"] == "noc@example.vn, oncall@example.vn"
     assert mailbox.envelopes[0] == (
         "citywatch@example.vn",
@@ -495,9 +497,10 @@ async def test_email_reaches_a_real_smtp_server_grouped_by_ward(
     body = hm.get_content()
     assert "cab_1" in body
     assert "cab_2" in body
-    assert bd.get_content().splitlines()[:2] == [
+    assert bd.get_content().splitlines()[:3] == [
         "Phường Ba Đình · cab_7",
-        "water 120 mm above the plinth",
+        "Water has got in: check the cabinet or the duct.",
+        "Detector: water 120 mm above the plinth",
     ]
     ids = sorted(c.id for c in changes[:2])
     assert hm["Message-ID"] == f"<citywatch-{ids[0]}-{ids[1]}.2@citywatch.local>"
@@ -620,7 +623,7 @@ async def test_quiet_hours_and_repeats_at_the_receiver(tmp_path: Path, chat: Cha
     assert len(chat.requests) == 3  # the raise, then a reminder at 1 h and at 2 h
     assert follower.grouper.repeats_dropped == 4
     assert follower.grouper.muted == 7  # the minor alert: its raise and its 6 reminders
-    assert all("STILL OPEN" in t for t in chat.telegram_texts()[1:])
+    assert all("VẪN CHƯA XỬ LÝ" in t for t in chat.telegram_texts()[1:])
 
 
 async def test_drain_sends_what_waits_before_a_stop(store: AlertStore, chat: ChatService) -> None:

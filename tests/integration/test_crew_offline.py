@@ -61,6 +61,7 @@ async def _context(
         is_mobile=True,
         has_touch=True,
         permissions=permissions or [],
+        locale="en-US",  # the English texts; Vietnamese is tested in test_crew_language
         base_url=base,
     )
 
@@ -338,7 +339,7 @@ async def test_a_new_critical_alert_rings_vibrates_and_notifies(
     assert recorded["notifications"] == [
         {
             "title": "Critical: Cable cut",
-            "body": "signal lost on the feeder\ncab-far · ward_a",
+            "body": "No light through the segment: cable cut or crushed.\ncab-far · ward_a",
             "tag": f"citywatch-alert-{cut}",
         }
     ]

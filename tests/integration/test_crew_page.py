@@ -107,6 +107,7 @@ async def _phone(browser: Browser, base: str, key: str, *, clock: bool = False) 
         has_touch=True,
         geolocation=HOAN_KIEM,
         permissions=["geolocation"],
+        locale="en-US",  # the English texts; Vietnamese is tested in test_crew_language
         base_url=base,
     )
     page = await context.new_page()
@@ -250,7 +251,7 @@ async def test_crew_page_shows_the_problem_detail_of_a_refused_action(
 
 async def test_crew_page_refuses_a_bad_key(server: tuple[str, str], browser: Browser) -> None:
     _, base = server
-    context = await browser.new_context(viewport=PHONE, base_url=base)
+    context = await browser.new_context(viewport=PHONE, locale="en-US", base_url=base)
     page = await context.new_page()
     await page.goto("/crew")
     viewport = await page.locator('meta[name="viewport"]').get_attribute("content")
@@ -268,7 +269,7 @@ async def test_crew_page_runs_under_its_content_security_policy(
     """Served with a CSP (own script, styles and API only) and no framing, and the page
     still works under it: the browser reports no violation while it signs in."""
     _, base = server
-    context = await browser.new_context(viewport=PHONE, base_url=base)
+    context = await browser.new_context(viewport=PHONE, locale="en-US", base_url=base)
     page = await context.new_page()
     violations: list[str] = []
     page.on(
@@ -331,6 +332,6 @@ async def test_a_device_down_is_one_card_with_its_silent_sensors_folded_in(
     )
     await folded.locator("summary").click()
     await expect(folded.locator("li")).to_have_count(3)
-    await expect(folded).to_contain_text("Sensor silent · humidity · cab-near")
+    await expect(folded).to_contain_text("Sensor silent · Humidity inside the cabinet · cab-near")
     await expect(folded).to_contain_text("Door opened · cab-near")
     await expect(phone.get_by_test_id("summary")).to_contain_text("1 open")

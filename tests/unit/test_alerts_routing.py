@@ -379,11 +379,12 @@ def test_a_receivers_rate_limit_defaults_per_channel() -> None:
 
 def test_one_change_reads_on_a_phone() -> None:
     names = {"phuong_hoang_mai": "Phường Hoàng Mai"}
-    message = render(change(1, severity=Severity.CRITICAL), names.__getitem__)
-    assert message.subject == "NEW flooding (critical) — Phường Hoàng Mai"
+    message = render(change(1, severity=Severity.CRITICAL), names.__getitem__, "en")
+    assert message.subject == "NEW: Water inside (critical) — Phường Hoàng Mai"
     lines = message.text.splitlines()
     assert lines[0] == "Phường Hoàng Mai · cab_1"
-    assert lines[1] == "water 120 mm above the plinth"
+    assert lines[1] == "Water has got in: check the cabinet or the duct."
+    assert lines[2] == "Detector: water 120 mm above the plinth"
     assert lines[-1].endswith("· alert #1")
     assert all(len(line) < 80 for line in lines)
 
@@ -392,19 +393,19 @@ def test_a_group_message_lists_the_most_severe_first_and_counts_the_rest() -> No
     changes = [change(i, device=f"cab_{i}", severity=Severity.MINOR) for i in range(1, 20)]
     changes.append(change(20, type=DetectionKind.CABLE_CUT, severity=Severity.CRITICAL))
     changes.append(change(21, kind=ChangeKind.CLEARED))
-    message = render_group(changes)
+    message = render_group(changes, lang="en")
     assert message.subject == "21 alert changes — phuong_hoang_mai (20 new, 1 cleared)"
     lines = message.text.splitlines()
-    assert lines[0] == "NEW critical cable cut cab_1 (phuong_hoang_mai)"
+    assert lines[0] == "NEW: Cable cut (critical) cab_1 — phuong_hoang_mai"
     assert len(lines) == MAX_GROUP_LINES + 2
     assert lines[-2] == f"… and {21 - MAX_GROUP_LINES} more"
 
 
 def test_telegram_html_escapes_and_fits() -> None:
-    message = render(change(1, explanation="<script> & more"))
+    message = render(change(1, explanation="<script> & more"), lang="en")
     html = telegram_html(message)
-    assert html.startswith("<b>NEW flooding (major)")
+    assert html.startswith("<b>NEW: Water inside (major)")
     assert "&lt;script&gt; &amp; more" in html
-    big = telegram_html(render(change(1, explanation="&" * 5000)))
+    big = telegram_html(render(change(1, explanation="&" * 5000), lang="en"))
     assert len(big) <= MAX_TEXT
     assert big.endswith("&amp;…")
