@@ -55,6 +55,8 @@ class Hooks:
     bodies: dict[int, set[bytes]] = field(default_factory=lambda: defaultdict(set))
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holding: threading.Event = field(default_factory=threading.Event)
+    """While set, answers wait (up to 30 s): deliveries are surely in flight at the kill."""
 
 
 @pytest.fixture
@@ -76,6 +78,9 @@ def hooks() -> Iterator[Hooks]:
                     state.keys[change_id].add(self.headers["Idempotency-Key"])
                     state.bodies[change_id].add(body)
             time.sleep(0.02)
+            deadline = time.monotonic() + 30
+            while state.holding.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.send_response(503 if busy else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -232,12 +237,18 @@ def test_kill_9_while_alerts_are_raised_loses_no_export_and_no_notification(
         for round_no in range(KILL_AFTER):
             cabinets.publish(round_no)
             time.sleep(0.25)
-        # Until alerts are flowing, then kill -9 mid-stream.
+        # Until alerts are flowing, then kill -9 mid-stream, with webhook deliveries held
+        # in flight (the webhook's cursor behind the head, whatever the machine's speed).
+        hooks.holding.set()
         deadline = time.monotonic() + 30
-        while feed_state(postgres_url)[0] < 40 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            head, cursors, _, _ = feed_state(postgres_url)
+            if head >= 40 and min(cursors.values(), default=head) < head:
+                break
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        hooks.holding.clear()
         head_at_kill, cursors_at_kill, _, _ = feed_state(postgres_url)
         for round_no in range(KILL_AFTER, KILL_AFTER + 6):  # to the broker, while dead
             cabinets.publish(round_no)
