@@ -324,7 +324,8 @@ def _clipped_step(
 # ---------------------------------------------------------------- grouping
 COUNTING_MAX = 1 << 18
 """Up to this many series a counting sort by slot (its counts fit the L2 cache) groups a
-batch; beyond it an LSD radix sort, whose passes' buckets do."""
+batch of at least an eighth as many readings; beyond it an LSD radix sort, whose passes'
+buckets do."""
 
 
 @jit
@@ -405,7 +406,10 @@ def group(
             break
     if grouped:
         return slots, ts, xs, np.arange(n)
-    idx = _by_slot(slots, size) if size <= COUNTING_MAX else _radix_by_slot(slots, size)
+    # The counting sort's cost grows with the series, the radix sort's with the readings:
+    # a small batch of a large city (the live path) takes the radix sort.
+    counting = size <= COUNTING_MAX and n * 8 >= size
+    idx = _by_slot(slots, size) if counting else _radix_by_slot(slots, size)
     g_slots = np.empty(n, dtype=np.int64)
     g_ts = np.empty(n, dtype=np.int64)
     g_xs = np.empty(n, dtype=np.float64)
