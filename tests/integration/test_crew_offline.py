@@ -345,10 +345,11 @@ async def test_a_new_critical_alert_rings_vibrates_and_notifies(
     ]
     assert recorded["vibrations"] == [[400, 150, 400, 150, 400]]
     assert recorded["beeps"] == 3
-    shown = await page.evaluate(
-        """async () => (await (await navigator.serviceWorker.ready).getNotifications())
-            .map((n) => n.tag)"""
-    )
+    # The system shows it a moment after the call: wait for it, then check it is the one.
+    shown_js = """async () => (await (await navigator.serviceWorker.ready).getNotifications())
+        .map((n) => n.tag)"""
+    await page.wait_for_function(f"async () => (await ({shown_js})()).length > 0", timeout=WAIT_MS)
+    shown = await page.evaluate(shown_js)
     assert shown == [f"citywatch-alert-{cut}"]
 
     # In the background. Headless Chromium keeps every page "visible", so the page is told
