@@ -1,11 +1,17 @@
 """What every notifier shares: the message body and the result of a delivery."""
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
 from alerts.model import AlertChange
+from telemetry.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder()
 
@@ -35,6 +41,39 @@ class DeliveryResult:
     retryable: bool = True
     """For a failure: worth trying again later (the receiver was unreachable or busy).
     ``False``: the receiver refused this change for good; the feed moves past it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TryAgain:
+    """One attempt failed in a way the next may not: why, and how long the receiver asked
+    to wait (``None``: the next step of the backoff)."""
+
+    error: str
+    wait_s: float | None = None
+
+
+async def with_retries(
+    attempt: Callable[[int], Awaitable[DeliveryResult | TryAgain]],
+    *,
+    attempts: int,
+    backoff: Backoff,
+    what: str,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> DeliveryResult:
+    """Every channel's retry loop: ``attempt(n)`` up to ``attempts`` times; a
+    ``DeliveryResult`` ends it (delivered, or refused for good), a ``TryAgain`` waits the
+    receiver's wait or the backoff's next delay. ``what`` names the target in the log."""
+    error = ""
+    for n in range(1, attempts + 1):
+        outcome = await attempt(n)
+        if isinstance(outcome, DeliveryResult):
+            return outcome
+        error = outcome.error
+        if n < attempts:
+            delay = backoff.next_delay() if outcome.wait_s is None else outcome.wait_s
+            log.info("%s attempt %d failed (%s); retry in %.1fs", what, n, error, delay)
+            await sleep(delay)
+    return DeliveryResult(False, attempts, error)
 
 
 class Notifier(Protocol):

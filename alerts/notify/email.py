@@ -21,7 +21,7 @@ from typing import Literal
 import aiosmtplib
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult
+from alerts.notify.base import DeliveryResult, TryAgain, with_retries
 from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
@@ -115,8 +115,8 @@ class EmailNotifier:
         mail = self.email(message, change_ids)
         username, password = self._auth
         backoff = Backoff(*self._backoff)
-        error = ""
-        for attempt in range(1, self._attempts + 1):
+
+        async def attempt(n: int) -> DeliveryResult | TryAgain:
             try:
                 refused, _ = await aiosmtplib.send(
                     mail,
@@ -130,34 +130,29 @@ class EmailNotifier:
                     timeout=self._timeout_s,
                 )
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                codes = [r.code for r in exc.recipients]
                 error = "recipients refused: " + "; ".join(
                     f"{r.recipient} {r.code} {r.message}" for r in exc.recipients
                 )
-                if all(400 <= c < 500 for c in codes):
-                    pass  # the mailboxes are busy: try again
-                else:
-                    return DeliveryResult(False, attempt, error, retryable=False)
+                if all(400 <= r.code < 500 for r in exc.recipients):
+                    return TryAgain(error)  # the mailboxes are busy: try again
+                return DeliveryResult(False, n, error, retryable=False)
             except aiosmtplib.SMTPResponseException as exc:
                 error = f"SMTP {exc.code}: {exc.message}"
                 if exc.code >= 500:
-                    return DeliveryResult(False, attempt, error, retryable=False)
+                    return DeliveryResult(False, n, error, retryable=False)
+                return TryAgain(error)
             except (aiosmtplib.SMTPException, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                partly = "; ".join(f"{a} {r.code} {r.message}" for a, r in refused.items())
-                return DeliveryResult(True, attempt, f"refused by some: {partly}" if partly else "")
-            if attempt < self._attempts:
-                delay = backoff.next_delay()
-                log.info(
-                    "e-mail via %s attempt %d failed (%s); retry in %.1fs",
-                    self.endpoint,
-                    attempt,
-                    error,
-                    delay,
-                )
-                await self._sleep(delay)
-        return DeliveryResult(False, self._attempts, error)
+                return TryAgain(f"{type(exc).__name__}: {exc}")
+            partly = "; ".join(f"{a} {r.code} {r.message}" for a, r in refused.items())
+            return DeliveryResult(True, n, f"refused by some: {partly}" if partly else "")
+
+        return await with_retries(
+            attempt,
+            attempts=self._attempts,
+            backoff=backoff,
+            what=f"e-mail via {self.endpoint}",
+            sleep=self._sleep,
+        )
 
     async def close(self) -> None:
         """Nothing held between messages (one SMTP session each)."""

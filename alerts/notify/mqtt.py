@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult, change_json
+from alerts.notify.base import DeliveryResult, TryAgain, change_json, with_retries
 from telemetry import TOPIC_PREFIX
 from telemetry.backoff import Backoff
 
@@ -126,19 +126,21 @@ class MqttNotifier:
     async def send(self, change: AlertChange) -> DeliveryResult:
         self._loop = asyncio.get_running_loop()
         topic, body = alert_topic(change.ward), change_json(change)
-        error = ""
-        backoff = Backoff(self._backoff_s, max(self._backoff_s, 30.0))
-        for attempt in range(1, self._attempts + 1):
+
+        async def attempt(n: int) -> DeliveryResult | TryAgain:
             try:
                 info = self._client.publish(topic, body, qos=1, retain=False)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    error = f"publish failed: {mqtt.error_string(info.rc)}"
-                else:
-                    if await self._acknowledged(info):
-                        return DeliveryResult(True, attempt)
-                    error = f"no PUBACK within {self._ack_timeout_s}s"
+                    return TryAgain(f"publish failed: {mqtt.error_string(info.rc)}")
+                if await self._acknowledged(info):
+                    return DeliveryResult(True, n)
             except (RuntimeError, ValueError) as exc:  # paho: not connected / queue full
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt < self._attempts:
-                await asyncio.sleep(backoff.next_delay())
-        return DeliveryResult(False, self._attempts, error)
+                return TryAgain(f"{type(exc).__name__}: {exc}")
+            return TryAgain(f"no PUBACK within {self._ack_timeout_s}s")
+
+        return await with_retries(
+            attempt,
+            attempts=self._attempts,
+            backoff=Backoff(self._backoff_s, max(self._backoff_s, 30.0)),
+            what=f"mqtt {self.endpoint}",
+        )

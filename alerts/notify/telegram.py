@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult
+from alerts.notify.base import DeliveryResult, TryAgain, with_retries
 from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
@@ -109,41 +109,35 @@ class TelegramNotifier:
             "parse_mode": "HTML",
             "disable_web_page_preview": True,
         }
-        backoff = Backoff(*self._backoff)
-        error = ""
-        for attempt in range(1, self._attempts + 1):
-            delay: float | None = None
+
+        async def attempt(n: int) -> DeliveryResult | TryAgain:
             try:
                 response = await self._client.post(self._url, json=body)
             except httpx.HTTPError as exc:
                 # The exception's text may hold the URL, and with it the token.
-                error = f"{type(exc).__name__}"
-            else:
-                answer = _json(response)
-                if response.is_success and answer.get("ok") is True:
-                    return DeliveryResult(True, attempt)
-                description = str(answer.get("description") or response.text[:200])
-                code = answer.get("error_code", response.status_code)
-                error = f"Telegram {code}: {description}"
-                if response.status_code == 429:
-                    retry_after = _retry_after(answer)
-                    if retry_after is not None:
-                        if retry_after > self._max_retry_after_s:
-                            return DeliveryResult(False, attempt, error, retryable=True)
-                        delay = retry_after
-                elif response.status_code < 500:
-                    return DeliveryResult(False, attempt, error, retryable=False)
-            if attempt < self._attempts:
-                delay = backoff.next_delay() if delay is None else delay
-                log.info(
-                    "telegram chat %s attempt %d failed (%s); retry in %.1fs",
-                    self.chat_id,
-                    attempt,
-                    error,
-                    delay,
-                )
-                await self._sleep(delay)
-        return DeliveryResult(False, self._attempts, error)
+                return TryAgain(f"{type(exc).__name__}")
+            answer = _json(response)
+            if response.is_success and answer.get("ok") is True:
+                return DeliveryResult(True, n)
+            description = str(answer.get("description") or response.text[:200])
+            code = answer.get("error_code", response.status_code)
+            error = f"Telegram {code}: {description}"
+            if response.status_code == 429:
+                retry_after = _retry_after(answer)
+                if retry_after is not None and retry_after > self._max_retry_after_s:
+                    return DeliveryResult(False, n, error, retryable=True)
+                return TryAgain(error, retry_after)
+            if response.status_code < 500:
+                return DeliveryResult(False, n, error, retryable=False)
+            return TryAgain(error)
+
+        return await with_retries(
+            attempt,
+            attempts=self._attempts,
+            backoff=Backoff(*self._backoff),
+            what=f"telegram chat {self.chat_id}",
+            sleep=self._sleep,
+        )
 
     async def close(self) -> None:
         if self._own_client:

@@ -6,7 +6,6 @@ citywatch-<change id>`` (or the body's ``id``): retries, and repeats after a cra
 sender, resend the same change with the same key.
 """
 
-import asyncio
 import hashlib
 import hmac
 import logging
@@ -14,7 +13,13 @@ import logging
 import httpx
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult, change_json, idempotency_key
+from alerts.notify.base import (
+    DeliveryResult,
+    TryAgain,
+    change_json,
+    idempotency_key,
+    with_retries,
+)
 from telemetry.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -70,30 +75,25 @@ class WebhookNotifier:
             "X-Citywatch-Delivery": str(change.id),
             IDEMPOTENCY_HEADER: idempotency_key(change),
         }
-        error = ""
-        backoff = Backoff(*self._backoff)
-        for attempt in range(1, self._attempts + 1):
+
+        async def attempt(n: int) -> DeliveryResult | TryAgain:
             try:
                 response = await self._client.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    return DeliveryResult(True, attempt)
-                error = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code != 429 and response.status_code < 500:
-                    return DeliveryResult(False, attempt, error, retryable=False)
-            if attempt < self._attempts:
-                delay = backoff.next_delay()
-                log.info(
-                    "webhook %s attempt %d failed (%s); retry in %.1fs",
-                    self.url,
-                    attempt,
-                    error,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        return DeliveryResult(False, self._attempts, error)
+                return TryAgain(f"{type(exc).__name__}: {exc}")
+            if response.is_success:
+                return DeliveryResult(True, n)
+            error = f"HTTP {response.status_code}: {response.text[:200]}"
+            if response.status_code != 429 and response.status_code < 500:
+                return DeliveryResult(False, n, error, retryable=False)
+            return TryAgain(error)
+
+        return await with_retries(
+            attempt,
+            attempts=self._attempts,
+            backoff=Backoff(*self._backoff),
+            what=f"webhook {self.url}",
+        )
 
     async def close(self) -> None:
         if self._own_client:

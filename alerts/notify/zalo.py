@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 import httpx
 
 from alerts.model import AlertChange
-from alerts.notify.base import DeliveryResult
+from alerts.notify.base import DeliveryResult, TryAgain, with_retries
 from alerts.notify.i18n import DEFAULT_LANG, Lang
 from alerts.notify.message import Message, WardName, codename, render
 from telemetry.backoff import Backoff
@@ -97,37 +97,32 @@ class ZaloNotifier:
     ) -> DeliveryResult:
         body = {"recipient": {"user_id": self.user_id}, "message": {"text": zalo_text(message)}}
         headers = {"access_token": self._token}
-        backoff = Backoff(*self._backoff)
-        error = ""
-        for attempt in range(1, self._attempts + 1):
+
+        async def attempt(n: int) -> DeliveryResult | TryAgain:
             try:
                 response = await self._client.post(self._url, json=body, headers=headers)
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 429 or response.status_code >= 500:
-                    error = f"HTTP {response.status_code}: {response.text[:200]}"
-                elif not response.is_success:
-                    error = f"HTTP {response.status_code}: {response.text[:200]}"
-                    return DeliveryResult(False, attempt, error, retryable=False)
-                else:
-                    code, text = _answer(response)
-                    if code == 0:
-                        return DeliveryResult(True, attempt)
-                    error = f"Zalo error {code}: {text}"
-                    if code is not None and code not in self._retry_codes:
-                        return DeliveryResult(False, attempt, error, retryable=False)
-            if attempt < self._attempts:
-                delay = backoff.next_delay()
-                log.info(
-                    "zalo user %s attempt %d failed (%s); retry in %.1fs",
-                    self.user_id,
-                    attempt,
-                    error,
-                    delay,
-                )
-                await self._sleep(delay)
-        return DeliveryResult(False, self._attempts, error)
+                return TryAgain(f"{type(exc).__name__}: {exc}")
+            if response.status_code == 429 or response.status_code >= 500:
+                return TryAgain(f"HTTP {response.status_code}: {response.text[:200]}")
+            if not response.is_success:
+                error = f"HTTP {response.status_code}: {response.text[:200]}"
+                return DeliveryResult(False, n, error, retryable=False)
+            code, text = _answer(response)
+            if code == 0:
+                return DeliveryResult(True, n)
+            error = f"Zalo error {code}: {text}"
+            if code is not None and code not in self._retry_codes:
+                return DeliveryResult(False, n, error, retryable=False)
+            return TryAgain(error)
+
+        return await with_retries(
+            attempt,
+            attempts=self._attempts,
+            backoff=Backoff(*self._backoff),
+            what=f"zalo user {self.user_id}",
+            sleep=self._sleep,
+        )
 
     async def close(self) -> None:
         if self._own_client:
