@@ -51,6 +51,8 @@ def alert_line(change: AlertChange) -> str:
         f"detail={quote_string_field(change.detail)}",
         f"change_id={change.id}i",
     ]
+    if alert.incident is not None:  # grouped under (inhibited by) its incident's root
+        fields.append(f"incident={alert.incident}i")
     # Time to acknowledge / resolve, on the transition that ends the wait (Grafana means).
     started = alert.raised_at if alert.raised_at is not None else alert.opened_at
     if change.kind is ChangeKind.ACKNOWLEDGED:

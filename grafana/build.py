@@ -853,13 +853,15 @@ def alerts_board() -> Json:
     latest = (
         'SELECT last("state") AS "state", last("severity") AS "severity", '
         'last("explanation") AS "explanation", last("acknowledged") AS "acknowledged", '
-        'last("alert_id") AS "alert" FROM "citywatch_alert" '
+        'last("alert_id") AS "alert", last("incident") AS "incident", '
+        'last("incident_root") AS "incident_root" FROM "citywatch_alert" '
         f'WHERE {WARD_FILTER} AND $timeFilter GROUP BY "ward", "device", "type"'
     )
     panels = [
         panel(
             "table",
-            "Alerts (latest state per device and type)",
+            "Alerts (latest state per device and type; incident: the one grouping, and "
+            "inhibiting, the alert unless it is its root)",
             [target(latest, fmt="table")],
             (0, 0, 24, 10),
             transformations=[{"id": "merge", "options": {}}],

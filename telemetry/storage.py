@@ -85,7 +85,8 @@ _ALL = (
     _m(
         "citywatch_alert",
         "ward device type severity state transition",
-        "alert_id explanation score acknowledged incident_root detail ack_after_s resolve_after_s",
+        "alert_id explanation score acknowledged incident_root incident detail ack_after_s "
+        "resolve_after_s",
         "one point per alert transition (Grafana annotations and tables)",
     ),
 )

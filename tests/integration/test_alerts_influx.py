@@ -125,3 +125,24 @@ def test_changes_stay_one_point_each_and_a_repeat_writes_the_same_points(influx)
         (1_000_002, 51),
     ]
     assert {r["time"] for r in rows} == {t0}  # still that millisecond to a reader in ms
+
+
+def test_a_grouped_alert_says_which_incident_inhibits_it(influx) -> None:  # type: ignore[no-untyped-def]
+    """Grouped under an incident, an alert's points carry the incident (Grafana's alerts
+    table shows who inhibits it); an ungrouped alert's carry none."""
+    db = "citywatch_alerts_incident"
+    httpx.post(f"{influx.url}/query", params={"q": f"CREATE DATABASE {db}"}).raise_for_status()
+    grouped = replace(ALERT, id=50, device="cab-9", incident=7, incident_root=False)
+    alone = replace(ALERT, id=51, device="cab-8")
+    lines = alert_lines(
+        [
+            change(grouped, 500, ChangeKind.GROUPED, 1_700_000_100_000),
+            change(alone, 501, ChangeKind.RAISED, 1_700_000_100_000),
+        ]
+    )
+    httpx.post(f"{influx.url}/write", params={"db": db}, content=lines).raise_for_status()
+    rows = query(
+        influx.url, db, 'SELECT "alert_id", "incident", "incident_root" FROM "citywatch_alert"'
+    )
+    by_alert = {r["alert_id"]: (r["incident"], r["incident_root"]) for r in rows}
+    assert by_alert == {50: (7, False), 51: (None, False)}
