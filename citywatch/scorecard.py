@@ -106,7 +106,8 @@ class CrewCards:
 def crew_cards(alerts: Sequence[Mapping[str, Any]]) -> CrewCards:
     """The crew cards of the API's alert objects, counted as the crew page shows them
     (``api/static/crew.js``, ``cards``): open raised alerts; an incident's children fold
-    into its root, a device's other alerts into its most urgent one."""
+    into its root, a device's other alerts into one card (which alert leads it does not
+    change the count)."""
     shown = [
         a
         for a in alerts

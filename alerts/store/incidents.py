@@ -163,6 +163,8 @@ async def absorb_devices_down(
     for row in list(await tx.open_incidents()):
         if row["kind"] != IncidentKind.DEVICE_DOWN.value or row["id"] == incident_id:
             continue
+        if scope.kind is IncidentKind.AREA_OUTAGE and row["ward"] != scope.ward:
+            continue  # an area takes only its own ward's devices: no need to read them
         members = await tx.conn.execute(
             sa.select(alerts)
             .where(alerts.c.incident_id == row["id"], alerts.c.open_key.is_not(None))
