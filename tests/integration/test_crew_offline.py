@@ -74,7 +74,18 @@ async def _sign_in(page: Page, key: str) -> None:
 
 
 async def _controlled(page: Page) -> None:
-    """The service worker controls the page and keeps its last answers."""
+    """The service worker controls the page and keeps its last answers.
+
+    A page whose navigation began while the worker was still installing can miss
+    `clients.claim()` (Chromium claims only clients it already knows); such a page works
+    online and is controlled from its next load, so the test opens it again, as a crew
+    member's next visit would.
+    """
+    await page.wait_for_function(
+        "async () => (await navigator.serviceWorker.ready).active !== null", timeout=WAIT_MS
+    )
+    if await page.evaluate("() => navigator.serviceWorker.controller === null"):
+        await page.reload()
     await page.wait_for_function(
         "() => navigator.serviceWorker.controller !== null", timeout=WAIT_MS
     )
