@@ -649,8 +649,10 @@ def score_batch(
     bin_ms = DAY_MS / bins
     offset = int(p.utc_offset_ms)
     half = p.onset_half
-    for i in range(slots.shape[0]):
-        at = idx[i]
+    n_rows = slots.shape[0]
+    g_scores = np.empty(n_rows)
+    g_onset = np.empty(n_rows)
+    for i in range(n_rows):
         s = slots[i]
         t = float(ts[i])
         x = xs[i]
@@ -813,8 +815,9 @@ def score_batch(
         combined = 0.0
         for k in range(K):
             combined = max(combined, sc[k])
-        scores[at] = combined
+        g_scores[i] = combined
         if want_comps:
+            at = idx[i]
             for k in range(K):
                 comps[k, at] = sc[k]
 
@@ -903,9 +906,9 @@ def score_batch(
                 q = sc[k]
                 q = min(q, 1.0 - 1e-12)
                 evidence = _fmax(evidence, half * q / (1.0 - q))
-        onset[at] = 0.0
+        g_onset[i] = 0.0
         if learnable and evidence >= p.report_min and evidence > bar:
-            onset[at] = evidence / (evidence + half)
+            g_onset[i] = evidence / (evidence + half)
             f32[s, REPORTED] = evidence
             f32[s, REPORT_REF] = evidence
             f32[s, SINCE_REPORT] = 0.0
@@ -1066,4 +1069,10 @@ def score_batch(
             f64[s, LAST_X] = x
             f64[s, LAST_TS] = _fmax(last_ts, t)
             f32[s, LAST_SCORE] = combined
+    # Scores in the input order: a pass of its own (a store to a random row inside the
+    # per-reading loop stalls it on the cache miss; here the misses overlap).
+    for i in range(n_rows):
+        scores[idx[i]] = g_scores[i]
+    for i in range(n_rows):
+        onset[idx[i]] = g_onset[i]
     return events[:n_ev]
