@@ -102,9 +102,13 @@ from anomaly.layout import (
     K,
     N,
 )
+from anomaly.prefetch import prefetch_item, prefetch_row
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+PREFETCH_AHEAD = 4
+"""How many readings ahead the state of a series is prefetched."""
 
 EVENT_FIELDS = 8
 """An event record: reading index, component, active (1/0), start ms, peak score, z,
@@ -126,10 +130,10 @@ towards it: halfway, so a size is routine once it has come back, not after one s
 def _sources_digest() -> str:
     """A digest of the sources the compiled code depends on. numba checks only the
     timestamp of the file that defines a function, while the kernel bakes in the column
-    numbers of ``layout.py``: keyed by both, a changed layout compiles afresh instead of
-    running stale code."""
+    numbers of ``layout.py`` (and inlines ``prefetch.py``): keyed by all, a changed layout
+    compiles afresh instead of running stale code."""
     digest = hashlib.sha256()
-    for name in ("kernel.py", "layout.py"):
+    for name in ("kernel.py", "layout.py", "prefetch.py"):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -652,8 +656,19 @@ def score_batch(
     n_rows = slots.shape[0]
     g_scores = np.empty(n_rows)
     g_onset = np.empty(n_rows)
+    ahead = 0  # the row whose series' state was last asked for
     for i in range(n_rows):
         s = slots[i]
+        # The state of the series a few readings ahead, while this one is worked on.
+        if ahead < i + PREFETCH_AHEAD and ahead + 1 < n_rows:
+            ahead += 1
+            nxt = slots[ahead]
+            if nxt != slots[ahead - 1]:
+                prefetch_row(f64, nxt)
+                prefetch_row(f32, nxt)
+                tb_next = ((ts[ahead] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+                prefetch_item(tod, nxt, tb_next)
+                prefetch_item(tod, nxt, tb_next + TOD_WIDTH - 1)  # a bin may cross a line
         t = float(ts[i])
         x = xs[i]
         m = metric[s]

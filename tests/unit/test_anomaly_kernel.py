@@ -84,3 +84,27 @@ def test_the_tail_bound_is_above_the_tail() -> None:
     for z in np.linspace(0.0, 60.0, 601):
         bound = (0.5 * z * z + 0.4 * z + 1.16) / np.log(10.0)
         assert bound >= kernel.tail_decades(float(z)) + 0.05, z
+
+
+def test_a_prefetch_is_only_a_hint() -> None:
+    """Prefetching any row of a table (its last, one that does not start a cache line,
+    one past a bin that crosses a line) reads nothing into the program and changes
+    nothing; the kernel calls it for the series a few readings ahead."""
+    import numba  # noqa: PLC0415
+
+    from anomaly.prefetch import prefetch_item, prefetch_row  # noqa: PLC0415
+
+    @numba.njit
+    def touch(f32: np.ndarray, f64: np.ndarray) -> float:
+        for row in range(f32.shape[0]):
+            prefetch_row(f32, row)
+            prefetch_row(f64, row)
+            prefetch_item(f32, row, f32.shape[1] - 1)
+        return float(f32.sum() + f64.sum())
+
+    f32 = np.arange(7 * 75, dtype=np.float32).reshape(7, 75)
+    f64 = np.arange(7 * 20, dtype=np.float64).reshape(7, 20)
+    before = f32.copy(), f64.copy()
+    assert touch(f32, f64) == float(before[0].sum() + before[1].sum())
+    assert np.array_equal(f32, before[0])
+    assert np.array_equal(f64, before[1])

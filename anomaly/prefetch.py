@@ -1,0 +1,69 @@
+"""A software prefetch of a state table's row, for the compiled kernel.
+
+The kernel walks a batch series by series; in a large city each series' state rows are
+cold, and the per-reading loop waits for each miss in turn (a reading's work is too long
+for the processor to run ahead into the next one). Asking for the rows of a series a few
+readings ahead lets those misses overlap with the work in between.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+LINE = 64
+"""Bytes of a cache line."""
+
+
+@intrinsic
+def _prefetch_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
+    """``llvm.prefetch`` (read, high locality) of byte ``offset`` of ``table[row]``."""
+    if not (isinstance(table, types.Array) and table.ndim == 2):
+        return None
+    sig = types.void(table, row, offset)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
+        table_ty = signature.args[0]
+        arr = context.make_array(table_ty)(context, builder, args[0])
+        stride = builder.extract_value(arr.strides, 0)
+        row_at = builder.mul(context.cast(builder, args[1], signature.args[1], types.intp), stride)
+        at = builder.add(row_at, context.cast(builder, args[2], signature.args[2], types.intp))
+        base = builder.ptrtoint(arr.data, cgutils.intp_t)
+        i8p = ir.IntType(8).as_pointer()
+        ptr = builder.inttoptr(builder.add(base, at), i8p)
+        i32 = ir.IntType(32)
+        fn_type = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+            builder.module, fn_type, "llvm.prefetch.p0"
+        )
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+
+    return sig, codegen
+
+
+if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+
+    def prefetch_row(table: Any, row: int) -> None:
+        """Interpreted: nothing to do (a hint changes no result)."""
+
+    def prefetch_item(table: Any, row: int, col: int) -> None:
+        """Interpreted: nothing to do."""
+
+else:
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def prefetch_row(table: Any, row: int) -> None:
+        """Prefetch every cache line of ``table[row]`` (a row need not start a line)."""
+        size = table.shape[1] * table.itemsize
+        for offset in range(0, size, LINE):
+            _prefetch_at(table, row, offset)  # type: ignore[call-arg]  # typing context: numba's
+        _prefetch_at(table, row, size - 1)  # type: ignore[call-arg]
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def prefetch_item(table: Any, row: int, col: int) -> None:
+        """Prefetch the cache line of ``table[row, col]``."""
+        _prefetch_at(table, row, col * table.itemsize)  # type: ignore[call-arg]
