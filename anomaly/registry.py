@@ -47,11 +47,12 @@ class SeriesRegistry:
         """Device index of each slot."""
         self.device_ward = np.zeros(16, dtype=np.int32)
         """Ward index of each device."""
-        self.device_slots = np.full((16, MAX_METRIC_ID + 1), -1, dtype=np.int64)
-        """Slot of (device index, metric id), -1 if the device has no such series."""
+        self.device_slots = np.full((16, MAX_METRIC_ID + 1), -1, dtype=np.int32)
+        """Slot of (device index, metric id), -1 if the device has no such series: a
+        device's row is two cache lines, which the device rules read in one go."""
         self.metric_slots = np.full((MAX_METRIC_ID + 1, 16), -1, dtype=np.int64)
-        """The transpose of :attr:`device_slots`, contiguous per metric: the rules read
-        one metric of many devices, which a strided column would make cache misses."""
+        """The transpose of :attr:`device_slots`, contiguous per metric: the area rule
+        reads one metric of every device, which a strided column would make cache misses."""
 
     @property
     def size(self) -> int:

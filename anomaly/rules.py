@@ -16,6 +16,7 @@ import numpy.typing as npt
 from anomaly.config import DetectorConfig
 from anomaly.events import Detection, DetectionKind, Severity
 from anomaly.registry import SeriesRegistry
+from anomaly.rule_inputs import gather_rule_inputs
 from anomaly.state import State
 from telemetry.catalogue import metric_id
 from telemetry.kinds import DeviceKind
@@ -29,11 +30,6 @@ HOUR_MS = 3_600_000
 def some(mask: npt.NDArray[np.generic]) -> bool:
     """``mask.any()`` at a third of its fixed cost (a small batch pays it many times)."""
     return int(np.count_nonzero(mask)) != 0
-
-
-def every(mask: npt.NDArray[np.generic]) -> bool:
-    """``mask.all()``, likewise."""
-    return int(np.count_nonzero(mask)) == mask.size
 
 
 _C, _S = DeviceKind.CABINET, DeviceKind.CABLE_SEGMENT
@@ -61,8 +57,8 @@ _METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
 # The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
 _TREND = ("temp_inside", "battery_soc", "optical_loss", "moisture")
 _SCORE = ("strain", "optical_loss")
-_TREND_ROWS = [list(M).index(name) for name in _TREND]
-_SCORE_ROWS = [list(M).index(name) for name in _SCORE]
+_TREND_ROWS = np.array([list(M).index(name) for name in _TREND], dtype=np.int64)
+_SCORE_ROWS = np.array([list(M).index(name) for name in _SCORE], dtype=np.int64)
 
 RULES: tuple[DetectionKind, ...] = (
     DetectionKind.OVERHEATING,
@@ -124,28 +120,16 @@ class DeviceRules:
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
     def _views(self, store: State, devs: IntArray) -> dict[str, _View]:
-        # One (metric × device) block of slots and one gather per state column, rather
-        # than a gather per metric and column: a batch's fixed cost.
-        table = self.registry.metric_slots
-        slots = table.reshape(-1).take(_METRIC_IDS[:, None] * table.shape[1] + devs)
-        have = slots >= 0
-        full = every(have)
-
-        def pick(col: str, rows: slice | list[int], fill: float) -> FloatArray:
-            if full:
-                return store.gather(col, slots[rows])
-            # Only the series that exist (a cable segment has 4 of the 11 metrics).
-            block = slots[rows]
-            got = np.full(block.shape, fill)
-            where = np.flatnonzero(block >= 0)
-            got.reshape(-1)[where] = store.gather(col, block.reshape(-1).take(where))
-            return got
-
-        value = pick("core_last_x", slice(None), np.nan)
-        trend = pick("core_trend", _TREND_ROWS, 0.0)
-        learned = pick("core_n", _TREND_ROWS, 0.0)
-        settled = learned >= 2.0 * self.config.trend_periods
-        score = pick("core_last_score", _SCORE_ROWS, 0.0)
+        got = gather_rule_inputs(
+            self.registry.device_slots,
+            _METRIC_IDS,
+            _TREND_ROWS,
+            _SCORE_ROWS,
+            devs,
+            store.f64,
+            store.f32,
+        )
+        settled = got.learned >= 2.0 * self.config.trend_periods
         no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
         unsettled = np.zeros(len(devs), dtype=bool)
         views = {}
@@ -154,10 +138,10 @@ class DeviceRules:
             t, ok, n = (
                 (no_trend, unsettled, no_trend)
                 if row is None
-                else (trend[row], settled[row], learned[row])
+                else (got.trend[row], settled[row], got.learned[row])
             )
-            sc = score[_SCORE.index(name)] if name in _SCORE else no_score
-            views[name] = _View(value[i], t, sc, ok, n)
+            sc = got.score[_SCORE.index(name)] if name in _SCORE else no_score
+            views[name] = _View(got.value[i], t, sc, ok, n)
         return views
 
     def _verdicts(self, store: State, devs: IntArray, now_ms: int) -> list[_Verdict]:

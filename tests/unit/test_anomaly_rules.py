@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from anomaly import Detection, DetectionKind, Detector, Severity
+from anomaly.rule_inputs import gather_rule_inputs
+from anomaly.rules import _METRIC_IDS, _SCORE_ROWS, _TREND_ROWS, M
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import metric_id
 
@@ -209,3 +211,35 @@ def test_water_ingress_is_flooding_before_the_flood_limit_and_rain_is_not() -> N
     rain = base + 6.0 * np.clip((np.arange(n) - 100) / 30.0, 0.0, 1.0)
     quiet = _feed(Detector(), "cable_segment", "seg-2", "w", ts, {"moisture": rain})
     assert _kinds(quiet, DetectionKind.FLOODING) == []
+
+
+def test_the_compiled_gather_reads_what_the_state_holds() -> None:
+    """The rules' inputs gathered in one compiled pass equal the state's own columns,
+    with NaN / 0 for metrics a device lacks (a cable segment has none of a cabinet's)."""
+    det = Detector()
+    reg = det.registry
+    temp = reg.slot("cab-1", M["temp_inside"])
+    fan = reg.slot("cab-1", M["fan_rpm"])
+    optical = reg.slot("seg-1", M["optical_loss"])
+    for i in range(40):
+        det.update_arrays(
+            [temp, fan, optical], [i * 60_000] * 3, [30.0 + 0.1 * i, 2400.0, 1.0 + 0.01 * i]
+        )
+    devs = np.array([reg.device[optical], reg.device[temp]], dtype=np.int64)
+    got = gather_rule_inputs(
+        reg.device_slots, _METRIC_IDS, _TREND_ROWS, _SCORE_ROWS, devs, det.state.f64, det.state.f32
+    )
+    names = list(M)
+    st = det.state
+    assert got.value[names.index("optical_loss"), 0] == st["core_last_x"][optical]
+    assert got.value[names.index("temp_inside"), 1] == st["core_last_x"][temp]
+    assert got.value[names.index("fan_rpm"), 1] == 2400.0
+    assert np.isnan(got.value[names.index("temp_inside"), 0])  # a segment has no inside
+    assert np.isnan(got.value[names.index("optical_loss"), 1])
+    row = list(_TREND_ROWS).index(names.index("temp_inside"))
+    assert got.trend[row, 1] == np.float64(st["core_trend"][temp]) != 0.0
+    assert got.learned[row, 1] == st["core_n"][temp] > 0
+    assert got.trend[row, 0] == 0.0
+    assert got.learned[row, 0] == 0.0
+    score_row = list(_SCORE_ROWS).index(names.index("optical_loss"))
+    assert got.score[score_row, 0] == np.float64(st["core_last_score"][optical])
