@@ -257,12 +257,9 @@ class Detector:
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
-        g_slots, g_ts, g_x, idx = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size)
+        rows = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size)
         records = kernel.score_batch(
-            idx,
-            g_slots,
-            g_ts,
-            g_x,
+            rows,
             self.registry.metric,
             self._mtab,
             self.state.f64,
@@ -275,7 +272,7 @@ class Detector:
             components,
         )
         if len(records):  # the kernel's reading index is the grouped row's
-            records[:, 0] = idx.take(records[:, 0].astype(np.int64))
+            records[:, 0] = rows[:, kernel.ROW_AT].take(records[:, 0].astype(np.int64))
         events = self._events(records, slot_arr, ts_arr, x_arr)
         events.extend(self.rules.evaluate(self.state, slot_arr, int(ts_arr.max())))
         parts = {}

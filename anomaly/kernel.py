@@ -332,21 +332,36 @@ batch of at least an eighth as many readings; beyond it an LSD radix sort, whose
 buckets do."""
 
 
+ROW_SLOT, ROW_TS, ROW_X, ROW_AT = 0, 1, 2, 3
+"""The columns of a grouped row (``group``): slot, time, the value's float64 bits, the
+row's index in the input batch."""
+ROW_FIELDS = 4
+
+
 @jit
-def _by_slot(slots: IntArray, size: int) -> IntArray:
-    """Row indices in slot order, stable (a counting sort)."""
+def _pack(rows: IntArray, at: int, slot: int, t: int, x_bits: int, row: int) -> None:
+    rows[at, ROW_SLOT] = slot
+    rows[at, ROW_TS] = t
+    rows[at, ROW_X] = x_bits
+    rows[at, ROW_AT] = row
+
+
+@jit
+def _by_slot(slots: IntArray, ts: IntArray, x_bits: IntArray, size: int) -> IntArray:
+    """The rows placed in slot order, stable (a counting sort): each reading is written
+    once, as one 32-byte record, where its series' rows go."""
     n = slots.shape[0]
     starts = np.zeros(size + 1, dtype=np.int64)
     for i in range(n):
         starts[slots[i] + 1] += 1
     for d in range(size):
         starts[d + 1] += starts[d]
-    idx = np.empty(n, dtype=np.int64)
+    rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
     for i in range(n):
         s = slots[i]
-        idx[starts[s]] = i
+        _pack(rows, starts[s], s, ts[i], x_bits[i], i)
         starts[s] += 1
-    return idx
+    return rows
 
 
 @jit
@@ -392,56 +407,54 @@ def _radix_by_slot(slots: IntArray, size: int) -> IntArray:
 
 
 @jit
-def group(
-    slots: IntArray, ts: IntArray, xs: FloatArray, size: int
-) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
-    """The batch grouped by series, each series in time order (ties keep the input
-    order): copies of slots, times and values, and each row's input index.
+def group(slots: IntArray, ts: IntArray, xs: FloatArray, size: int) -> IntArray:
+    """The batch as grouped rows (``ROW_*`` columns), by series and in each series in
+    time order (ties keep the input order).
 
-    A batch already in that order is returned as it is. Otherwise a stable sort by slot
-    (``_by_slot`` or, for very many series, ``_radix_by_slot``), the rows gathered in
-    that order, and a stable time sort only inside series that arrived out of time order.
+    A batch already in that order is packed as it is. Otherwise a stable sort by slot:
+    a counting sort that places each row once (``_by_slot``) or, for a small batch of
+    very many series, a radix sort of indices (``_radix_by_slot``) and a gather; then a
+    stable time sort only inside series that arrived out of time order. One record per
+    row, not four arrays: a row placed at random costs one cache miss, not four.
     """
     n = slots.shape[0]
+    x_bits = xs.view(np.int64)
     grouped = True
     for i in range(1, n):
         if slots[i] < slots[i - 1] or (slots[i] == slots[i - 1] and ts[i] < ts[i - 1]):
             grouped = False
             break
     if grouped:
-        return slots, ts, xs, np.arange(n)
+        rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
+        for i in range(n):
+            _pack(rows, i, slots[i], ts[i], x_bits[i], i)
+        return rows
     # The counting sort's cost grows with the series, the radix sort's with the readings:
     # a small batch of a large city (the live path) takes the radix sort.
-    counting = size <= COUNTING_MAX and n * 8 >= size
-    idx = _by_slot(slots, size) if counting else _radix_by_slot(slots, size)
-    g_slots = np.empty(n, dtype=np.int64)
-    g_ts = np.empty(n, dtype=np.int64)
-    g_xs = np.empty(n, dtype=np.float64)
-    for j in range(n):
-        i = idx[j]
-        g_slots[j] = slots[i]
-        g_ts[j] = ts[i]
-        g_xs[j] = xs[i]
+    if size <= COUNTING_MAX and n * 8 >= size:
+        rows = _by_slot(slots, ts, x_bits, size)
+    else:
+        idx = _radix_by_slot(slots, size)
+        rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
+        for j in range(n):
+            i = idx[j]
+            _pack(rows, j, slots[i], ts[i], x_bits[i], i)
     # Readings of one series out of time order: a stable sort of that segment by time.
     start = 0
     while start < n:
         end = start + 1
         ordered = True
-        while end < n and g_slots[end] == g_slots[start]:
-            if g_ts[end] < g_ts[end - 1]:
+        while end < n and rows[end, ROW_SLOT] == rows[start, ROW_SLOT]:
+            if rows[end, ROW_TS] < rows[end - 1, ROW_TS]:
                 ordered = False
             end += 1
         if not ordered:
-            by_time = np.argsort(g_ts[start:end], kind="mergesort")
-            seg_t = g_ts[start:end].copy()
-            seg_x = g_xs[start:end].copy()
-            seg_i = idx[start:end].copy()
+            by_time = np.argsort(rows[start:end, ROW_TS], kind="mergesort")
+            segment = rows[start:end].copy()
             for j in range(end - start):
-                g_ts[start + j] = seg_t[by_time[j]]
-                g_xs[start + j] = seg_x[by_time[j]]
-                idx[start + j] = seg_i[by_time[j]]
+                rows[start + j] = segment[by_time[j]]
         start = end
-    return g_slots, g_ts, g_xs, idx
+    return rows
 
 
 # ---------------------------------------------------------------- the kernel
@@ -624,10 +637,7 @@ def _record(
 
 @jit
 def score_batch(
-    idx: IntArray,
-    slots: IntArray,
-    ts: IntArray,
-    xs: FloatArray,
+    rows: IntArray,
     metric: Any,
     mtab: FloatArray,
     f64: FloatArray,
@@ -641,7 +651,7 @@ def score_batch(
 ) -> FloatArray:
     """Score a grouped batch (``group``) in its order and fold it into the state; fills
     ``scores`` (max of the sub-detectors), ``onset`` and, if ``want_comps``,
-    ``comps[k, i]`` at each row's input index ``idx``. Returns the event records
+    ``comps[k, i]`` at each row's input index (``ROW_AT``). Returns the event records
     (``EVENT_FIELDS`` columns; their reading index is the grouped row's)."""
     events = np.empty((64, EVENT_FIELDS))
     n_ev = 0
@@ -653,24 +663,26 @@ def score_batch(
     bin_ms = DAY_MS / bins
     offset = int(p.utc_offset_ms)
     half = p.onset_half
-    n_rows = slots.shape[0]
+    n_rows = rows.shape[0]
+    values = rows.view(np.float64)  # the ROW_X column holds float64 bits
     g_scores = np.empty(n_rows)
     g_onset = np.empty(n_rows)
     ahead = 0  # the row whose series' state was last asked for
     for i in range(n_rows):
-        s = slots[i]
+        s = rows[i, ROW_SLOT]
         # The state of the series a few readings ahead, while this one is worked on.
         if ahead < i + PREFETCH_AHEAD and ahead + 1 < n_rows:
             ahead += 1
-            nxt = slots[ahead]
-            if nxt != slots[ahead - 1]:
+            nxt = rows[ahead, ROW_SLOT]
+            if nxt != rows[ahead - 1, ROW_SLOT]:
                 prefetch_row(f64, nxt)
                 prefetch_row(f32, nxt)
-                tb_next = ((ts[ahead] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+                tb_next = ((rows[ahead, ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
                 prefetch_item(tod, nxt, tb_next)
                 prefetch_item(tod, nxt, tb_next + TOD_WIDTH - 1)  # a bin may cross a line
-        t = float(ts[i])
-        x = xs[i]
+        t_ms = rows[i, ROW_TS]
+        t = float(t_ms)
+        x = values[i, ROW_X]
         m = metric[s]
         learnable = not math.isnan(x) and abs(x) != math.inf
         if not learnable:
@@ -749,7 +761,7 @@ def score_batch(
                 sc[BASELINE] = squash(abs(zs[BASELINE]), p.z_half)
 
         # --- time of day (local time): the level and scale of this hour's bin.
-        tb = ((ts[i] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+        tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
         tod_level = float(tod[s, tb])
         tod_dev = float(tod[s, tb + 1])
         tod_count = float(tod[s, tb + 2])
@@ -832,7 +844,7 @@ def score_batch(
             combined = max(combined, sc[k])
         g_scores[i] = combined
         if want_comps:
-            at = idx[i]
+            at = rows[i, ROW_AT]
             for k in range(K):
                 comps[k, at] = sc[k]
 
@@ -1087,7 +1099,7 @@ def score_batch(
     # Scores in the input order: a pass of its own (a store to a random row inside the
     # per-reading loop stalls it on the cache miss; here the misses overlap).
     for i in range(n_rows):
-        scores[idx[i]] = g_scores[i]
+        scores[rows[i, ROW_AT]] = g_scores[i]
     for i in range(n_rows):
-        onset[idx[i]] = g_onset[i]
+        onset[rows[i, ROW_AT]] = g_onset[i]
     return events[:n_ev]

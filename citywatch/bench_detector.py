@@ -192,9 +192,7 @@ def bare_ewma(mean: FloatArray, slots: IntArray, x: FloatArray, alpha: float) ->
 
 @numba.njit(cache=True, nogil=True)
 def _move_rows(
-    slots: IntArray,
-    ts: IntArray,
-    xs: FloatArray,
+    rows: IntArray,
     f64: FloatArray,
     f32: npt.NDArray[np.float32],
     tod: npt.NDArray[np.float32],
@@ -206,15 +204,16 @@ def _move_rows(
     day = 86_400_000
     row64 = np.empty(f64.shape[1])
     row32 = np.empty(f32.shape[1], dtype=np.float32)
-    n = slots.shape[0]
+    values = rows.view(np.float64)
+    n = rows.shape[0]
     i = 0
     while i < n:
-        s = slots[i]
+        s = rows[i, 0]
         row64[:] = f64[s]
         row32[:] = f32[s]
-        while i < n and slots[i] == s:
-            b = ((ts[i] % day) * bins // day) * TOD_WIDTH
-            total += xs[i] + tod[s, b]
+        while i < n and rows[i, 0] == s:
+            b = ((rows[i, 1] % day) * bins // day) * TOD_WIDTH
+            total += values[i, 2] + tod[s, b]
             tod[s, b] = tod[s, b] if total != -1.0 else 0.0  # the compiler must store
             i += 1
         f64[s] = row64
@@ -225,9 +224,9 @@ def _move_rows(
 def state_floor(det: Detector, slots: IntArray, ts: IntArray) -> None:
     """Group the batch as ``update_arrays`` does and move each series' state rows in and
     out (values unchanged), nothing else."""
-    g_slots, g_ts, g_x, _ = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
+    rows = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
     st = det.state
-    _move_rows(g_slots, g_ts, g_x, st.f64, st.f32, st.tod, st.tod_bins)
+    _move_rows(rows, st.f64, st.f32, st.tod, st.tod_bins)
 
 
 _FIRST_CALL = """

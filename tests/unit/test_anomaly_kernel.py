@@ -60,12 +60,13 @@ def test_group_walks_each_series_in_time_order(
         slots, ts = slots[order], ts[order]
     x = np.arange(len(slots), dtype=np.float64)
     size = int(slots.max()) + 1 if len(slots) else 1
-    g_slots, g_ts, g_x, idx = kernel.group(slots, ts, x, size)
+    rows = kernel.group(slots, ts, x, size)
+    assert rows.shape == (len(slots), kernel.ROW_FIELDS)
     want = np.lexsort((np.arange(len(slots)), ts, slots))  # slot, then time, then input
-    np.testing.assert_array_equal(idx, want)
-    np.testing.assert_array_equal(g_slots, slots[want])
-    np.testing.assert_array_equal(g_ts, ts[want])
-    np.testing.assert_array_equal(g_x, x[want])
+    np.testing.assert_array_equal(rows[:, kernel.ROW_AT], want)
+    np.testing.assert_array_equal(rows[:, kernel.ROW_SLOT], slots[want])
+    np.testing.assert_array_equal(rows[:, kernel.ROW_TS], ts[want])
+    np.testing.assert_array_equal(rows[:, kernel.ROW_X].view(np.float64), x[want])
 
 
 @pytest.mark.parametrize("size", [1, 7, 1 << 12, kernel.COUNTING_MAX + 1, 5_000_000])
@@ -75,7 +76,8 @@ def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
     rng = np.random.default_rng(size)
     slots = rng.integers(0, size, 20_000).astype(np.int64)
     want = np.argsort(slots, kind="stable")
-    np.testing.assert_array_equal(kernel._by_slot(slots, size), want)
+    zeros = np.zeros(len(slots), dtype=np.int64)
+    np.testing.assert_array_equal(kernel._by_slot(slots, zeros, zeros, size)[:, 3], want)
     np.testing.assert_array_equal(kernel._radix_by_slot(slots, size), want)
 
 
