@@ -215,6 +215,8 @@ class Detector:
         self.registry = SeriesRegistry(capacity)
         self.state = State(self.registry.capacity, self.config.tod_bins)
         self._mtab = metric_table(self.config)
+        self._limits: dict[int, tuple[float, ...]] = {}
+        """Each metric's row of ``_mtab`` as a tuple, made once for its first event."""
         self._params = kernel_params(self.config)
         self._names = [name for name in SUB_DETECTORS if name in self.config.detectors]
         self.rules = DeviceRules(self.config, self.registry)
@@ -289,23 +291,31 @@ class Detector:
             return []
         at = records[:, 0].astype(np.int64)
         order = np.lexsort((np.arange(len(records)), records[:, 1], at, ts.take(at)))
+        rows = records[order]
+        at = at[order]
+        # Python lists, not numpy rows: an element read from an array costs a boxing call.
+        values = x.take(at)
+        values[~np.isfinite(values)] = np.nan
         out = []
-        for row in records[order]:
-            i = int(row[0])
-            slot = int(slots[i])
-            value = float(x[i]) if np.isfinite(x[i]) else float("nan")
+        for (_, k, active, start, peak, z, ref, since), slot, t, value in zip(
+            rows.tolist(),
+            slots.take(at).tolist(),
+            ts.take(at).tolist(),
+            values.tolist(),
+            strict=True,
+        ):
             out.append(
                 self._event(
-                    COMPONENT_KINDS[int(row[1])],
+                    COMPONENT_KINDS[int(k)],
                     slot,
-                    ts_ms=int(ts[i]),
+                    ts_ms=t,
                     value=value,
-                    z=float(row[5]),
-                    ref=float(row[6]),
-                    since_ms=float(row[7]),
-                    active=bool(row[2]),
-                    start_ms=float(row[3]),
-                    peak=float(row[4]),
+                    z=z,
+                    ref=ref,
+                    since_ms=since,
+                    active=bool(active),
+                    start_ms=start,
+                    peak=peak,
                 )
             )
         return out
@@ -313,7 +323,10 @@ class Detector:
     def _event(self, kind: DetectionKind, slot: int, **fields: Any) -> Detection:
         """``series_event`` with what the detector knows of the slot: its metric's limits
         and the local time zone."""
-        limits = tuple(self._mtab[int(self.registry.metric[slot])].tolist())
+        metric = int(self.registry.metric[slot])
+        limits = self._limits.get(metric)
+        if limits is None:
+            limits = self._limits[metric] = tuple(self._mtab[metric].tolist())
         return series_event(
             self.registry,
             kind,
