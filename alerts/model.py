@@ -15,7 +15,7 @@ plus its column (a migration and ``alerts.schema``).
 import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 import re2
 
@@ -33,6 +33,21 @@ SEVERITY_RANK: dict[Severity, int] = {
     Severity.CRITICAL: 3,
 }
 """Higher is more urgent."""
+
+Lang = Literal["vi", "en"]
+"""The languages a person can read citywatch in: Vietnamese (the default) and English."""
+LANGS: tuple[Lang, ...] = get_args(Lang)
+
+
+def parse_lang(value: str) -> Lang:
+    """``vi`` or ``en`` (any case, spaces around ignored); anything else is refused with
+    a :class:`ValueError` that names the value and what is accepted."""
+    given = value.strip().lower()
+    for lang in LANGS:
+        if given == lang:
+            return lang
+    raise ValueError(f"unknown language {value!r}: use vi (Vietnamese) or en (English)")
+
 
 AREA_TYPES: frozenset[DetectionKind] = frozenset({DetectionKind.AREA_OUTAGE})
 """Alert types keyed by ward (no device)."""
@@ -427,7 +442,8 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A stored API key (never the secret). ``wards`` limits a crew key; empty for others."""
+    """A stored API key (never the secret). ``wards`` limits a crew key; empty for others.
+    ``lang`` is the language its holder reads (``None``: not chosen, the browser's)."""
 
     id: str
     """The public prefix id, also the first part of the key string."""
@@ -436,6 +452,7 @@ class ApiKey:
     wards: tuple[str, ...]
     created_at: int
     revoked_at: int | None = None
+    lang: Lang | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,10 @@ api_keys = sa.Table(
     sa.Column("secret_sha256", sa.String(64), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger),
+    sa.Column("lang", sa.String(8)),
 )
+"""``lang`` is the language the key's holder reads (``vi``/``en``; NULL: not chosen, and in
+rows written before migration 0007)."""
 
 deliveries = sa.Table(
     "deliveries",

@@ -19,8 +19,9 @@
 
 // Every text a person reads, in one place: Vietnamese first, English available (issue 14,
 // section 2). The language is the one chosen with the page's switch (kept in localStorage
-// LANG_KEY), else the first of the browser's languages the page speaks, else Vietnamese;
-// <html lang> follows. Numbers and times are written by Intl with the language's locale
+// LANG_KEY), else the key's own (`lang` of GET /me, set with `citywatch keys create --lang`),
+// else the first of the browser's languages the page speaks, else Vietnamese; <html lang>
+// follows. Numbers and times are written by Intl with the language's locale
 // and Hanoi's time zone. An alert's main line is written here from its fields (type,
 // metric, value with the catalogue's unit and alarm limits, from GET /catalogue), in
 // words a lineman reads; the detector's own sentence (English, statistical) stays in the
@@ -257,11 +258,19 @@ const LANGS = Object.keys(TEXTS);
 const LANG_KEY = "citywatch.crew.lang";
 const HANOI_TZ = "Asia/Ho_Chi_Minh";
 
-// The chosen language: the page's switch, else the browser's first language we speak.
-function chooseLang() {
+// The language chosen on this phone with the page's switch (null: none).
+function keptLang() {
   let kept = null;
   try { kept = localStorage.getItem(LANG_KEY); } catch (err) { kept = null; }
-  if (LANGS.includes(kept)) return kept;
+  return LANGS.includes(kept) ? kept : null;
+}
+
+// The chosen language: the page's switch, else the key's (once /me told it), else the
+// browser's first language we speak.
+function chooseLang(keyLang = null) {
+  const kept = keptLang();
+  if (kept) return kept;
+  if (LANGS.includes(keyLang)) return keyLang;
   for (const tag of navigator.languages || [navigator.language]) {
     const primary = String(tag || "").toLowerCase().split("-")[0];
     if (LANGS.includes(primary)) return primary;
@@ -955,6 +964,7 @@ async function start() {
     if (state.token) signOut(err.message);
     return;
   }
+  followKeyLang();
   await loadCatalogue();
   showWho();
   $("app").hidden = false;
@@ -1001,6 +1011,15 @@ async function registerWorker() {
   navigator.serviceWorker.addEventListener("controllerchange", () => {
     if (state.me) { api("/me").catch(() => {}); api("/catalogue").catch(() => {}); loadList(); loadDevices(); }
   });
+}
+
+// The key's language (GET /me) when the crew has not chosen one on this phone.
+function followKeyLang() {
+  const lang = chooseLang(state.me?.lang);
+  if (lang === LANG) return;
+  useLang(lang);
+  applyTexts();
+  render();
 }
 
 // The switch: the other language, kept for the next visit; everything is rewritten.

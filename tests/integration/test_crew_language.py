@@ -196,6 +196,36 @@ async def test_english_when_the_browser_asks_for_it_vietnamese_otherwise(
     await expect(_card(other, hot).locator(".what")).to_have_text("Vượt ngưỡng")
 
 
+async def test_the_key_language_wins_over_the_browser_and_the_switch_over_both(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """``keys create --lang en``: a Vietnamese phone opens the page in English; a key with
+    ``vi`` on an English phone, Vietnamese; the page's switch still has the last word."""
+    _, base = server
+    _, hot, _ = await _alerts(store)
+    _, english_key = await store.create_api_key(Role.CREW, [WARD], name="noc-en", lang="en")
+    _, viet_key = await store.create_api_key(Role.CREW, [WARD], name="to-vi", lang="vi")
+
+    phone = await _phone(browser, base, english_key, "vi-VN")
+    await expect(phone.get_by_test_id("live")).to_have_text("live", timeout=WAIT_MS)
+    assert await phone.locator("html").get_attribute("lang") == "en"
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Reading out of limits")
+    await expect(_card(phone, hot).get_by_test_id("why")).to_have_text(
+        "Temperature inside the cabinet: 57.5 °C, above the critical limit 55 °C"
+    )
+    await expect(phone.get_by_test_id("logout")).to_have_text("Sign out")
+    await phone.get_by_test_id("lang").click()  # the crew's own choice on this phone
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+    await phone.reload()
+    await expect(phone.get_by_test_id("live")).to_have_text("trực tuyến", timeout=WAIT_MS)
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+
+    other = await _phone(browser, base, viet_key, "en-US")
+    await expect(other.get_by_test_id("live")).to_have_text("trực tuyến", timeout=WAIT_MS)
+    assert await other.locator("html").get_attribute("lang") == "vi"
+    await expect(_card(other, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+
+
 async def test_the_catalogue_answers_ward_names_and_units(
     server: tuple[str, str], store: AlertStore
 ) -> None:
