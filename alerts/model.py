@@ -19,12 +19,14 @@ from typing import Any, Literal, get_args
 
 import re2
 
-from anomaly.events import DetectionKind, Severity
+from anomaly.events import DetectionKind, Reference, Severity
 
 AlertType = DetectionKind
 """Alert types are the detection kinds (aliased here so the API need not import anomaly)."""
 AlertSeverity = Severity
 """Alert severities are the detection severities (same reason)."""
+ReferenceKind = Reference
+"""What an alert's ``reference`` figure is (same reason)."""
 
 SEVERITY_RANK: dict[Severity, int] = {
     Severity.WARNING: 0,
@@ -188,6 +190,9 @@ class AlertState:
     peak_score: float = 0.0
     last_score: float = 0.0
     value: float | None = None
+    value_metric: str = ""
+    reference: float | None = None
+    reference_kind: Reference | None = None
     explanation: str = ""
     silenced: bool = False
     flapping: bool = False
@@ -243,6 +248,29 @@ class Alert:
     silenced: bool
     flapping: bool
     escalated_at: int | None
+    value_metric: str = field(
+        default="",
+        metadata=meta(
+            description="the metric `value` is a reading of: `metric` for metric alerts; for "
+            "device rules the one the rule judged (temp_inside for overheating); empty "
+            "for area alerts, whose `value` counts devices"
+        ),
+    )
+    reference: float | None = field(
+        default=None,
+        metadata=meta(
+            description="what `value` is judged against, where meaningful; "
+            "`reference_kind` says which"
+        ),
+    )
+    reference_kind: Reference | None = field(
+        default=None,
+        metadata=meta(
+            description="limit: the alarm limit or rule threshold crossed; baseline: what "
+            "the series usually reads; trend: change per hour (negative: falling); "
+            "total: `value` devices of the ward out of `reference`"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
