@@ -51,7 +51,7 @@ LOCALE := alerts/notify/locale
 i18n: setup
 	$(VENV)/bin/pybabel extract --no-location --omit-header --sort-output \
 		-o $(LOCALE)/citywatch.pot alerts/notify/message.py
-	$(VENV)/bin/pybabel update --no-location --omit-header=false --width 100 \
+	$(VENV)/bin/pybabel update --width 100 \
 		-i $(LOCALE)/citywatch.pot -d $(LOCALE) -D citywatch
 	$(VENV)/bin/pybabel compile -d $(LOCALE) -D citywatch --statistics
 

@@ -60,6 +60,9 @@ def open_alert(
         peak_score=detection.score,
         last_score=detection.score,
         value=detection.value,
+        value_metric=detection.value_metric,
+        reference=detection.reference,
+        reference_kind=detection.reference_kind,
         explanation=detection.explanation,
         flap_changes=_recent(flap_history, policy, now_ms),
     )
@@ -99,6 +102,9 @@ def on_detection(state: AlertState, detection: Detection, policy: Policy, now_ms
         peak_score=max(state.peak_score, detection.score),
         last_score=detection.score,
         value=detection.value,
+        value_metric=detection.value_metric,
+        reference=detection.reference,
+        reference_kind=detection.reference_kind,
         explanation=detection.explanation,
     )
     if SEVERITY_RANK[detection.severity] > SEVERITY_RANK[state.severity]:

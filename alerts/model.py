@@ -15,16 +15,18 @@ plus its column (a migration and ``alerts.schema``).
 import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 import re2
 
-from anomaly.events import DetectionKind, Severity
+from anomaly.events import DetectionKind, Reference, Severity
 
 AlertType = DetectionKind
 """Alert types are the detection kinds (aliased here so the API need not import anomaly)."""
 AlertSeverity = Severity
 """Alert severities are the detection severities (same reason)."""
+ReferenceKind = Reference
+"""What an alert's ``reference`` figure is (same reason)."""
 
 SEVERITY_RANK: dict[Severity, int] = {
     Severity.WARNING: 0,
@@ -33,6 +35,21 @@ SEVERITY_RANK: dict[Severity, int] = {
     Severity.CRITICAL: 3,
 }
 """Higher is more urgent."""
+
+Lang = Literal["vi", "en"]
+"""The languages a person can read citywatch in: Vietnamese (the default) and English."""
+LANGS: tuple[Lang, ...] = get_args(Lang)
+
+
+def parse_lang(value: str) -> Lang:
+    """``vi`` or ``en`` (any case, spaces around ignored); anything else is refused with
+    a :class:`ValueError` that names the value and what is accepted."""
+    given = value.strip().lower()
+    for lang in LANGS:
+        if given == lang:
+            return lang
+    raise ValueError(f"unknown language {value!r}: use vi (Vietnamese) or en (English)")
+
 
 AREA_TYPES: frozenset[DetectionKind] = frozenset({DetectionKind.AREA_OUTAGE})
 """Alert types keyed by ward (no device)."""
@@ -173,6 +190,9 @@ class AlertState:
     peak_score: float = 0.0
     last_score: float = 0.0
     value: float | None = None
+    value_metric: str = ""
+    reference: float | None = None
+    reference_kind: Reference | None = None
     explanation: str = ""
     silenced: bool = False
     flapping: bool = False
@@ -228,6 +248,29 @@ class Alert:
     silenced: bool
     flapping: bool
     escalated_at: int | None
+    value_metric: str = field(
+        default="",
+        metadata=meta(
+            description="the metric `value` is a reading of: `metric` for metric alerts; for "
+            "device rules the one the rule judged (temp_inside for overheating); empty "
+            "for area alerts, whose `value` counts devices"
+        ),
+    )
+    reference: float | None = field(
+        default=None,
+        metadata=meta(
+            description="what `value` is judged against, where meaningful; "
+            "`reference_kind` says which"
+        ),
+    )
+    reference_kind: Reference | None = field(
+        default=None,
+        metadata=meta(
+            description="limit: the alarm limit or rule threshold crossed; baseline: what "
+            "the series usually reads; trend: change per hour (negative: falling); "
+            "total: `value` devices of the ward out of `reference`"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +470,8 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """A stored API key (never the secret). ``wards`` limits a crew key; empty for others."""
+    """A stored API key (never the secret). ``wards`` limits a crew key; empty for others.
+    ``lang`` is the language its holder reads (``None``: not chosen, the browser's)."""
 
     id: str
     """The public prefix id, also the first part of the key string."""
@@ -436,6 +480,7 @@ class ApiKey:
     wards: tuple[str, ...]
     created_at: int
     revoked_at: int | None = None
+    lang: Lang | None = None
 
 
 @dataclass(frozen=True, slots=True)

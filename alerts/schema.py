@@ -65,6 +65,9 @@ alerts = sa.Table(
     sa.Column("peak_score", sa.Float, nullable=False),
     sa.Column("last_score", sa.Float, nullable=False),
     sa.Column("value", sa.Float),
+    sa.Column("value_metric", sa.String(64), nullable=False, server_default=""),
+    sa.Column("reference", sa.Float),
+    sa.Column("reference_kind", sa.String(16)),
     sa.Column("explanation", sa.Text, nullable=False),
     sa.Column("silenced", sa.Boolean, nullable=False),
     sa.Column("flapping", sa.Boolean, nullable=False),
@@ -145,7 +148,10 @@ api_keys = sa.Table(
     sa.Column("secret_sha256", sa.String(64), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger),
+    sa.Column("lang", sa.String(8)),
 )
+"""``lang`` is the language the key's holder reads (``vi``/``en``; NULL: not chosen, and in
+rows written before migration 0007)."""
 
 deliveries = sa.Table(
     "deliveries",

@@ -11,7 +11,7 @@ alerts under it (one card for the outage). Pure: liveness changes and the time c
 from __future__ import annotations
 
 from anomaly.config import DetectorConfig
-from anomaly.events import Detection, DetectionKind, Severity
+from anomaly.events import Detection, DetectionKind, Reference, Severity
 
 AREA_SILENCE_METRIC = "offline"
 """The metric field of its alerts: keeps them apart from the on-battery area alert of the
@@ -69,6 +69,9 @@ class AreaSilence:
                 start_ms=started,
                 ts_ms=now_ms,
                 score=min(1.0, len(offline) / total) if on else 0.0,
+                value=float(len(offline)),
+                reference=float(total),
+                reference_kind=Reference.TOTAL,
                 explanation=text if on else f"ended: devices back, {text}",
             )
         ]

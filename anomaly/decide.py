@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from anomaly.events import Detection, DetectionKind, Severity
+from anomaly.events import Detection, DetectionKind, Reference, Severity
 from anomaly.explain import explain
 from anomaly.layout import M_CRIT_HIGH, M_CRIT_LOW, M_WARN_HIGH, M_WARN_LOW
 from anomaly.registry import GENERIC_METRIC, SeriesRegistry
@@ -30,6 +30,9 @@ _BASE_SEVERITY = {
 }
 
 _HOUR_MS = 3_600_000
+_AGAINST_USUAL = frozenset(
+    {DetectionKind.BASELINE, DetectionKind.TIME_OF_DAY, DetectionKind.LEVEL_SHIFT}
+)
 
 
 def severity(kind: DetectionKind, score: float, z: float) -> Severity:
@@ -79,6 +82,9 @@ def series_event(
     if not active:
         text = f"ended: {text}" if kind is not DetectionKind.DROPOUT else f"resumed: {text}"
     name = "" if metric_id == GENERIC_METRIC else METRICS_BY_ID[metric_id].name
+    # The level the reading is judged against, for the statistical kinds (a person reads
+    # "3 °C above its usual", never the z-score).
+    usual = kind in _AGAINST_USUAL and math.isfinite(ref) and math.isfinite(value)
     return Detection(
         kind=kind,
         severity=severity(kind, peak, z),
@@ -90,5 +96,8 @@ def series_event(
         ts_ms=int(ts_ms),
         score=min(1.0, max(0.0, peak)) if not math.isnan(peak) else 0.0,
         value=value,
+        value_metric=name,
+        reference=float(ref) if usual else None,
+        reference_kind=Reference.BASELINE if usual else None,
         explanation=text,
     )

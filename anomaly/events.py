@@ -54,6 +54,20 @@ class DetectionKind(StrEnum):
     """Liveness: the device's status went offline or it fell silent."""
 
 
+class Reference(StrEnum):
+    """What a detection's ``reference`` figure is, beside its ``value``."""
+
+    LIMIT = "limit"
+    """The alarm limit (or the rule's threshold) the value crossed, in the value's unit."""
+    BASELINE = "baseline"
+    """What this series usually reads (its adaptive baseline, or this hour's usual, or
+    the steady level before a step), in the value's unit."""
+    TREND = "trend"
+    """How fast the value changes, in its unit per hour (negative: falling)."""
+    TOTAL = "total"
+    """Area rules: ``value`` devices of the ward out of ``reference``."""
+
+
 class Detection(msgspec.Struct, frozen=True, kw_only=True):
     """One detection event.
 
@@ -74,7 +88,15 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True):
     score: float
     """In [0, 1]; the peak of the scores behind this event."""
     value: float | None = None
-    """The reading that triggered the event, where there is one."""
+    """The reading that triggered the event, where there is one (for device rules the
+    reading the rule judged: the inside temperature of an overheating cabinet)."""
     explanation: str
     """Plain words a field crew can act on, e.g. 'inside temperature 58.3 °C, 4.1σ above
     this cabinet's usual for 14:00'."""
+    value_metric: str = ""
+    """The metric ``value`` is a reading of: ``metric`` for series events; for device
+    rules (whose ``metric`` is empty) the one the rule judged, e.g. ``temp_inside``."""
+    reference: float | None = None
+    """The figure ``value`` is judged against, where one is meaningful (its kind says
+    which): the limit crossed, the usual level, or the rate of change."""
+    reference_kind: Reference | None = None

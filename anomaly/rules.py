@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
-from anomaly.events import Detection, DetectionKind, Severity
+from anomaly.events import Detection, DetectionKind, Reference, Severity
 from anomaly.registry import SeriesRegistry
 from anomaly.rule_inputs import gather_rule_inputs
 from anomaly.state import State
@@ -84,6 +84,31 @@ class _View:
     """Readings the series has learned (0 for metrics without a trend here)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The numbers behind a rule event: the reading the rule judged (``value`` of
+    ``metric``) and what it is judged against (``reference``, of ``kind``)."""
+
+    metric: str = ""
+    value: float | None = None
+    reference: float | None = None
+    kind: Reference | None = None
+
+    @staticmethod
+    def of(
+        metric: str, value: float, reference: float = np.nan, kind: Reference | None = None
+    ) -> Figures:
+        """NaN (a reading or a baseline not there yet) becomes ``None``."""
+        if not np.isfinite(value):
+            return Figures()
+        if not np.isfinite(reference):
+            return Figures(metric, float(value))
+        return Figures(metric, float(value), float(reference), kind)
+
+
+NO_FIGURES = Figures()
+
+
 @dataclass(slots=True)
 class _Verdict:
     on: BoolArray
@@ -91,6 +116,8 @@ class _Verdict:
     text: Callable[[int], str]
     level: FloatArray | None = None
     """A value to remember when the rule starts (the flood's moisture)."""
+    figures: Callable[[int], Figures] = lambda _: NO_FIGURES
+    """The numbers of the event (read when the rule starts: rare, so it may gather)."""
 
 
 class DeviceRules:
@@ -236,15 +263,67 @@ class DeviceRules:
                 f"{optical.trend[i] * 24:.2f} dB/day: fibre or splice degrading"
             )
 
+        def usual(name: str, i: int) -> float:
+            return self._usual(store, name, int(devs[i]))
+
+        def f_heat(i: int) -> Figures:
+            t = temp.value[i]
+            return Figures.of("temp_inside", t, usual("temp_inside", i), Reference.BASELINE)
+
+        def f_power(i: int) -> Figures:
+            if np.isfinite(soc.value[i]):
+                rate = soc.trend[i] if soc.trend[i] <= -0.5 else np.nan  # a measurable fall
+                return Figures.of("battery_soc", soc.value[i], rate, Reference.TREND)
+            volts = v["mains_voltage"].value[i]
+            return Figures.of("mains_voltage", volts, 180.0, Reference.LIMIT)
+
+        def f_flood(i: int) -> Figures:
+            if np.isfinite(water[i]):
+                limit = 100.0 if water[i] >= 100 else 30.0
+                return Figures.of("water_level", water[i], limit, Reference.LIMIT)
+            if moist[i] >= 60:
+                limit = 85.0 if moist[i] >= 85 else 60.0
+                return Figures.of("moisture", moist[i], limit, Reference.LIMIT)
+            return Figures.of("moisture", moist[i], usual("moisture", i), Reference.BASELINE)
+
+        def f_door(i: int) -> Figures:
+            return Figures.of("door_open", v["door_open"].value[i])
+
+        def f_cut(i: int) -> Figures:
+            if strain.value[i] >= 1500:
+                return Figures.of("strain", strain.value[i], 1500.0, Reference.LIMIT)
+            if optical.value[i] >= 6:
+                return Figures.of("optical_loss", optical.value[i], 6.0, Reference.LIMIT)
+            name = "strain" if strain.score[i] >= cfg.score_on else "optical_loss"
+            return Figures.of(name, v[name].value[i], usual(name, i), Reference.BASELINE)
+
+        def f_creep(i: int) -> Figures:
+            return Figures.of("optical_loss", optical.value[i], optical.trend[i], Reference.TREND)
+
         zeros = np.zeros(len(devs), dtype=bool)
         return [
-            _Verdict(heat, heat & (temp.value >= 55), t_heat),
-            _Verdict(draining, draining & (soc.value < 20), t_power),
-            _Verdict(flood, flood_crit, t_flood, moist),
-            _Verdict(intrusion, zeros, t_door),
-            _Verdict(cut, cut, t_cut),
-            _Verdict(creep, zeros, t_creep),
+            _Verdict(heat, heat & (temp.value >= 55), t_heat, figures=f_heat),
+            _Verdict(draining, draining & (soc.value < 20), t_power, figures=f_power),
+            _Verdict(flood, flood_crit, t_flood, moist, figures=f_flood),
+            _Verdict(intrusion, zeros, t_door, figures=f_door),
+            _Verdict(cut, cut, t_cut, figures=f_cut),
+            _Verdict(creep, zeros, t_creep, figures=f_creep),
         ]
+
+    def _usual(self, store: State, name: str, dev: int) -> float:
+        """What the device's ``name`` series usually reads: the baseline level before the
+        current excursion (the level held after an accepted jump, else the level when the
+        current run of outliers began, else the baseline level); NaN when there is none."""
+        slot = int(self.registry.metric_slots[M[name], dev])
+        if slot < 0:
+            return float("nan")
+        row = np.array([slot], dtype=np.int64)
+        held = float(store.gather("base_hold_ref", row)[0])
+        if np.isfinite(held):
+            return held
+        if float(store.gather("base_run", row)[0]) != 0.0:
+            return float(store.gather("base_run_level", row)[0])
+        return float(store.gather("base_level", row)[0])
 
     def evaluate(self, store: State, slots: IntArray, now_ms: int) -> list[Detection]:
         """Rule events for the devices owning ``slots`` at batch time ``now_ms``."""
@@ -285,6 +364,7 @@ class DeviceRules:
                     self.flood_from[dev] = level[i] if on and level is not None else np.nan
                 sev = Severity.CRITICAL if verdict.critical[i] else base[kind]
                 text = verdict.text(int(i))
+                figures = verdict.figures(int(i))
                 events.append(
                     Detection(
                         kind=kind,
@@ -295,6 +375,10 @@ class DeviceRules:
                         start_ms=int(self.start[dev, k]),
                         ts_ms=now_ms,
                         score=1.0 if on else 0.0,
+                        value=figures.value,
+                        value_metric=figures.metric,
+                        reference=figures.reference,
+                        reference_kind=figures.kind,
                         explanation=text if on else f"ended: {text}",
                     )
                 )
@@ -347,6 +431,9 @@ class DeviceRules:
                     start_ms=int(self.area_start[w]),
                     ts_ms=now_ms,
                     score=float(min(1.0, n_on[w] / total[w])) if is_on else 0.0,
+                    value=float(n_on[w]),
+                    reference=float(total[w]),
+                    reference_kind=Reference.TOTAL,
                     explanation=text if is_on else f"ended: mains back, {text}",
                 )
             )

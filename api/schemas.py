@@ -28,6 +28,7 @@ from alerts.model import (
     Alert,
     ChangeKind,
     IncidentKind,
+    Lang,
     MatcherError,
     MatchOp,
     Role,
@@ -333,6 +334,10 @@ class MePublic(BaseModel):
     name: str
     role: Role
     wards: list[str]
+    lang: Lang | None = Field(
+        description="the language the key's holder reads (vi or en); null: not chosen, "
+        "the crew page follows the browser"
+    )
 
 
 class TicketPublic(BaseModel):
@@ -355,6 +360,9 @@ class KeyCreate(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     role: Role
     wards: list[Id] = Field(default_factory=list, max_length=500)
+    lang: Lang | None = Field(
+        default=None, description="vi or en: the language the key's holder reads"
+    )
 
 
 class KeyPublic(_FromAttributes):
@@ -364,6 +372,7 @@ class KeyPublic(_FromAttributes):
     wards: list[str]
     created_at: int
     revoked_at: int | None
+    lang: Lang | None
 
 
 class KeysPublic(BaseModel):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alerts.model import Role
+from alerts.model import Role, parse_lang
 from telemetry import is_valid_id
 from telemetry.wards import nearest_wards, ward_names
 
@@ -56,9 +56,22 @@ def create(
             "--any-ward", help="Accept --ward values outside the ward catalogue (another city)"
         ),
     ] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="vi | en: the language the key's holder reads (crew page, unless they "
+            "switch it there); default: the browser's",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it as the LAST line of output (it is not stored in clear)."""
     wards = ward or []
+    try:
+        key_lang = None if lang is None else parse_lang(lang)
+    except ValueError:
+        typer.echo(f"invalid --lang {lang!r}: use vi (Vietnamese) or en (English)", err=True)
+        raise typer.Exit(2) from None
     bad = [w for w in wards if not is_valid_id(w)]
     if bad:
         typer.echo(f"invalid --ward {bad[0]!r}: use a ward codename (a-z, 0-9, _ and -)", err=True)
@@ -79,11 +92,12 @@ def create(
     async def run() -> str:
         alert_store = await _open(store)
         try:
-            record, key = await alert_store.create_api_key(role, wards, name=name)
+            record, key = await alert_store.create_api_key(role, wards, name=name, lang=key_lang)
         finally:
             await alert_store.close()
         scope = ", ".join(record.wards) or "all wards"
-        typer.echo(f"created {record.role.value} key {record.id} ({scope})")
+        reads = f", reads {record.lang}" if record.lang else ""
+        typer.echo(f"created {record.role.value} key {record.id} ({scope}{reads})")
         return key
 
     try:
@@ -104,7 +118,10 @@ def list_keys(store: StoreOption) -> None:
             for key in await alert_store.list_api_keys():
                 state = "revoked" if key.revoked_at else "active"
                 wards = ",".join(key.wards) or "-"
-                typer.echo(f"{key.id}  {key.role.value:<5}  {state:<7}  {wards}  {key.name}")
+                lang = key.lang or "-"
+                typer.echo(
+                    f"{key.id}  {key.role.value:<5}  {state:<7}  {lang:<2}  {wards}  {key.name}"
+                )
         finally:
             await alert_store.close()
 

@@ -11,8 +11,10 @@ Measurements the boards read (all written by citywatch; see README "Storage sche
 ``citywatch_detector``.
 
 Grafana version: the compose file pins ``grafana/grafana:11.3.1``. The boards rely on its
-geomap panel (markers and route layers, each drawing the first frame it gets; data links in the
-tooltip), the ``joinByField``/``filterByValue``/``sortBy`` transformations, custom
+geomap panel (markers and route layers, each drawing the first frame it gets; a markers
+layer draws line geometries with its circle's stroke; data links in the tooltip), the
+``joinByField``/``filterByValue``/``sortBy`` transformations and the spatial one's line
+builder, custom
 variables with ``text : value`` pairs and InfluxDB (InfluxQL) annotations with
 title/text/tags columns; all of these exist in Grafana 10.x and 11.x.
 
@@ -344,6 +346,16 @@ def positions_query(where: str = WARD_FILTER) -> str:
     )
 
 
+def spans_query(where: str = WARD_FILTER) -> str:
+    """Every cable span's upstream end (one frame: ``device`` is the segment the span leads
+    to; ingest writes a ``cable_span`` point per segment whose predecessor it knows)."""
+    return (
+        'SELECT "device", "upstream", "up_lat", "up_lon" FROM (SELECT last("upstream") AS '
+        '"upstream", last("up_lat") AS "up_lat", last("up_lon") AS "up_lon" FROM "cable_span" '
+        f'WHERE {where} GROUP BY "ward", "route", "device")'
+    )
+
+
 def level_field_config() -> Json:
     """Colours and names of the worst-alert levels (the map's markers, table cells)."""
     steps = {
@@ -369,9 +381,9 @@ def level_field_config() -> Json:
     }
 
 
-# Positions (A) and worst alerts (B) become one row per device: joined on the device id
-# (Grafana, since InfluxQL cannot join two measurements), rows without a position (area
-# alerts, devices never located) dropped.
+# Positions (A), worst alerts (B) and cable spans (C) become one row per device: joined on
+# the device id (Grafana, since InfluxQL cannot join measurements), rows without a position
+# (area alerts, devices never located) dropped.
 JOIN_POSITIONS_AND_ALERTS = [
     {"id": "joinByField", "options": {"byField": "device", "mode": "outer"}},
     {
@@ -385,23 +397,58 @@ JOIN_POSITIONS_AND_ALERTS = [
     {
         "id": "organize",
         "options": {
-            "excludeByName": {"Time": True, "Time 1": True, "Time 2": True},
+            "excludeByName": {"Time": True, "Time 1": True, "Time 2": True, "Time 3": True},
             "renameByName": {},
             "indexByName": {},
         },
     },
 ]
 
+SPAN_LINES = {
+    "id": "spatial",
+    "options": {
+        "action": "modify",
+        "source": {"mode": "coords", "latitude": "up_lat", "longitude": "up_lon"},
+        "modify": {
+            "op": "lineBuilder",
+            "target": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+        },
+    },
+}
+"""Then each segment's row gets the line of the span leading to it, from its predecessor's
+place (up_lat, up_lon) to its own: Grafana's spatial "line builder" puts a geo field first
+in the frame, empty where a row has no span (cabinets, the first segment of a route)."""
+
 
 def device_map(title: str, pos: tuple[int, int, int, int], view: Json, where: str) -> Json:
-    """A map of devices coloured by their worst open alert.
+    """A map of devices coloured by their worst open alert, cable routes drawn as lines.
 
-    One markers layer (Grafana 11.3 geomap; a layer draws the first frame it gets, so the
-    two queries are joined into one frame first): cabinets and cable segments, the
-    segments every 180 m along their route's street, so a route shows as its chain of
-    segments; a segment's tooltip names its route and links to the route board, where
-    :func:`route_map` draws the route's line."""
+    Two layers over one frame (Grafana 11.3 geomap; a layer draws the first frame it gets,
+    so the three queries are joined into one frame first): the routes, each a chain of
+    spans (one per segment, from the segment before it; ``cable_span``) drawn as lines
+    and coloured by the worst open alert of the segment they lead to; over them the
+    cabinets and segments as markers. The lines layer is a markers layer whose geometry is
+    the spatial transformation's line field (``location`` auto: the frame's geo field; a
+    circle marker's stroke draws a line), since the route layer draws a single line
+    through its first frame and so one route only. A device's tooltip names its route and
+    links to the route board."""
     layers: list[Json] = [
+        {
+            "type": "markers",
+            "name": "Cable routes",
+            "location": {"mode": "auto"},
+            "tooltip": True,
+            "config": {
+                "showLegend": False,
+                "style": {
+                    "size": {"fixed": 1},
+                    "color": {"field": "level", "fixed": NO_ALERT[1]},
+                    "opacity": 0.9,
+                    "lineWidth": 4,
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+                },
+            },
+        },
         {
             "type": "markers",
             "name": "Devices",
@@ -416,7 +463,7 @@ def device_map(title: str, pos: tuple[int, int, int, int], view: Json, where: st
                     "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
                 },
             },
-        }
+        },
     ]
     return panel(
         "geomap",
@@ -424,12 +471,15 @@ def device_map(title: str, pos: tuple[int, int, int, int], view: Json, where: st
         [
             target(positions_query(where), "A", fmt="table"),
             target(worst_alert_query(where), "B", fmt="table"),
+            target(spans_query(where), "C", fmt="table"),
         ],
         pos,
         description=(
-            "Every cabinet and cable segment at its place, coloured by its worst open "
-            "alert: red critical, orange major, yellow minor, blue warning, purple "
-            "offline, green none. Click a device for its cabinet, route or ward board."
+            "Every cabinet and cable segment at its place, and every cable route as a line "
+            "through its segments, coloured by the worst open alert (of the device; a "
+            "route's span by the segment it leads to): red critical, orange major, yellow "
+            "minor, blue warning, purple offline, green none. Click a device for its "
+            "cabinet, route or ward board."
         ),
         options={
             "view": view,
@@ -443,7 +493,7 @@ def device_map(title: str, pos: tuple[int, int, int, int], view: Json, where: st
             override("device", ("links", [CABINET_LINK, ROUTE_LINK, WARD_LINK])),
             override("ward", ("mappings", [ward_names_mapping()])),
         ],
-        transformations=JOIN_POSITIONS_AND_ALERTS,
+        transformations=[*JOIN_POSITIONS_AND_ALERTS, SPAN_LINES],
     )
 
 

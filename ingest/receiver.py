@@ -19,6 +19,7 @@ from ingest.gaps import SeqGaps
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.order import Order, OrderTracker
 from ingest.registry import DeviceRegistry
+from ingest.spans import CableSpans
 from ingest.stats import IngestStats
 from telemetry import DecodeError, Event, Report, Status, Topic, decode_message
 from telemetry.lineproto import ReportTemplates, encode_point, quote_string_field
@@ -64,6 +65,7 @@ class Receiver:
         self.order = OrderTracker(dedupe_window)
         self.gaps = SeqGaps()
         self.templates = ReportTemplates()
+        self.spans = CableSpans(registry.known())
         self.accepting = True
         self._batch = PendingBatch()
         self._lock = threading.Lock()
@@ -133,8 +135,10 @@ class Receiver:
 
     def _status(self, batch: PendingBatch, topic: Topic, status: Status, now_ms: int) -> None:
         self.stats.statuses += 1
+        ts_ms = status.ts if status.ts is not None else now_ms
         if status.info is not None:
             self.registry.learn(status.info)
+            batch.lines.extend(self.spans.learn(status.info, ts_ms))
         batch.lines.append(
             device_status_line(
                 status.device,
@@ -142,7 +146,7 @@ class Receiver:
                 topic.ward,
                 online=status.state == "online",
                 reason=status.reason or status.state,
-                ts_ms=status.ts if status.ts is not None else now_ms,
+                ts_ms=ts_ms,
                 info=self.registry.get(status.device),
             )
         )

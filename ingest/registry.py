@@ -44,6 +44,11 @@ class DeviceRegistry:
     def get(self, device: str) -> DeviceInfo | None:
         return self._infos.get(device)
 
+    def known(self) -> list[DeviceInfo]:
+        """Every device's metadata (a copy)."""
+        with self._lock:
+            return list(self._infos.values())
+
     def learn(self, info: DeviceInfo) -> bool:
         """Remember ``info``; True if it changed what we knew."""
         with self._lock:

@@ -58,6 +58,12 @@ _ALL = (
         "online reason street lat lon position",
         "a device's status and location, on every status message and liveness change",
     ),
+    _m(
+        "cable_span",
+        "ward route device",
+        "upstream up_lat up_lon lat lon position",
+        "a cable segment joined to the one before it on its route (the map draws the span)",
+    ),
     *(
         _m(f"{kind.value}_event", "ward device", "event seq detail", "device events as they come")
         for kind in DeviceKind

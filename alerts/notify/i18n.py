@@ -20,14 +20,28 @@ import gettext
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import cache
 from pathlib import Path
-from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_time, format_timedelta
 from babel.numbers import format_decimal
 
-Lang = Literal["vi", "en"]
-LANGS: tuple[Lang, ...] = get_args(Lang)
+from alerts.model import LANGS, Lang  # the languages are the model's (an API key has one)
+
+__all__ = [
+    "DEFAULT_LANG",
+    "DOMAIN",
+    "HANOI",
+    "LANGS",
+    "LOCALE_DIR",
+    "N_",
+    "Lang",
+    "clock",
+    "duration",
+    "hanoi_tz",
+    "number",
+    "translations",
+]
+
 DEFAULT_LANG: Lang = "vi"
 DOMAIN = "citywatch"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"

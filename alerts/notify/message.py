@@ -21,7 +21,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from alerts.model import SEVERITY_RANK, Alert, AlertChange, AlertSeverity, AlertType, ChangeKind
+from alerts.model import (
+    SEVERITY_RANK,
+    Alert,
+    AlertChange,
+    AlertSeverity,
+    AlertType,
+    ChangeKind,
+    ReferenceKind,
+)
 from alerts.notify.i18n import (
     DEFAULT_LANG,
     HANOI,
@@ -117,6 +125,20 @@ _RULE_LINES: Mapping[AlertType, str] = {
 }
 """The main line of alerts with no reading of their own (device and area rules)."""
 
+_RULE_ADVICE: Mapping[AlertType, str] = {
+    AlertType.OVERHEATING: N_("Check the fans and vents."),
+    AlertType.POWER_LOSS: N_("Mains lost: the cabinet runs on its battery."),
+    AlertType.FLOODING: N_("Water has got in: check the cabinet or the duct."),
+    AlertType.CABLE_CUT: N_("No light through the segment: cable cut or crushed."),
+    AlertType.FIBRE_DEGRADATION: N_("Fibre or splice degrading."),
+}
+"""What a device rule's figure means, said after it: ``Nhiệt độ trong tủ: 48 °C, cao hơn
+bình thường 10 °C. Kiểm tra quạt và khe thông gió.``"""
+
+AREA_SILENCE_METRIC = "offline"
+"""The metric of an area outage raised by many devices going silent (``anomaly``'s area
+silence rule); without it, the area outage is the on-battery one."""
+
 METRIC_WORDS: Mapping[str, str] = {
     "temp_inside": N_("Temperature inside the cabinet"),
     "temp_outside": N_("Temperature outside the cabinet"),
@@ -182,11 +204,102 @@ def _limit(m: Metric, value: float, lang: Lang) -> str:
     return ""
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _rate(m: Metric, per_h: float, lang: Lang) -> str:
+    """``tăng 0,5 dB mỗi ngày`` / ``falling 8 % an hour``: per day when slow."""
+    _ = translations(lang).gettext
+    daily = abs(per_h) < 0.1
+    size = abs(per_h) * 24 if daily else abs(per_h)
+    amount = f"{number(size, lang, digits=2 if size < 1 else 1)} {m.unit}"
+    if per_h >= 0:
+        text = N_("rising {amount} a day") if daily else N_("rising {amount} an hour")
+    else:
+        text = N_("falling {amount} a day") if daily else N_("falling {amount} an hour")
+    return _(text).format(amount=amount)
+
+
+def _against(alert: Alert, m: Metric, lang: Lang) -> str:
+    """What the alert's value is judged against, in words (``cao hơn bình thường 10 °C``,
+    ``vượt ngưỡng 30 mm``, ``giảm 8 % mỗi giờ``); empty when there is nothing to say."""
+    _ = translations(lang).gettext
+    value, ref, kind = alert.value, alert.reference, alert.reference_kind
+    if value is None or ref is None or kind is None or m.dtype == "bool":
+        return ""
+    if not (math.isfinite(value) and math.isfinite(ref)):
+        return ""
+    if kind is ReferenceKind.LIMIT:
+        text = N_("above the limit {limit}") if value >= ref else N_("below the limit {limit}")
+        return _(text).format(limit=_value(m, ref, lang))
+    if kind is ReferenceKind.TREND:
+        return _rate(m, ref, lang)
+    if kind is not ReferenceKind.BASELINE:
+        return ""
+    if alert.type is AlertType.LEVEL_SHIFT:
+        return _("changed suddenly from {usual}").format(usual=_value(m, ref, lang))
+    diff = value - ref
+    if number(abs(diff), lang) == "0":
+        return ""
+    gap = _value(m, abs(diff), lang)
+    if alert.type is AlertType.TIME_OF_DAY:
+        text = (
+            N_("{gap} above its usual for this hour")
+            if diff > 0
+            else N_("{gap} below its usual for this hour")
+        )
+    else:
+        text = N_("{gap} above its usual") if diff > 0 else N_("{gap} below its usual")
+    return _(text).format(gap=gap)
+
+
+def _area(alert: Alert, lang: Lang) -> str:
+    """An area outage: how many of the ward's devices, and which kind of outage."""
+    _ = translations(lang).gettext
+    silent = alert.metric == AREA_SILENCE_METRIC
+    counted = alert.reference_kind is ReferenceKind.TOTAL
+    if counted and _finite(alert.value) and _finite(alert.reference):
+        n, total = round(alert.value or 0), round(alert.reference or 0)
+        text = (
+            N_("{n} of {total} devices in the ward went silent: area power or link down.")
+            if silent
+            else N_("{n} of {total} cabinets in the ward on battery at once: area power outage.")
+        )
+        return _(text).format(n=number(n, lang), total=number(total, lang))
+    if silent:
+        return _("Many devices of the ward went silent at once: area power or link down.")
+    return _(_RULE_LINES[AlertType.AREA_OUTAGE])
+
+
+def _rule(alert: Alert, lang: Lang) -> str | None:
+    """A device rule's line with its figure (``Nhiệt độ trong tủ: 48 °C, cao hơn bình
+    thường 10 °C. Kiểm tra quạt và khe thông gió.``); ``None`` when it has none."""
+    _ = translations(lang).gettext
+    m = METRICS.get(alert.value_metric)
+    if m is None or m.dtype == "bool" or alert.value is None or not math.isfinite(alert.value):
+        return None
+    label, value = _(METRIC_WORDS.get(m.name, m.name)), _value(m, alert.value, lang)
+    against = _against(alert, m, lang)
+    figure = (
+        _("{metric}: {value}, {against}").format(metric=label, value=value, against=against)
+        if against
+        else _("{metric}: {value}").format(metric=label, value=value)
+    )
+    advice = _RULE_ADVICE.get(alert.type)
+    return f"{figure}. {_(advice)}" if advice else figure
+
+
 def describe(alert: Alert, lang: Lang = DEFAULT_LANG) -> str:
     """What is wrong, from the alert's fields, in words a lineman reads at a glance:
-    ``Nhiệt độ trong tủ: 48 °C, vượt ngưỡng cảnh báo 45 °C``. No statistics (the
-    detector's sentence stays in the alert's ``explanation``)."""
+    ``Nhiệt độ trong tủ: 48 °C, vượt ngưỡng cảnh báo 45 °C``, and for device rules the
+    reading they judged with what it is judged against (``cao hơn bình thường 10 °C``).
+    No statistics (the detector's sentence stays in the alert's ``explanation``)."""
     _ = translations(lang).gettext
+    if alert.type is AlertType.AREA_OUTAGE:
+        return _area(alert, lang)
+    if not alert.metric and (line := _rule(alert, lang)) is not None:
+        return line
     m = METRICS.get(alert.metric)
     if m is None or alert.value is None or not math.isfinite(alert.value):
         if alert.type in _RULE_LINES:
@@ -208,6 +321,9 @@ def describe(alert: Alert, lang: Lang = DEFAULT_LANG) -> str:
         )
     if alert.type is AlertType.DROPOUT:
         return _("No {metric} reading: device, power or link down?").format(metric=label.lower())
+    usual = _against(alert, m, lang)
+    if usual and alert.type in (AlertType.LEVEL_SHIFT, AlertType.TIME_OF_DAY, AlertType.BASELINE):
+        return _("{metric}: {value}, {against}").format(metric=label, value=value, against=usual)
     if alert.type is AlertType.LEVEL_SHIFT:
         return _("{metric}: {value}, changed suddenly").format(metric=label, value=value)
     if alert.type is AlertType.TIME_OF_DAY:

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from alerts import apikeys
-from alerts.model import ApiKey, Role
+from alerts.model import ApiKey, Role, parse_lang
 from alerts.schema import api_keys
 from alerts.store.base import NotFoundError, StoreBase
 from alerts.store.rows import api_key_of
@@ -15,11 +15,13 @@ class ApiKeys(StoreBase):
     """Creating, verifying, listing and revoking API keys."""
 
     async def create_api_key(
-        self, role: Role | str, wards: Sequence[str] = (), name: str = ""
+        self, role: Role | str, wards: Sequence[str] = (), name: str = "", lang: str | None = None
     ) -> tuple[ApiKey, str]:
         """A new key: returns the stored record and the key string (shown only now).
-        A crew key needs at least one ward; other roles take none."""
+        A crew key needs at least one ward; other roles take none. ``lang`` (``vi`` or
+        ``en``; ``None``: not chosen) is the language its holder reads."""
         role = Role(role)
+        key_lang = None if lang is None else parse_lang(lang)
         ward_list = sorted(set(wards))
         if role is Role.CREW and not ward_list:
             raise ValueError("a crew key needs at least one ward")
@@ -36,9 +38,10 @@ class ApiKeys(StoreBase):
                     wards=ward_list,
                     secret_sha256=apikeys.digest(key),
                     created_at=now,
+                    lang=key_lang,
                 )
             )
-        return ApiKey(key_id, name, role, tuple(ward_list), now), key
+        return ApiKey(key_id, name, role, tuple(ward_list), now, lang=key_lang), key
 
     async def verify_api_key(self, key: str) -> ApiKey | None:
         """The key's record if it is valid and not revoked, else ``None``."""

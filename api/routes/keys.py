@@ -27,7 +27,9 @@ async def list_keys(_principal: Admin, store: StoreDep) -> KeysPublic:
 )
 async def create_key(body: KeyCreate, _principal: Admin, store: StoreDep) -> KeyCreatedPublic:
     try:
-        record, key = await store.create_api_key(body.role, body.wards, name=body.name)
+        record, key = await store.create_api_key(
+            body.role, body.wards, name=body.name, lang=body.lang
+        )
     except ValueError as exc:
         error = {"type": "value_error", "loc": ("body", "wards"), "msg": str(exc)}
         raise RequestValidationError([{**error, "input": body.wards}]) from None

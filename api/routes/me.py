@@ -12,4 +12,6 @@ router = APIRouter(tags=["auth"], responses=UNAUTHORIZED)
 @router.get("/me", response_model=MePublic, summary="Who the presented key is")
 async def get_me(principal: Reader) -> MePublic:
     key = principal.key
-    return MePublic(id=key.id, name=principal.actor, role=key.role, wards=list(key.wards))
+    return MePublic(
+        id=key.id, name=principal.actor, role=key.role, wards=list(key.wards), lang=key.lang
+    )

@@ -19,8 +19,9 @@
 
 // Every text a person reads, in one place: Vietnamese first, English available (issue 14,
 // section 2). The language is the one chosen with the page's switch (kept in localStorage
-// LANG_KEY), else the first of the browser's languages the page speaks, else Vietnamese;
-// <html lang> follows. Numbers and times are written by Intl with the language's locale
+// LANG_KEY), else the key's own (`lang` of GET /me, set with `citywatch keys create --lang`),
+// else the first of the browser's languages the page speaks, else Vietnamese; <html lang>
+// follows. Numbers and times are written by Intl with the language's locale
 // and Hanoi's time zone. An alert's main line is written here from its fields (type,
 // metric, value with the catalogue's unit and alarm limits, from GET /catalogue), in
 // words a lineman reads; the detector's own sentence (English, statistical) stays in the
@@ -76,6 +77,28 @@ const TEXTS = {
       area_outage: "Nhiều tủ trong phường cùng chạy ắc quy: mất điện cả khu vực.",
       offline: "Thiết bị ngừng gửi dữ liệu: mất nguồn hay mất đường truyền?",
     },
+    // Said after a device rule's figure ("Nhiệt độ trong tủ: 48 °C, cao hơn bình thường 10 °C.").
+    advice: {
+      overheating: "Kiểm tra quạt và khe thông gió.",
+      power_loss: "Mất điện lưới: tủ đang chạy bằng ắc quy.",
+      flooding: "Có nước vào: kiểm tra tủ hoặc cống cáp.",
+      cable_cut: "Mất ánh sáng qua đoạn cáp: cáp bị đứt hoặc bị đè bẹp.",
+      fibre_degradation: "Sợi quang hoặc mối hàn đang xuống cấp.",
+    },
+    areaBattery: (n, total) => `${n} trong số ${total} tủ của phường cùng chạy ắc quy: mất điện cả khu vực.`,
+    areaSilent: (n, total) => `${n} trong số ${total} thiết bị của phường cùng mất kết nối: mất điện hoặc mất đường truyền cả khu vực.`,
+    areaSilentUncounted: "Nhiều thiết bị trong phường cùng mất kết nối: mất điện hoặc mất đường truyền cả khu vực.",
+    aboveLimit: (limit) => `vượt ngưỡng ${limit}`,
+    belowLimit: (limit) => `dưới ngưỡng ${limit}`,
+    aboveUsual: (gap) => `cao hơn bình thường ${gap}`,
+    belowUsual: (gap) => `thấp hơn bình thường ${gap}`,
+    aboveUsualHour: (gap) => `cao hơn mọi ngày vào giờ này ${gap}`,
+    belowUsualHour: (gap) => `thấp hơn mọi ngày vào giờ này ${gap}`,
+    shiftedFrom: (usual) => `thay đổi đột ngột so với mức ${usual} trước đó`,
+    risingHour: (amount) => `tăng ${amount} mỗi giờ`,
+    risingDay: (amount) => `tăng ${amount} mỗi ngày`,
+    fallingHour: (amount) => `giảm ${amount} mỗi giờ`,
+    fallingDay: (amount) => `giảm ${amount} mỗi ngày`,
     aboveCrit: (limit) => `vượt ngưỡng nguy hiểm ${limit}`,
     aboveWarn: (limit) => `vượt ngưỡng cảnh báo ${limit}`,
     belowCrit: (limit) => `dưới ngưỡng nguy hiểm ${limit}`,
@@ -187,6 +210,27 @@ const TEXTS = {
       area_outage: "Many cabinets of the ward on battery at once: area power outage.",
       offline: "The device stopped reporting: power or link down?",
     },
+    advice: {
+      overheating: "Check the fans and vents.",
+      power_loss: "Mains lost: the cabinet runs on its battery.",
+      flooding: "Water has got in: check the cabinet or the duct.",
+      cable_cut: "No light through the segment: cable cut or crushed.",
+      fibre_degradation: "Fibre or splice degrading.",
+    },
+    areaBattery: (n, total) => `${n} of ${total} cabinets in the ward on battery at once: area power outage.`,
+    areaSilent: (n, total) => `${n} of ${total} devices in the ward went silent: area power or link down.`,
+    areaSilentUncounted: "Many devices of the ward went silent at once: area power or link down.",
+    aboveLimit: (limit) => `above the limit ${limit}`,
+    belowLimit: (limit) => `below the limit ${limit}`,
+    aboveUsual: (gap) => `${gap} above its usual`,
+    belowUsual: (gap) => `${gap} below its usual`,
+    aboveUsualHour: (gap) => `${gap} above its usual for this hour`,
+    belowUsualHour: (gap) => `${gap} below its usual for this hour`,
+    shiftedFrom: (usual) => `changed suddenly from ${usual}`,
+    risingHour: (amount) => `rising ${amount} an hour`,
+    risingDay: (amount) => `rising ${amount} a day`,
+    fallingHour: (amount) => `falling ${amount} an hour`,
+    fallingDay: (amount) => `falling ${amount} a day`,
     aboveCrit: (limit) => `above the critical limit ${limit}`,
     aboveWarn: (limit) => `above the warning limit ${limit}`,
     belowCrit: (limit) => `below the critical limit ${limit}`,
@@ -257,11 +301,19 @@ const LANGS = Object.keys(TEXTS);
 const LANG_KEY = "citywatch.crew.lang";
 const HANOI_TZ = "Asia/Ho_Chi_Minh";
 
-// The chosen language: the page's switch, else the browser's first language we speak.
-function chooseLang() {
+// The language chosen on this phone with the page's switch (null: none).
+function keptLang() {
   let kept = null;
   try { kept = localStorage.getItem(LANG_KEY); } catch (err) { kept = null; }
-  if (LANGS.includes(kept)) return kept;
+  return LANGS.includes(kept) ? kept : null;
+}
+
+// The chosen language: the page's switch, else the key's (once /me told it), else the
+// browser's first language we speak.
+function chooseLang(keyLang = null) {
+  const kept = keptLang();
+  if (kept) return kept;
+  if (LANGS.includes(keyLang)) return keyLang;
   for (const tag of navigator.languages || [navigator.language]) {
     const primary = String(tag || "").toLowerCase().split("-")[0];
     if (LANGS.includes(primary)) return primary;
@@ -272,12 +324,14 @@ function chooseLang() {
 let LANG = chooseLang();
 let TEXT = TEXTS[LANG];
 let NUMBER = null; // Intl formatters of the language (set by useLang)
+let FINE = null; // ... with two decimals, for small rates (0,48 dB a day)
 let CLOCK = null;
 
 function useLang(lang) {
   LANG = lang;
   TEXT = TEXTS[lang];
   NUMBER = new Intl.NumberFormat(TEXT.locale, { maximumFractionDigits: 1 });
+  FINE = new Intl.NumberFormat(TEXT.locale, { maximumFractionDigits: 2 });
   CLOCK = new Intl.DateTimeFormat(TEXT.locale, { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: HANOI_TZ });
   document.documentElement.lang = lang;
 }
@@ -434,7 +488,63 @@ function crossedLimit(metric, value) {
 // the detector's sentence stays behind "technical details").
 function metricLabel(name) { return (name && TEXT.metrics[name]) || name; }
 
+const finite = (x) => x != null && Number.isFinite(x);
+
+// A rate of change per hour, in words; per day when slow ("tăng 0,48 dB mỗi ngày").
+function rate(metric, perHour) {
+  const daily = Math.abs(perHour) < 0.1;
+  const size = Math.abs(perHour) * (daily ? 24 : 1);
+  const amount = `${(size < 1 ? FINE : NUMBER).format(size)} ${metric.unit}`;
+  if (perHour >= 0) return daily ? TEXT.risingDay(amount) : TEXT.risingHour(amount);
+  return daily ? TEXT.fallingDay(amount) : TEXT.fallingHour(amount);
+}
+
+// What the alert's value is judged against (its `reference`, of `reference_kind`), in
+// words: "cao hơn bình thường 10 °C", "vượt ngưỡng 30 mm", "giảm 8 % mỗi giờ"; "" if none.
+function against(alert, metric) {
+  const { value, reference: ref, reference_kind: kind } = alert;
+  if (!metric.unit || !finite(value) || !finite(ref) || !kind) return "";
+  if (kind === "limit") return (value >= ref ? TEXT.aboveLimit : TEXT.belowLimit)(reading(metric, ref));
+  if (kind === "trend") return rate(metric, ref);
+  if (kind !== "baseline") return "";
+  if (alert.type === "level_shift") return TEXT.shiftedFrom(reading(metric, ref));
+  const diff = value - ref;
+  if (NUMBER.format(Math.abs(diff)) === "0") return "";
+  const gap = reading(metric, Math.abs(diff));
+  if (alert.type === "time_of_day") return (diff > 0 ? TEXT.aboveUsualHour : TEXT.belowUsualHour)(gap);
+  return (diff > 0 ? TEXT.aboveUsual : TEXT.belowUsual)(gap);
+}
+
+// An area outage: how many of the ward's devices, on battery or silent.
+function areaLine(alert) {
+  const silent = alert.metric === "offline";
+  if (alert.reference_kind === "total" && finite(alert.value) && finite(alert.reference)) {
+    const [n, total] = [NUMBER.format(alert.value), NUMBER.format(alert.reference)];
+    return silent ? TEXT.areaSilent(n, total) : TEXT.areaBattery(n, total);
+  }
+  return silent ? TEXT.areaSilentUncounted : TEXT.rules.area_outage;
+}
+
+// A device rule's reading with what it is judged against, then what it means
+// ("Nhiệt độ trong tủ: 48 °C, cao hơn bình thường 10 °C. Kiểm tra quạt và khe thông gió.");
+// null when the alert carries no figure (alerts stored before they did, a door).
+function ruleLine(alert) {
+  const metric = state.metrics.get(alert.value_metric);
+  if (!metric || !metric.unit || !finite(alert.value)) return null;
+  const label = metricLabel(metric.name);
+  const value = reading(metric, alert.value);
+  const words = against(alert, metric);
+  const figure = words ? TEXT.crossed(label, value, words) : TEXT.reading(label, value);
+  const advice = TEXT.advice[alert.type];
+  return advice ? `${figure}. ${advice}` : figure;
+}
+
 function mainLine(alert) {
+  if (alert.type === "area_outage") return areaLine(alert);
+  if (!alert.metric) {
+    const line = ruleLine(alert);
+    if (line) return line;
+  }
   const metric = state.metrics.get(alert.metric);
   const label = metricLabel(alert.metric);
   if (!metric || alert.value == null || !Number.isFinite(alert.value)) {
@@ -450,9 +560,12 @@ function mainLine(alert) {
     }
     case "flatline": return TEXT.stuck(label, value);
     case "dropout": return TEXT.silent(label);
-    case "level_shift": return TEXT.shifted(label, value);
-    case "time_of_day": return TEXT.unusualHour(label, value);
-    case "baseline": return TEXT.unusual(label, value);
+    case "level_shift": case "time_of_day": case "baseline": {
+      const words = against(alert, metric);
+      if (words) return TEXT.crossed(label, value, words);
+      if (alert.type === "level_shift") return TEXT.shifted(label, value);
+      return alert.type === "time_of_day" ? TEXT.unusualHour(label, value) : TEXT.unusual(label, value);
+    }
     default: return TEXT.reading(label, value);
   }
 }
@@ -955,6 +1068,7 @@ async function start() {
     if (state.token) signOut(err.message);
     return;
   }
+  followKeyLang();
   await loadCatalogue();
   showWho();
   $("app").hidden = false;
@@ -1001,6 +1115,15 @@ async function registerWorker() {
   navigator.serviceWorker.addEventListener("controllerchange", () => {
     if (state.me) { api("/me").catch(() => {}); api("/catalogue").catch(() => {}); loadList(); loadDevices(); }
   });
+}
+
+// The key's language (GET /me) when the crew has not chosen one on this phone.
+function followKeyLang() {
+  const lang = chooseLang(state.me?.lang);
+  if (lang === LANG) return;
+  useLang(lang);
+  applyTexts();
+  render();
 }
 
 // The switch: the other language, kept for the next visit; everything is rewritten.

@@ -13,10 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from alerts import apikeys
 from alerts.engine import StoreUrlError, make_engine
 from alerts.migrate import MIGRATIONS, alembic_config, current, downgrade, upgrade
 from alerts.schema import metadata
+from alerts.store import AlertStore
+from anomaly.events import Detection, DetectionKind, Reference, Severity
 
+OLD_KEY = "cw_0123456789ab_" + "s" * 43
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -69,6 +73,91 @@ async def test_up_down_up_round_trip_matches_the_tables(url: str) -> None:
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_0007_keeps_existing_keys_with_no_language(url: str) -> None:
+    """Keys made before 0007 come through with ``lang`` NULL (not chosen) and verify as
+    before; the column goes away on the way down and the key stays."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, "0006")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO api_keys (id, name, role, wards, secret_sha256, created_at) "
+                    "VALUES ('0123456789ab', 'old crew', 'crew', '[\"phuong_dinh_cong\"]', "
+                    ":digest, 1)"
+                ),
+                {"digest": apikeys.digest(OLD_KEY)},
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.text("SELECT name, lang FROM api_keys"))).one()
+        assert tuple(row) == ("old crew", None)
+    finally:
+        await engine.dispose()
+    store = await AlertStore.open(url)
+    try:
+        record = await store.verify_api_key(OLD_KEY)
+        assert record is not None
+        assert (record.name, record.wards, record.lang) == ("old crew", ("phuong_dinh_cong",), None)
+        made, _ = await store.create_api_key("noc", lang="en")
+        assert made.lang == "en"
+        with pytest.raises(ValueError, match="unknown language 'fr': use vi"):
+            await store.create_api_key("noc", lang="fr")
+    finally:
+        await store.close()
+    engine = make_engine(url)
+    try:
+        await downgrade(engine, "0006")
+        async with engine.connect() as conn:
+            names = await conn.run_sync(
+                lambda c: {col["name"] for col in sa.inspect(c).get_columns("api_keys")}
+            )
+            assert "lang" not in names
+            assert await conn.scalar(sa.text("SELECT count(*) FROM api_keys")) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_0008_gives_stored_alerts_the_metric_their_value_reads(url: str) -> None:
+    """An alert stored before 0008 (made here by going down to 0007 and up again) comes
+    back with ``value_metric`` its own metric, and no reference."""
+    store = await AlertStore.open(url)
+    try:
+        await store.apply_detection(
+            Detection(
+                kind=DetectionKind.LIMIT,
+                severity=Severity.CRITICAL,
+                active=True,
+                ward="phuong_dinh_cong",
+                device="cab-1",
+                metric="temp_inside",
+                value=57.5,
+                value_metric="temp_inside",
+                reference=55.0,
+                reference_kind=Reference.LIMIT,
+                start_ms=1,
+                ts_ms=1,
+                score=1.0,
+                explanation="hot",
+            )
+        )
+    finally:
+        await store.close()
+    engine = make_engine(url)
+    try:
+        await downgrade(engine, "0007")
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    store = await AlertStore.open(url)
+    try:
+        [alert] = (await store.list_alerts()).data
+    finally:
+        await store.close()
+    assert (alert.metric, alert.value, alert.value_metric) == ("temp_inside", 57.5, "temp_inside")
+    assert (alert.reference, alert.reference_kind) == (None, None)
 
 
 async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

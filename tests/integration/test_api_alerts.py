@@ -437,3 +437,31 @@ async def test_me_and_keys(api: Api) -> None:
     assert revoked.status_code == 204
     after = await api.client.get("/me", headers={"Authorization": f"Bearer {key}"})
     assert after.status_code == 401
+
+
+async def test_a_key_carries_the_language_its_holder_reads(api: Api) -> None:
+    """``lang`` is set when the key is made, shown in ``/me`` and the key list; unset, it
+    is null (the crew page follows the browser); anything but vi/en is refused."""
+    admin = api.auth("admin")
+    assert (await api.client.get("/me", headers=api.auth("crew_a"))).json()["lang"] is None
+    created = await api.client.post(
+        "/keys",
+        json={"name": "noc en", "role": "crew", "wards": ["ward_c"], "lang": "en"},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    assert created.json()["lang"] == "en"
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert (await api.client.get("/me", headers=headers)).json()["lang"] == "en"
+    listed = (await api.client.get("/keys", headers=admin)).json()["data"]
+    assert {k["id"]: k["lang"] for k in listed}[created.json()["id"]] == "en"
+
+    for bad in ("fr", "vi-VN", "", 1):
+        refused = await api.client.post(
+            "/keys",
+            json={"name": "x", "role": "crew", "wards": ["ward_c"], "lang": bad},
+            headers=admin,
+        )
+        (error,) = problem(refused, 422)["errors"]
+        assert error["loc"] == ["body", "lang"], bad
+        assert "'vi' or 'en'" in error["msg"], error

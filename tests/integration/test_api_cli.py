@@ -33,6 +33,16 @@ async def _verify(url: str, key: str) -> tuple[Role, tuple[str, ...], str] | Non
     return None if record is None else (record.role, record.wards, record.name)
 
 
+async def _lang(url: str, key: str) -> str | None:
+    store = await AlertStore.open(url)
+    try:
+        record = await store.verify_api_key(key)
+    finally:
+        await store.close()
+    assert record is not None
+    return record.lang
+
+
 def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
     done = _run(
@@ -65,6 +75,30 @@ def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     bad_store = _run("keys", "create", "--role", "noc", "--store", "mysql://db")
     assert bad_store.exit_code == 2
     assert "unsupported store URL scheme 'mysql'" in bad_store.stderr
+
+
+def test_keys_create_takes_the_language_its_holder_reads(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
+    made = _run(
+        "keys", "create", "--role", "crew", "--ward", "phuong_dinh_cong", "--lang", "en",
+        "--name", "noc en", "--store", url,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "reads en" in made.stdout
+    assert asyncio.run(_lang(url, made.stdout.strip().splitlines()[-1])) == "en"
+    upper = _run("keys", "create", "--role", "noc", "--lang", "VI", "--store", url)
+    assert upper.exit_code == 0, upper.output
+    assert asyncio.run(_lang(url, upper.stdout.strip().splitlines()[-1])) == "vi"
+    unset = _run("keys", "create", "--role", "noc", "--store", url)
+    assert asyncio.run(_lang(url, unset.stdout.strip().splitlines()[-1])) is None
+    listed = _run("keys", "list", "--store", url).stdout.splitlines()
+    assert [line.split()[3] for line in listed] == ["en", "vi", "-"]
+
+    for bad in ("fr", "vi-VN", "english", ""):
+        refused = _run("keys", "create", "--role", "noc", "--lang", bad, "--store", url)
+        assert refused.exit_code == 2, bad
+        assert f"invalid --lang {bad!r}: use vi (Vietnamese) or en (English)" in refused.stderr
+    assert len(_run("keys", "list", "--store", url).stdout.splitlines()) == 3  # none made
 
 
 def test_api_command_serves_and_refuses_default_secret_in_production(

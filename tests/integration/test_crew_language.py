@@ -8,20 +8,26 @@ numbers, and no "σ" shows (the detector's sentence stays behind "technical deta
 A phone screenshot in Vietnamese is kept in ``artifacts/crew-page-vi.png``.
 """
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from api_harness import open_store, serve, settings
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from alerts.model import Role
 from alerts.notify.i18n import HANOI
+from alerts.notify.message import describe
 from alerts.store import AlertStore
+from anomaly import Detector
 from anomaly.events import Detection, DetectionKind, Severity
+from telemetry.batch import ReadingBatch
+from telemetry.catalogue import metric_id
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -97,7 +103,7 @@ async def _alerts(store: AlertStore) -> tuple[str, int, int]:
     return key, ids[0], ids[1]
 
 
-async def _phone(browser: Browser, base: str, key: str, locale: str) -> Page:
+async def _phone(browser: Browser, base: str, key: str, locale: str, cards: int = 2) -> Page:
     context = await browser.new_context(
         viewport=PHONE,
         device_scale_factor=2,
@@ -111,7 +117,7 @@ async def _phone(browser: Browser, base: str, key: str, locale: str) -> Page:
     await page.goto("/crew")
     await page.get_by_test_id("token").fill(key)
     await page.get_by_test_id("save-token").click()
-    await expect(page.locator("li[data-alert-id]")).to_have_count(2, timeout=WAIT_MS)
+    await expect(page.locator("li[data-alert-id]")).to_have_count(cards, timeout=WAIT_MS)
     return page
 
 
@@ -196,6 +202,36 @@ async def test_english_when_the_browser_asks_for_it_vietnamese_otherwise(
     await expect(_card(other, hot).locator(".what")).to_have_text("Vượt ngưỡng")
 
 
+async def test_the_key_language_wins_over_the_browser_and_the_switch_over_both(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """``keys create --lang en``: a Vietnamese phone opens the page in English; a key with
+    ``vi`` on an English phone, Vietnamese; the page's switch still has the last word."""
+    _, base = server
+    _, hot, _ = await _alerts(store)
+    _, english_key = await store.create_api_key(Role.CREW, [WARD], name="noc-en", lang="en")
+    _, viet_key = await store.create_api_key(Role.CREW, [WARD], name="to-vi", lang="vi")
+
+    phone = await _phone(browser, base, english_key, "vi-VN")
+    await expect(phone.get_by_test_id("live")).to_have_text("live", timeout=WAIT_MS)
+    assert await phone.locator("html").get_attribute("lang") == "en"
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Reading out of limits")
+    await expect(_card(phone, hot).get_by_test_id("why")).to_have_text(
+        "Temperature inside the cabinet: 57.5 °C, above the critical limit 55 °C"
+    )
+    await expect(phone.get_by_test_id("logout")).to_have_text("Sign out")
+    await phone.get_by_test_id("lang").click()  # the crew's own choice on this phone
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+    await phone.reload()
+    await expect(phone.get_by_test_id("live")).to_have_text("trực tuyến", timeout=WAIT_MS)
+    await expect(_card(phone, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+
+    other = await _phone(browser, base, viet_key, "en-US")
+    await expect(other.get_by_test_id("live")).to_have_text("trực tuyến", timeout=WAIT_MS)
+    assert await other.locator("html").get_attribute("lang") == "vi"
+    await expect(_card(other, hot).locator(".what")).to_have_text("Vượt ngưỡng")
+
+
 async def test_the_catalogue_answers_ward_names_and_units(
     server: tuple[str, str], store: AlertStore
 ) -> None:
@@ -211,3 +247,77 @@ async def test_the_catalogue_answers_ward_names_and_units(
     assert (temp["unit"], temp["warn_high"], temp["crit_high"]) == ("°C", 45, 55)
     door = next(m for m in body["metrics"] if m["name"] == "door_open")
     assert door["unit"] == ""
+
+
+MINUTE = 60_000
+
+
+def _rule_events(device: str, metrics: dict[str, np.ndarray], kind: DetectionKind) -> Detection:
+    """The detector's first ``kind`` event for a cabinet fed ``metrics`` minute by minute."""
+    detector, n = Detector(), len(next(iter(metrics.values())))
+    ids = np.array([metric_id("cabinet", m) for m in metrics], dtype=np.int16)
+    for i in range(n):
+        batch = ReadingBatch(
+            device=np.array([device] * len(metrics), dtype=object),
+            ward=np.array([WARD] * len(metrics), dtype=object),
+            metric=ids,
+            ts_ms=np.full(len(metrics), TS_MS + i * MINUTE, dtype=np.int64),
+            value=np.array([float(v[i]) for v in metrics.values()]),
+        )
+        for event in detector.update(batch).events:
+            if event.kind is kind and event.active:
+                return event
+    raise AssertionError(f"no {kind} from the detector")
+
+
+async def test_a_rule_alert_shows_its_figures_in_vietnamese(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """Device rules' alerts used to say only what the rule is ("Tủ quá nóng: kiểm tra
+    quạt…"): now the detector's rule event carries the reading it judged and what it is
+    judged against, through the store and the API to the card."""
+    _, base = server
+    _, key = await store.create_api_key(Role.CREW, [WARD], name="to-dinh-cong")
+    n = 240  # 35 °C for an hour, then +4 °C/h with the fans running: fans failing to cool
+    temp = np.r_[np.full(60, 35.0), 35.0 + np.arange(n - 60) * 4.0 / 60]
+    heat = _rule_events(
+        "cab-nong", {"temp_inside": temp, "fan_rpm": np.full(n, 4200.0)}, DetectionKind.OVERHEATING
+    )
+    water = np.r_[np.zeros(10), np.full(10, 45.0)]  # 45 mm on the plinth floor
+    flood = _rule_events("cab-ngap", {"water_level": water}, DetectionKind.FLOODING)
+    now = int(time.time() * 1000)
+    await store.apply_detections([heat, flood], now - 2 * MINUTE)
+    await store.tick(now)  # overheating waits out its pending minute
+    by_device = {a.device: a for a in (await store.list_alerts()).data}
+    hot, wet = by_device["cab-nong"], by_device["cab-ngap"]
+    assert (hot.device, hot.state.value, wet.device) == ("cab-nong", "active", "cab-ngap")
+    assert (hot.value_metric, hot.value, hot.reference_kind) == ("temp_inside", 40.0, "baseline")
+    assert (wet.value_metric, wet.value, wet.reference) == ("water_level", 45.0, 30.0)
+
+    phone = await _phone(browser, base, key, "vi-VN")
+    await expect(phone.get_by_test_id("live")).to_have_text("trực tuyến", timeout=WAIT_MS)
+    card = _card(phone, hot.id)
+    await expect(card.locator(".what")).to_have_text("Tủ quá nóng")
+    why = "Nhiệt độ trong tủ: 40 °C, cao hơn bình thường 4,9 °C. Kiểm tra quạt và khe thông gió."
+    await expect(card.get_by_test_id("why")).to_have_text(why)
+    assert describe(hot) == why  # the page and the notifications say the same
+    await expect(_card(phone, wet.id).get_by_test_id("why")).to_have_text(
+        "Mực nước trong tủ: 45 mm, vượt ngưỡng 30 mm. Có nước vào: kiểm tra tủ hoặc cống cáp."
+    )
+    assert describe(wet) == await _card(phone, wet.id).get_by_test_id("why").inner_text()
+    assert "σ" not in await phone.locator("body").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await phone.screenshot(path=str(ARTIFACTS / "crew-page-rule-figures-vi.png"))
+
+    await phone.get_by_test_id("lang").click()
+    await expect(card.get_by_test_id("why")).to_have_text(
+        "Temperature inside the cabinet: 40 °C, 4.9 °C above its usual. Check the fans and vents."
+    )
+    async with httpx.AsyncClient(base_url=base) as client:  # the API's detail keeps the lot
+        detail = await client.get(f"/alerts/{hot.id}", headers={"Authorization": f"Bearer {key}"})
+    body = detail.json()
+    assert body["value"] == 40.0
+    assert body["value_metric"] == "temp_inside"
+    assert body["reference_kind"] == "baseline"
+    assert abs(body["reference"] - 35.0) < 0.5
+    assert "rpm" in body["explanation"]

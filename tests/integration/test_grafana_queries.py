@@ -127,6 +127,23 @@ def map_queries(name: str = "city-overview.json") -> tuple[str, str]:
     return by_ref["A"], by_ref["B"]
 
 
+def span_query(name: str = "city-overview.json") -> str:
+    """The cable spans the map joins on ``device`` and draws as lines."""
+    (geomap,) = [p for p in board(name)["panels"] if p["type"] == "geomap"]
+    return str({t["refId"]: t["query"] for t in geomap["targets"]}["C"])
+
+
+def joined(*frames: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Grafana's outer join of the map's frames on ``device``, one row per device."""
+    rows_by_device: dict[str, dict[str, Any]] = {}
+    for frame in frames:
+        for row in frame:
+            rows_by_device.setdefault(row["device"], {}).update(
+                {k: v for k, v in row.items() if k != "time"}
+            )
+    return rows_by_device
+
+
 def rows(city: City, query: str, database: str | None = None) -> list[dict[str, Any]]:
     response = httpx.post(
         f"{city.influx}/query",
@@ -186,6 +203,10 @@ def seeded(city: City) -> str:
             f"severity={severity},state={state},transition={transition} "
             f'alert_id={alert_id}i,explanation="x",change_id={i + 1}i {now_ns + i * 60 * 10**9}'
         )
+    lines.append(  # seg-e's span: from seg-x, the segment before it on route r-9
+        'cable_span,ward=phuong_dinh_cong,route=r-9,device=seg-e upstream="seg-x",'
+        f"up_lat=20.99,up_lon=105.84,lat=20.985,lon=105.83,position=1i {now_ns}"
+    )
     lines.append(
         "citywatch_alert,ward=phuong_hoan_kiem,device=cab-z,type=limit,severity=critical,"
         f'state=active,transition=raised alert_id=99i,explanation="x",change_id=99i {now_ns}'
@@ -234,6 +255,44 @@ def test_the_city_map_places_every_device_with_an_open_alert(city: City) -> None
     assert {r["kind"] for r in placed.values()} == {"cabinet", "cable_segment"}
     segments = [r for r in placed.values() if r["kind"] == "cable_segment"]
     assert all(r["route"] and r["position"] is not None for r in segments)
+
+
+def test_a_span_takes_the_colour_of_the_segment_it_leads_to(city: City, seeded: str) -> None:
+    positions, worst = map_queries()
+    values = {"ward": "phuong_dinh_cong"}
+    frames = [rows(city, substitute(q, city, values), seeded) for q in (positions, worst)]
+    spans = rows(city, substitute(span_query(), city, values), seeded)
+    assert [(s["device"], s["upstream"]) for s in spans] == [("seg-e", "seg-x")]
+    row = joined(*frames, spans)["seg-e"]
+    # the line from (up_lat, up_lon) to (lat, lon), in the offline colour (level 5)
+    assert (row["up_lat"], row["up_lon"], row["lat"], row["level"]) == (20.99, 105.84, 20.984, 5)
+
+
+def test_the_city_map_draws_every_route_as_one_unbroken_line(city: City) -> None:
+    """Ingest wrote a span for every segment after the first of its route: joined to the
+    positions as Grafana joins them, the spans chain each route's segments in order, from
+    the exchange to its last segment, and each span's ends are the two segments' places."""
+    positions, _ = map_queries()
+    placed = [r for r in rows(city, substitute(positions, city, {"ward": ".*"})) if r["route"]]
+    spans = rows(city, substitute(span_query(), city, {"ward": ".*"}))
+    assert spans, "ingest wrote no cable span"
+    at = {(r["route"], r["position"]): r for r in placed}
+    by_device = {r["device"]: r for r in placed}
+    lines = joined(placed, spans)
+    routes = {r["route"] for r in placed}
+    drawn = 0
+    for (route, position), segment in at.items():
+        row = lines[segment["device"]]
+        if position == 0:
+            assert row.get("upstream") is None, row  # the exchange end
+            continue
+        before = at[(route, position - 1)]  # the simulated routes have no gaps
+        assert row["upstream"] == before["device"], (route, position)
+        assert (row["up_lat"], row["up_lon"]) == (before["lat"], before["lon"])
+        assert (row["lat"], row["lon"]) == (segment["lat"], segment["lon"])
+        drawn += 1
+    assert drawn == len(placed) - len(routes) > 0
+    assert set(by_device) >= {s["device"] for s in spans}
 
 
 def test_every_ward_in_the_data_is_in_the_ward_variable(city: City) -> None:

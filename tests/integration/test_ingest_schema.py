@@ -41,9 +41,19 @@ def test_written_measurements_tags_and_fields_are_in_the_schema(
         route="r0001",
         position=0,
     )
+    after = DeviceInfo(
+        id="seg-r0001-01",
+        kind=DeviceKind.CABLE_SEGMENT,
+        ward="phuong_hoan_kiem",
+        street="Hàng Bài",
+        lat=21.0245,
+        lon=105.8525,
+        route="r0001",
+        position=1,
+    )
     with running_ingest(broker.url, influx.url, db, tmp_path, self_metrics_interval_s=0.3):
         pub = Publisher(broker.port, "schema-pub")
-        pub.publish_all([online_status(info), online_status(segment)])
+        pub.publish_all([online_status(info), online_status(after), online_status(segment)])
         report = cabinet_report("cab-0042", 1)
         event = Event(
             v=1,
@@ -94,9 +104,20 @@ def test_written_measurements_tags_and_fields_are_in_the_schema(
     )
     assert seg[0]["route"] == "r0001"
     assert seg[0]["position"] == 0
+    # The span from the first segment to the second (announced in the other order).
+    span = query(
+        influx.url,
+        db,
+        'SELECT "upstream", "up_lat", "lat", "position", "route" FROM "cable_span" '
+        "WHERE \"device\" = 'seg-r0001-01'",
+    )
+    assert [(r["upstream"], r["up_lat"], r["lat"], r["position"]) for r in span] == [
+        ("seg-r0001-00", 21.0230, 21.0245, 1)
+    ]
 
     measurements = {r["name"] for r in query(influx.url, db, "SHOW MEASUREMENTS")}
-    assert {"cabinet", "device_status", "cabinet_event", "citywatch_ingest"} <= measurements
+    expected = {"cabinet", "device_status", "cabinet_event", "citywatch_ingest", "cable_span"}
+    assert expected <= measurements
     for name in measurements:
         assert name in SCHEMA, f"ingest writes {name}, which the schema does not list"
         fields = {r["fieldKey"] for r in query(influx.url, db, f'SHOW FIELD KEYS FROM "{name}"')}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anomaly import Detection, DetectionKind, Detector, Severity
+from anomaly.events import Reference
 from anomaly.rule_inputs import gather_rule_inputs
 from anomaly.rules import _METRIC_IDS, _SCORE_ROWS, _TREND_ROWS, M
 from telemetry.batch import ReadingBatch
@@ -47,6 +48,13 @@ def test_overheating_with_fans_running() -> None:
     [start] = [e for e in _kinds(events, DetectionKind.OVERHEATING) if e.active]
     assert start.device == "cab-1"
     assert "rpm" in start.explanation
+    # Its figures: the inside temperature it judged, against what this cabinet usually
+    # reads (35 °C before the heating began), so a crew reads "5 °C above its usual".
+    assert (start.value_metric, start.value) == ("temp_inside", 40.0)
+    assert start.reference_kind is Reference.BASELINE
+    assert start.reference is not None
+    assert abs(start.reference - 35.0) < 0.5
+    assert start.metric == "", "a device rule's alert key has no metric"
     # A fan stopped while the inside is this warm has failed: the rule says so at once.
     stopped = _feed(
         Detector(), "cabinet", "cab-1", "w", ts, {"temp_inside": temp, "fan_rpm": fan * 0}
@@ -108,6 +116,11 @@ def test_power_loss_then_area_outage_once_per_ward() -> None:
     assert area[0].ward == "ba_dinh"
     assert area[0].severity is Severity.CRITICAL
     assert "3 of 5 cabinets" in area[0].explanation
+    assert (area[0].value, area[0].reference, area[0].reference_kind) == (3, 5, Reference.TOTAL)
+    for event in power:  # the charge left; its fall has only begun: no rate measured yet
+        assert event.value_metric == "battery_soc"
+        assert event.value in (100.0, 99.5)
+        assert (event.reference, event.reference_kind) == (None, None)
     battery_limits = [e for e in _kinds(events, DetectionKind.LIMIT) if e.metric == "on_battery"]
     assert battery_limits == [], "on_battery is the power rule's, not a limit"
 
@@ -137,6 +150,8 @@ def test_flooding_and_cable_cut() -> None:
         _feed(Detector(), "cabinet", "c", "w", ts, {"water_level": water}), DetectionKind.FLOODING
     )
     assert flood.severity is Severity.CRITICAL
+    assert (flood.value_metric, flood.value) == ("water_level", 120.0)
+    assert (flood.reference, flood.reference_kind) == (100.0, Reference.LIMIT)
     signal = np.r_[np.ones(10), np.zeros(10)]
     strain = np.r_[np.full(10, 300.0), np.full(10, 2600.0)]
     events = _feed(
@@ -145,6 +160,8 @@ def test_flooding_and_cable_cut() -> None:
     [cut] = _kinds(events, DetectionKind.CABLE_CUT)
     assert cut.severity is Severity.CRITICAL
     assert cut.ts_ms == ts[10]
+    assert (cut.value_metric, cut.value, cut.reference) == ("strain", 2600.0, 1500.0)
+    assert cut.reference_kind is Reference.LIMIT
 
 
 def test_fibre_degradation_creep() -> None:
@@ -160,7 +177,11 @@ def test_fibre_degradation_creep() -> None:
     events = _feed(
         Detector(), "cable_segment", "s", "w", ts, {"optical_loss": creep, "signal": np.ones(n)}
     )
-    assert [e.active for e in _kinds(events, DetectionKind.FIBRE_DEGRADATION)][:1] == [True]
+    [start, *_] = _kinds(events, DetectionKind.FIBRE_DEGRADATION)
+    assert start.active
+    assert (start.value_metric, start.reference_kind) == ("optical_loss", Reference.TREND)
+    assert start.reference is not None
+    assert 0.05 < start.reference < 0.15  # dB an hour
 
 
 def test_a_trend_still_settling_is_no_creep() -> None:
@@ -206,6 +227,12 @@ def test_water_ingress_is_flooding_before_the_flood_limit_and_rain_is_not() -> N
     assert start.active
     assert T0 + 100 * MINUTE < start.ts_ms < T0 + 140 * MINUTE
     assert "water ingress" in start.explanation
+    assert start.value_metric == "moisture"
+    assert start.value is not None
+    assert 25 < start.value < 60
+    assert start.reference_kind is Reference.BASELINE  # under the limit: against its usual
+    assert start.reference is not None
+    assert abs(start.reference - 15.0) < 1.0
     assert not end.active
     assert end.ts_ms > T0 + 200 * MINUTE, "held while the water stayed"
     rain = base + 6.0 * np.clip((np.arange(n) - 100) / 30.0, 0.0, 1.0)

@@ -218,8 +218,8 @@ def test_maps_colour_devices_by_their_worst_open_alert() -> None:
     ]
     assert {name for name, _ in maps} == {"city-overview.json", "ward.json"}
     for name, p in maps:
-        (layer,) = p["options"]["layers"]
-        assert layer["config"]["style"]["color"]["field"] == "level", name
+        for layer in p["options"]["layers"]:  # the routes' lines and the devices
+            assert layer["config"]["style"]["color"]["field"] == "level", name
         assert "level" in columns(p)
         assert [t["id"] for t in p["transformations"]][:2] == ["joinByField", "filterByValue"]
         (level,) = [o for o in p["fieldConfig"]["overrides"] if o["matcher"]["options"] == "level"]
@@ -229,6 +229,42 @@ def test_maps_colour_devices_by_their_worst_open_alert() -> None:
         assert texts == {1: "warning", 2: "minor", 3: "major", 4: "critical", 5: "offline"}
         assert len({v["color"] for v in values["options"].values()}) == 5
         assert special["options"]["match"] == "null"
+
+
+def test_the_maps_draw_every_cable_route_as_lines_under_the_devices() -> None:
+    """Issue 14, section 5: routes were a chain of dots. Each segment's row now carries the
+    span from the segment before it (``cable_span``, joined on the device), the spatial
+    transformation turns it into a line, and a layer under the devices draws the lines
+    (location auto: the frame's geo field), coloured by the worst open alert."""
+    for uid in ("cw-city", "cw-ward"):
+        (p,) = [p for p in BY_UID[uid]["panels"] if p["type"] == "geomap"]
+        routes, devices = p["options"]["layers"]
+        assert (routes["name"], devices["name"]) == ("Cable routes", "Devices"), uid
+        assert routes["type"] == devices["type"] == "markers"
+        assert routes["location"] == {"mode": "auto"}
+        assert devices["location"] == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+        style = routes["config"]["style"]
+        assert style["lineWidth"] >= 3
+        assert style["symbol"]["fixed"] == "img/icons/marker/circle.svg"  # its stroke: lines
+        spans = [t for t in p["targets"] if '"cable_span"' in t["query"]]
+        assert [t["refId"] for t in spans] == ["C"]
+        join, *_, organize, spatial = p["transformations"]
+        assert join["options"] == {"byField": "device", "mode": "outer"}
+        assert organize["options"]["excludeByName"] == dict.fromkeys(
+            ("Time", "Time 1", "Time 2", "Time 3"), True
+        )  # one time column per query
+        assert spatial["id"] == "spatial"
+        options = spatial["options"]
+        assert (options["action"], options["modify"]["op"]) == ("modify", "lineBuilder")
+        ends = [options["source"], options["modify"]["target"]]
+        assert [(e["latitude"], e["longitude"]) for e in ends] == [
+            ("up_lat", "up_lon"),
+            ("lat", "lon"),
+        ]
+        assert {"device", "up_lat", "up_lon", "lat", "lon", "level"} <= columns(p), uid
+    # The device table of the ward board joins the same rows and draws no line.
+    (table,) = [p for p in BY_UID["cw-ward"]["panels"] if p["title"].startswith("Devices")]
+    assert "spatial" not in [t["id"] for t in table["transformations"]]
 
 
 def test_the_cable_board_draws_the_route_in_position_order() -> None:

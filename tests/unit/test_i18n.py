@@ -17,7 +17,7 @@ from alerts.model import AlertChange, ChangeKind
 from alerts.notify.i18n import HANOI, LOCALE_DIR, number, translations
 from alerts.notify.message import describe, render, render_group
 from alerts.notify.routing import parse_routes
-from anomaly.events import DetectionKind, Severity
+from anomaly.events import DetectionKind, Reference, Severity
 from telemetry.wards import display_name
 
 PO = LOCALE_DIR / "vi" / "LC_MESSAGES" / "citywatch.po"
@@ -191,3 +191,118 @@ def test_a_receiver_speaks_vietnamese_unless_its_file_says_english() -> None:
     data["receivers"][0]["lang"] = "fr"  # type: ignore[index]
     with pytest.raises(ValueError, match="lang"):
         parse_routes(data, env=ENV)
+
+
+def _figures(
+    type: DetectionKind,
+    value_metric: str,
+    value: float | None,
+    reference: float | None,
+    kind: Reference | None,
+    metric: str = "",
+) -> AlertChange:
+    """A rule alert (no metric of its own) with the figures its detection carried."""
+    c = _reading(type, metric, value)
+    assert c.alert is not None
+    alert = dataclasses.replace(
+        c.alert, value_metric=value_metric, reference=reference, reference_kind=kind
+    )
+    return dataclasses.replace(c, alert=alert)
+
+
+@pytest.mark.parametrize(
+    ("type", "value_metric", "value", "reference", "kind", "vi", "en"),
+    [
+        (DetectionKind.OVERHEATING, "temp_inside", 48.0, 38.0, Reference.BASELINE,
+         "Nhiệt độ trong tủ: 48 °C, cao hơn bình thường 10 °C. Kiểm tra quạt và khe thông gió.",
+         "Temperature inside the cabinet: 48 °C, 10 °C above its usual. Check the fans and vents."),
+        (DetectionKind.FLOODING, "water_level", 45.0, 30.0, Reference.LIMIT,
+         "Mực nước trong tủ: 45 mm, vượt ngưỡng 30 mm. Có nước vào: kiểm tra tủ hoặc cống cáp.",
+         "Water in the cabinet: 45 mm, above the limit 30 mm. Water has got in: check the "
+         "cabinet or the duct."),
+        (DetectionKind.FLOODING, "moisture", 37.0, 15.0, Reference.BASELINE,
+         "Độ ẩm trong cống cáp: 37 %, cao hơn bình thường 22 %. Có nước vào: kiểm tra tủ hoặc "
+         "cống cáp.",
+         "Duct moisture: 37 %, 22 % above its usual. Water has got in: check the cabinet or "
+         "the duct."),
+        (DetectionKind.POWER_LOSS, "battery_soc", 62.0, -8.0, Reference.TREND,
+         "Dung lượng ắc quy: 62 %, giảm 8 % mỗi giờ. Mất điện lưới: tủ đang chạy bằng ắc quy.",
+         "Battery charge: 62 %, falling 8 % an hour. Mains lost: the cabinet runs on its battery."),
+        (DetectionKind.POWER_LOSS, "battery_soc", 62.0, None, None,
+         "Dung lượng ắc quy: 62 %. Mất điện lưới: tủ đang chạy bằng ắc quy.",
+         "Battery charge: 62 %. Mains lost: the cabinet runs on its battery."),
+        (DetectionKind.FIBRE_DEGRADATION, "optical_loss", 4.2, 0.02, Reference.TREND,
+         "Suy hao quang: 4,2 dB, tăng 0,48 dB mỗi ngày. Sợi quang hoặc mối hàn đang xuống cấp.",
+         "Optical loss: 4.2 dB, rising 0.48 dB a day. Fibre or splice degrading."),
+        (DetectionKind.CABLE_CUT, "strain", 2600.0, 1500.0, Reference.LIMIT,
+         "Lực căng cáp: 2.600 µε, vượt ngưỡng 1.500 µε. Mất ánh sáng qua đoạn cáp: cáp bị đứt "
+         "hoặc bị đè bẹp.",
+         "Cable strain: 2,600 µε, above the limit 1,500 µε. No light through the segment: "
+         "cable cut or crushed."),
+        (DetectionKind.AREA_OUTAGE, "", 12.0, 40.0, Reference.TOTAL,
+         "12 trong số 40 tủ của phường cùng chạy ắc quy: mất điện cả khu vực.",
+         "12 of 40 cabinets in the ward on battery at once: area power outage."),
+        (DetectionKind.INTRUSION, "door_open", 1.0, None, None,  # a state, not a figure
+         "Cửa tủ bị mở ngoài giờ làm việc.",
+         "The cabinet door was opened outside working hours."),
+    ],
+)  # fmt: skip
+def test_a_rule_alert_says_its_figure_and_what_it_is_judged_against(
+    type: DetectionKind,
+    value_metric: str,
+    value: float | None,
+    reference: float | None,
+    kind: Reference | None,
+    vi: str,
+    en: str,
+) -> None:
+    alert = _figures(type, value_metric, value, reference, kind).alert
+    assert alert is not None
+    assert describe(alert) == vi
+    assert describe(alert, "en") == en
+
+
+def test_an_area_outage_by_silence_does_not_read_as_one_on_battery() -> None:
+    counted = _figures(DetectionKind.AREA_OUTAGE, "", 12.0, 40.0, Reference.TOTAL, "offline")
+    assert counted.alert is not None
+    assert describe(counted.alert) == (
+        "12 trong số 40 thiết bị của phường cùng mất kết nối: mất điện hoặc mất đường truyền "
+        "cả khu vực."
+    )
+    bare = _figures(DetectionKind.AREA_OUTAGE, "", None, None, None, "offline")
+    assert bare.alert is not None
+    assert "ắc quy" not in describe(bare.alert)
+
+
+@pytest.mark.parametrize(
+    ("type", "metric", "value", "reference", "vi"),
+    [
+        (DetectionKind.BASELINE, "battery_voltage", 45.2, 53.1,
+         "Điện áp ắc quy: 45,2 V, thấp hơn bình thường 7,9 V"),
+        (DetectionKind.TIME_OF_DAY, "temp_inside", 41.0, 33.0,
+         "Nhiệt độ trong tủ: 41 °C, cao hơn mọi ngày vào giờ này 8 °C"),
+        (DetectionKind.LEVEL_SHIFT, "mains_voltage", 150.0, 230.0,
+         "Điện áp lưới: 150 V, thay đổi đột ngột so với mức 230 V trước đó"),
+    ],
+)  # fmt: skip
+def test_statistical_alerts_say_how_far_from_the_usual_in_units_not_sigma(
+    type: DetectionKind, metric: str, value: float, reference: float, vi: str
+) -> None:
+    alert = _figures(type, metric, value, reference, Reference.BASELINE, metric).alert
+    assert alert is not None
+    assert describe(alert) == vi
+    assert "σ" not in describe(alert, "en")
+
+
+def test_a_rule_notification_carries_its_figure_in_both_languages() -> None:
+    rule = _figures(DetectionKind.OVERHEATING, "temp_inside", 48.0, 38.0, Reference.BASELINE)
+    vi = render(rule, display_name)
+    assert vi.subject == "MỚI: Tủ quá nóng (nghiêm trọng) — Phường Hoàng Mai"
+    assert vi.text.splitlines()[1] == (
+        "Nhiệt độ trong tủ: 48 °C, cao hơn bình thường 10 °C. Kiểm tra quạt và khe thông gió."
+    )
+    en = render(rule, display_name, "en").text.splitlines()
+    assert en[1] == (
+        "Temperature inside the cabinet: 48 °C, 10 °C above its usual. Check the fans and vents."
+    )
+    assert en[2].startswith("Detector: ")  # the statistics stay for the NOC, in English
