@@ -16,7 +16,8 @@ import numpy.typing as npt
 from anomaly.config import DetectorConfig
 from anomaly.events import Detection, DetectionKind, Reference, Severity
 from anomaly.registry import SeriesRegistry
-from anomaly.rule_inputs import gather_rule_inputs
+from anomaly.rule_conditions import FLOOD, METRICS, SCORES, TRENDS, judge, thresholds
+from anomaly.rule_inputs import RuleInputs, gather_rule_inputs
 from anomaly.state import State
 from telemetry.catalogue import metric_id
 from telemetry.kinds import DeviceKind
@@ -53,10 +54,11 @@ M = {
     for name in names
 }
 
+assert tuple(M) == METRICS, "the compiled conditions read the metrics in this order"
 _METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
 # The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
-_TREND = ("temp_inside", "battery_soc", "optical_loss", "moisture")
-_SCORE = ("strain", "optical_loss")
+_TREND = TRENDS
+_SCORE = SCORES
 _TREND_ROWS = np.array([list(M).index(name) for name in _TREND], dtype=np.int64)
 _SCORE_ROWS = np.array([list(M).index(name) for name in _SCORE], dtype=np.int64)
 
@@ -68,6 +70,7 @@ RULES: tuple[DetectionKind, ...] = (
     DetectionKind.CABLE_CUT,
     DetectionKind.FIBRE_DEGRADATION,
 )
+assert RULES.index(DetectionKind.FLOODING) == FLOOD, "the compiled conditions' columns"
 
 
 @dataclass(slots=True)
@@ -133,6 +136,7 @@ class DeviceRules:
         holds while the moisture stays near or above it)."""
         self.area_active = np.zeros(16, dtype=bool)
         self.area_start = np.zeros(16, dtype=np.int64)
+        self._thresholds = thresholds(config)
 
     def _grow(self) -> None:
         n_dev, n_ward = len(self.registry.devices), len(self.registry.wards)
@@ -146,16 +150,7 @@ class DeviceRules:
             self.area_active = np.concatenate([self.area_active, np.zeros_like(self.area_active)])
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
-    def _views(self, store: State, devs: IntArray) -> dict[str, _View]:
-        got = gather_rule_inputs(
-            self.registry.device_slots,
-            _METRIC_IDS,
-            _TREND_ROWS,
-            _SCORE_ROWS,
-            devs,
-            store.f64,
-            store.f32,
-        )
+    def _views(self, got: RuleInputs, devs: IntArray) -> dict[str, _View]:
         settled = got.learned >= 2.0 * self.config.trend_periods
         no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
         unsettled = np.zeros(len(devs), dtype=bool)
@@ -171,46 +166,26 @@ class DeviceRules:
             views[name] = _View(got.value[i], t, sc, ok, n)
         return views
 
-    def _verdicts(self, store: State, devs: IntArray, now_ms: int) -> list[_Verdict]:
+    def _verdicts(
+        self,
+        store: State,
+        devs: IntArray,
+        now_ms: int,
+        got: RuleInputs,
+        on: BoolArray,
+        crit: BoolArray,
+        fan_dead: BoolArray,
+    ) -> list[_Verdict]:
+        """Each rule's state (``on``, ``crit``: devices × rules, from the compiled
+        conditions), its words and figures, for a batch where some rule changed."""
         cfg = self.config
-        v = self._views(store, devs)
+        v = self._views(got, devs)
         temp, fan = v["temp_inside"], v["fan_rpm"]
         soc = v["battery_soc"]
-        with np.errstate(invalid="ignore"):
-            heat = (
-                (fan.value >= cfg.fan_on_rpm)
-                & (temp.trend >= cfg.heat_rise_c_per_h)
-                & temp.settled
-                & (temp.value >= cfg.overheat_min_c)
-            )
-            fan_dead = (fan.value <= 0) & (temp.value >= cfg.fan_start_c + cfg.fan_stopped_margin_c)
-            heat |= fan_dead
-            mains_lost = (v["on_battery"].value >= 1) | (v["mains_voltage"].value < 180)
-            draining = mains_lost & ((soc.trend < 0) | np.isnan(soc.value))
-            water, moist = v["water_level"].value, v["moisture"].value
-            # Water ingress seen rising: far faster than rain ever lifts a duct; the
-            # flood then holds while the moisture stays near where the rise was seen.
-            moisture = v["moisture"]
-            rising = (moisture.trend >= cfg.ingress_rise_per_h) & (moisture.learned >= cfg.warmup)
-            held = moist >= self.flood_from.take(devs) - cfg.ingress_hold_margin
-            held &= self.active.take(devs, axis=0)[:, RULES.index(DetectionKind.FLOODING)]
-            flood = (water >= 30) | (moist >= 60) | rising | held
-            flood_crit = (water >= 100) | (moist >= 85)
-            hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
-            night = hour >= cfg.night_start_h or hour < cfg.night_end_h
-            intrusion = (v["door_open"].value >= 1) & night
-            strain, optical = v["strain"], v["optical_loss"]
-            cut = (v["signal"].value < 1) & (
-                (strain.value >= 1500)
-                | (strain.score >= cfg.score_on)
-                | (optical.value >= 6)
-                | (optical.score >= cfg.score_on)
-            )
-            creep = (
-                (v["signal"].value >= 1)
-                & (optical.trend >= cfg.fibre_creep_db_per_h)
-                & optical.settled
-            )
+        water, moist = v["water_level"].value, v["moisture"].value
+        moisture = v["moisture"]
+        hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
+        strain, optical = v["strain"], v["optical_loss"]
         dev_name = self.registry.devices
 
         def t_heat(i: int) -> str:
@@ -300,14 +275,11 @@ class DeviceRules:
         def f_creep(i: int) -> Figures:
             return Figures.of("optical_loss", optical.value[i], optical.trend[i], Reference.TREND)
 
-        zeros = np.zeros(len(devs), dtype=bool)
+        texts = (t_heat, t_power, t_flood, t_door, t_cut, t_creep)
+        figures = (f_heat, f_power, f_flood, f_door, f_cut, f_creep)
         return [
-            _Verdict(heat, heat & (temp.value >= 55), t_heat, figures=f_heat),
-            _Verdict(draining, draining & (soc.value < 20), t_power, figures=f_power),
-            _Verdict(flood, flood_crit, t_flood, moist, figures=f_flood),
-            _Verdict(intrusion, zeros, t_door, figures=f_door),
-            _Verdict(cut, cut, t_cut, figures=f_cut),
-            _Verdict(creep, zeros, t_creep, figures=f_creep),
+            _Verdict(on[:, k], crit[:, k], texts[k], moist if k == FLOOD else None, figures[k])
+            for k in range(len(RULES))
         ]
 
     def _usual(self, store: State, name: str, dev: int) -> float:
@@ -340,11 +312,34 @@ class DeviceRules:
             touched[owners] = True
             devs = np.flatnonzero(touched).astype(np.int64)
         events: list[Detection] = []
-        verdicts = self._verdicts(store, devs, now_ms)
-        was = self.active.take(devs, axis=0)
-        changed = np.stack([v.on for v in verdicts], axis=1) != was
-        if not some(changed):  # the usual batch: no rule starts or ends
+        got = gather_rule_inputs(
+            self.registry.device_slots,
+            _METRIC_IDS,
+            _TREND_ROWS,
+            _SCORE_ROWS,
+            devs,
+            store.f64,
+            store.f32,
+        )
+        cfg = self.config
+        hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
+        judged = judge(
+            got.value,
+            got.trend,
+            got.learned,
+            got.score,
+            self._thresholds,
+            devs,
+            self.active,
+            self.flood_from,
+            night=hour >= cfg.night_start_h or hour < cfg.night_end_h,
+        )
+        if not judged.changed:  # the usual batch: no rule starts or ends
             return events + self._area(store, slots, now_ms)
+        verdicts = self._verdicts(
+            store, devs, now_ms, got, judged.on, judged.critical, judged.fan_dead
+        )
+        changed = judged.on != self.active.take(devs, axis=0)
         base = {
             DetectionKind.OVERHEATING: Severity.MAJOR,
             DetectionKind.POWER_LOSS: Severity.MAJOR,

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from anomaly import Detection, DetectionKind, Detector, Severity
+from anomaly.config import DetectorConfig
 from anomaly.events import Reference
+from anomaly.rule_conditions import (
+    CUT,
+    HEAT,
+    METRICS,
+    SCORES,
+    SIGNAL,
+    STRAIN,
+    TRENDS,
+    judge,
+    thresholds,
+)
 from anomaly.rule_inputs import gather_rule_inputs
 from anomaly.rules import _METRIC_IDS, _SCORE_ROWS, _TREND_ROWS, M
 from telemetry.batch import ReadingBatch
@@ -270,3 +282,26 @@ def test_the_compiled_gather_reads_what_the_state_holds() -> None:
     assert got.learned[row, 0] == 0.0
     score_row = list(_SCORE_ROWS).index(names.index("optical_loss"))
     assert got.score[score_row, 0] == np.float64(st["core_last_score"][optical])
+
+
+def test_the_compiled_conditions_judge_missing_series_as_false() -> None:
+    """A device with none of a rule's series (NaN values, zero trends) holds no rule, as
+    numpy's comparisons with NaN would have it; a rule that holds and is not yet active
+    counts as a change, and one already active does not."""
+
+    value = np.full((len(METRICS), 2), np.nan)
+    value[SIGNAL, 1], value[STRAIN, 1] = 0.0, 2000.0  # device 1: no light, strain spike
+    zeros_t, zeros_s = np.zeros((len(TRENDS), 2)), np.zeros((len(SCORES), 2))
+    active = np.zeros((2, 6), dtype=bool)
+    flood_from = np.full(2, np.nan)
+    th = thresholds(DetectorConfig())
+    devs = np.array([0, 1], dtype=np.int64)
+    got = judge(value, zeros_t, zeros_t, zeros_s, th, devs, active, flood_from, night=True)
+    assert not got.on[0].any()
+    assert got.on[1].tolist() == [i == CUT for i in range(6)]
+    assert got.critical[1, CUT]
+    assert not got.on[:, HEAT].any()
+    assert got.changed == 1
+    active[1, CUT] = True
+    again = judge(value, zeros_t, zeros_t, zeros_s, th, devs, active, flood_from, night=True)
+    assert again.changed == 0
