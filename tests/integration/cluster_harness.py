@@ -222,3 +222,14 @@ def stored_reports(influx: str, database: str) -> list[tuple[str, int]]:
             at, device = series["columns"].index("time"), series["columns"].index("device")
             out.extend((row[device], int(row[at])) for row in series["values"])
     return out
+
+
+def read_stream(stream: Path) -> list[tuple[str, bytes, int]]:
+    """A simulator's ``--output`` stream: (topic, payload, device time ms) per message, in
+    publish order."""
+    out = []
+    for line in stream.read_text().splitlines():
+        row = json.loads(line)
+        payload = row["payload"]
+        out.append((row["topic"], json.dumps(payload).encode(), int(payload.get("ts") or 0)))
+    return out
