@@ -8,10 +8,12 @@ its first sight (an open offline alert never cleared), and would count a ward's 
 afresh.
 """
 
+from collections.abc import Callable, Sequence
+
 import msgspec
 
 from anomaly.area_silence import AreaSilence
-from ingest.liveness import LivenessTracker
+from ingest.liveness import DeviceLiveness, LivenessTracker
 
 
 class LivenessState(msgspec.Struct, frozen=True):
@@ -42,3 +44,36 @@ def load(data: bytes, tracker: LivenessTracker, area: AreaSilence) -> None:
     tracker.restore(bytes(state.devices))
     area.offline_at = dict(state.offline_at)
     area.active = dict(state.area_active)
+
+
+_devices_decoder = msgspec.json.Decoder(list[DeviceLiveness])
+
+
+def regroup(states: Sequence[bytes], target_of: Callable[[str], int], targets: int) -> list[bytes]:
+    """:func:`dump` states of one partitioning regrouped by ward into ``targets`` states
+    (a re-partition: each device's liveness and each ward's silence move with the ward)."""
+    devices: list[list[DeviceLiveness]] = [[] for _ in range(targets)]
+    offline: list[dict[str, tuple[str, int]]] = [{} for _ in range(targets)]
+    active: list[dict[str, int]] = [{} for _ in range(targets)]
+    for data in states:
+        try:
+            state = _decoder.decode(data)
+            rows = _devices_decoder.decode(bytes(state.devices))
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"damaged liveness state: {exc}") from exc
+        for row in rows:
+            devices[target_of(row.ward)].append(row)
+        for device, (ward, at) in state.offline_at.items():
+            offline[target_of(ward)][device] = (ward, at)
+        for ward, at in state.area_active.items():
+            active[target_of(ward)][ward] = at
+    return [
+        msgspec.json.encode(
+            LivenessState(
+                msgspec.Raw(msgspec.json.encode(sorted(devices[t], key=lambda r: r.device))),
+                offline[t],
+                active[t],
+            )
+        )
+        for t in range(targets)
+    ]

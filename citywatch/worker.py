@@ -54,7 +54,7 @@ from alerts.correlation import DeviceLocation
 from alerts.store import AlertStore
 from anomaly import Detection, Detector, DetectorConfig
 from anomaly.layout import LAST_TS
-from citywatch import kernel_ready, liveness_state, partitions
+from citywatch import kernel_ready, liveness_state, partitions, repartition
 from citywatch.checkpoints import Checkpoint, CheckpointStore
 from citywatch.detector_sink import DataClock, DetectorSink
 from ingest.batch import PendingBatch
@@ -346,7 +346,7 @@ class Partition:
         worker = self.worker
         await self._current()
         for i, message in enumerate(messages):
-            topic = partitions.topic_of(message.routing_key or "")
+            topic = partitions.topic_of(repartition.routing_key(message))
             self.receiver.receive(topic, message.body, (0, i))
         self.receiver.flush()
         # The receiver appends to these very lists: take copies, then empty them.

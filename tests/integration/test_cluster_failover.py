@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from cluster_harness import (
@@ -26,6 +25,7 @@ from cluster_harness import (
     citywatch,
     consumers,
     fresh_database,
+    publish_rows,
     queue_depths,
     read_stream,
     run_async,
@@ -34,7 +34,6 @@ from cluster_harness import (
     wait_until,
 )
 from conftest import Endpoint
-from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.engine import make_engine
 from alerts.schema import alerts
@@ -91,33 +90,6 @@ class Scenario:
     runs: dict[str, Run]
 
 
-def _publish(port: int, rows: list[tuple[str, bytes]], rate: float | None) -> None:
-    """QoS 1 over MQTT 3.1.1 in order, every message acknowledged by the broker; at
-    ``rate`` messages per second, else as fast as the broker takes them."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.max_inflight_messages_set(200)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        began = time.monotonic()
-        pending = []
-        for i, (topic, payload) in enumerate(rows):
-            pending.append(client.publish(topic, payload, qos=1))
-            if rate is not None and i % 10 == 9:
-                ahead = began + (i + 1) / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            if len(pending) >= 150:
-                for info in pending:
-                    info.wait_for_publish(30)
-                pending = []
-        for info in pending:
-            info.wait_for_publish(30)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def _read_alerts(store: str) -> list[dict[str, Any]]:
     async def read() -> list[dict[str, Any]]:
         engine = make_engine(store)
@@ -162,7 +134,7 @@ def _play(
                 b = start_worker(rabbit, influx.url, database, store, folder, "b")
                 workers.append(b)
                 wait_until(lambda: len(consumers(rabbit)) >= 16, 90, "both workers consuming")
-            _publish(rabbit.mqtt_port, before, rate=None)
+            publish_rows(rabbit.mqtt_port, before, rate=None)
             wait_until(lambda: _drained(rabbit), 180, "the first phase processed")
             run = Run(alerts=[])
             queue = f"cw.partition.{fault_partition:03d}"
@@ -177,7 +149,7 @@ def _play(
                 a.proc.wait()
                 # The devices go on publishing while the broker fails over.
                 publisher = threading.Thread(
-                    target=_publish, args=(rabbit.mqtt_port, after, 200.0), daemon=True
+                    target=publish_rows, args=(rabbit.mqtt_port, after, 200.0), daemon=True
                 )
                 publisher.start()
 
@@ -204,7 +176,7 @@ def _play(
                 publisher.join(120)
                 assert not publisher.is_alive()
             else:
-                _publish(rabbit.mqtt_port, after, rate=200.0)
+                publish_rows(rabbit.mqtt_port, after, rate=200.0)
             wait_until(lambda: _drained(rabbit), 180, "the second phase processed")
             time.sleep(3)  # a few ticks on the last clock: alert timers, liveness
             for w in workers[1:] if kill else workers:
