@@ -114,14 +114,20 @@ def partitions_show(
     """The partition queues on the broker: backlog, consumers, wards."""
     from citywatch import partitions
 
-    async def main() -> list[partitions.QueueInfo]:
+    async def main() -> tuple[list[partitions.QueueInfo], bool]:
         connection = await partitions.connect(engine)
         try:
-            return await partitions.show(connection, _wards())
+            locked = await partitions.queue_counts(connection, partitions.RESIZE_LOCK)
+            return await partitions.show(connection, _wards()), locked is not None
         finally:
             await connection.close()
 
-    infos = _run(main())
+    infos, resizing = _run(main())
+    if resizing:
+        console.print(
+            f"[yellow]a resize holds {partitions.RESIZE_LOCK}[/]: the partitions are being "
+            "changed (or a resize stopped half-way); workers refuse to start meanwhile"
+        )
     if not infos:
         console.print("no partition queues yet (citywatch partitions apply, or start a worker)")
         return
