@@ -142,6 +142,14 @@ class SeriesRegistry:
             out[i] = self.slot(str(device_arr[i]), int(metric_arr[i]), ward)
         return out
 
+    def device_index(self, device: str) -> int | None:
+        """The index of a device (rows of the device rules' state), None if unknown."""
+        return self._device_of.get(device)
+
+    def ward_index(self, ward: str) -> int | None:
+        """The index of a ward (rows of the area rule's state), None if unknown."""
+        return self._ward_of.get(ward)
+
     def devices_per_ward(self) -> dict[str, int]:
         """How many devices of each ward have a series here."""
         counts = np.bincount(self.device_ward[: len(self.devices)], minlength=len(self.wards))

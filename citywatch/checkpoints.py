@@ -10,12 +10,25 @@ the worker starts, in the same PostgreSQL as the alert store but not part of the
 schema: it is cluster bookkeeping with one reader and writer (``citywatch worker``), the
 alert store's migrations stay with the alert layer (which others change in parallel),
 and dropping the table only costs the baselines (every series re-learns them).
+
+Besides the detector, a checkpoint carries what decides a device's liveness: the
+partition's clock (platform time, :class:`citywatch.detector_sink.DataClock`, as it read
+at the save) and the liveness tracker's per-device state (when each device was last
+heard on that clock, online or not). A worker taking a partition over thus raises a
+device that fell silent before the fail-over, and judges the others' silence from when
+they were really last heard, not from its own start.
+
+The row is also the partition's *lease* for the timers (dropouts, liveness timeouts):
+only the worker that saved the held version ticks a partition, refreshing ``lease_ms``
+(fenced by the version) every tick; when a partition gets no messages at all and its
+holder is gone, the lease runs out and another worker claims it (a fenced save).
 """
 
 import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,7 +45,23 @@ checkpoints = sa.Table(
     sa.Column("devices", sa.LargeBinary, nullable=False),
     sa.Column("saved_ms", sa.BigInteger, nullable=False),
     sa.Column("worker", sa.String(200), nullable=False),
+    # Added after the first release (``_upgrade`` adds them to an older table):
+    sa.Column("clock_ms", sa.BigInteger),
+    sa.Column("liveness", sa.LargeBinary),
+    sa.Column("lease_ms", sa.BigInteger),
 )
+_ADDED = ("clock_ms", "liveness", "lease_ms")
+
+
+def _upgrade(conn: Connection) -> None:
+    """Create the table, or add the columns a table of an older worker lacks."""
+    metadata.create_all(conn, checkfirst=True)
+    have = {c["name"] for c in sa.inspect(conn).get_columns(checkpoints.name)}
+    for name in _ADDED:
+        if name not in have:
+            column = checkpoints.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {checkpoints.name} ADD COLUMN {name} {kind}"))
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,21 @@ class Checkpoint:
     which decides the tags of their points (a cable segment's route)."""
     saved_ms: int
     worker: str
+    clock_ms: int | None = None
+    """The partition's platform clock at the save (None: no device time seen yet, or a
+    checkpoint of an older worker)."""
+    liveness: bytes | None = None
+    """:meth:`ingest.liveness.LivenessTracker.to_bytes` (None from an older worker)."""
+    lease_ms: int | None = None
+    """When the holder last confirmed it still ticks this partition (wall time)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    partition: int
+    version: int
+    worker: str
+    lease_ms: int
 
 
 class CheckpointStore:
@@ -61,7 +105,7 @@ class CheckpointStore:
         for attempt in range(5):  # two workers creating the table at once: one wins
             try:
                 async with engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all, checkfirst=True)
+                    await conn.run_sync(_upgrade)
                 break
             except DBAPIError:
                 if attempt == 4:
@@ -96,10 +140,15 @@ class CheckpointStore:
         state: bytes,
         devices: bytes,
         worker: str,
+        *,
+        liveness: bytes | None = None,
+        clock_ms: int | None = None,
+        now_ms: int | None = None,
     ) -> bool:
         """Store ``state`` as version ``expected + 1`` if the saved one is still
-        ``expected``; False if another worker saved meanwhile (the fence)."""
-        now = time.time_ns() // 1_000_000
+        ``expected``; False if another worker saved meanwhile (the fence). ``now_ms``:
+        the wall time ``clock_ms`` was read at (default: now)."""
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         values = {
             "partitions": partitions,
             "version": expected + 1,
@@ -107,6 +156,9 @@ class CheckpointStore:
             "devices": devices,
             "saved_ms": now,
             "worker": worker,
+            "clock_ms": clock_ms,
+            "liveness": liveness,
+            "lease_ms": now,
         }
         async with self.engine.begin() as conn:
             if expected == 0:
@@ -131,6 +183,37 @@ class CheckpointStore:
                 .values(**values)
             )
             return done.rowcount == 1
+
+    async def leases(self) -> list[Lease]:
+        """Every partition's version, holder and lease (without the state)."""
+        c = checkpoints.c
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(
+                    c.partition, c.version, c.worker, sa.func.coalesce(c.lease_ms, c.saved_ms)
+                )
+            )
+        return [Lease(int(p), int(v), str(w), int(at)) for p, v, w, at in rows]
+
+    async def renew(self, held: dict[int, int], worker: str) -> set[int]:
+        """Refresh the lease of each partition ``held`` maps to the version this worker
+        saved last; the partitions whose version or holder moved are left out of the
+        answer (another worker saved: this one lost them)."""
+        if not held:
+            return set()
+        now = time.time_ns() // 1_000_000
+        kept: set[int] = set()
+        c = checkpoints.c
+        async with self.engine.begin() as conn:
+            for partition, version in held.items():
+                done = await conn.execute(
+                    checkpoints.update()
+                    .where(c.partition == partition, c.version == version, c.worker == worker)
+                    .values(lease_ms=now)
+                )
+                if done.rowcount == 1:
+                    kept.add(partition)
+        return kept
 
     async def all(self) -> list[Checkpoint]:
         async with self.engine.connect() as conn:

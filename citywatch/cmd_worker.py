@@ -114,14 +114,20 @@ def partitions_show(
     """The partition queues on the broker: backlog, consumers, wards."""
     from citywatch import partitions
 
-    async def main() -> list[partitions.QueueInfo]:
+    async def main() -> tuple[list[partitions.QueueInfo], bool]:
         connection = await partitions.connect(engine)
         try:
-            return await partitions.show(connection, _wards())
+            locked = await partitions.queue_counts(connection, partitions.RESIZE_LOCK)
+            return await partitions.show(connection, _wards()), locked is not None
         finally:
             await connection.close()
 
-    infos = _run(main())
+    infos, resizing = _run(main())
+    if resizing:
+        console.print(
+            f"[yellow]a resize holds {partitions.RESIZE_LOCK}[/]: the partitions are being "
+            "changed (or a resize stopped half-way); workers refuse to start meanwhile"
+        )
     if not infos:
         console.print("no partition queues yet (citywatch partitions apply, or start a worker)")
         return
@@ -156,6 +162,40 @@ def partitions_apply(engine: EngineOpt, partitions_n: PartitionsOpt = 8) -> None
         raise typer.Exit(exit_codes.USAGE) from None
     sizes = ", ".join(str(len(v)) for v in mapping.values())
     console.print(f"{len(mapping)} partitions declared; wards per partition: {sizes}")
+
+
+@partitions_app.command("resize")
+def partitions_resize(
+    engine: EngineOpt, store: StoreOpt = None, partitions_n: PartitionsOpt = 8
+) -> None:
+    """Change the number of partitions, with every worker stopped (devices may go on
+    publishing): the wards' bindings, the queued reports and the checkpoints' learned
+    state move to the new partitions. Refused while any worker consumes."""
+    from citywatch import partitions, repartition
+
+    if not store or not store.startswith(("postgresql", "sqlite")):
+        raise typer.BadParameter("the workers' shared store", param_hint="--store")
+
+    async def main() -> repartition.ResizeReport:
+        connection = await partitions.connect(engine)
+        try:
+            return await repartition.resize(
+                connection, store, partitions_n, _wards(), console.print
+            )
+        finally:
+            await connection.close()
+
+    try:
+        report = _run(main())
+    except repartition.ResizeRefusedError as exc:
+        console.print(f"[red]refused:[/] {exc}")
+        raise typer.Exit(exit_codes.USAGE) from None
+    console.print(
+        f"{report.old} → {report.new} partitions: {report.wards_moved} wards moved, "
+        f"{report.messages_moved} queued messages moved, {report.series} series' state "
+        f"regrouped from {report.checkpoints} checkpoints; start the workers with "
+        f"--partitions {report.new}"
+    )
 
 
 def _run(coro: Coroutine[object, object, T]) -> T:

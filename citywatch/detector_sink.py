@@ -52,6 +52,21 @@ class DataClock:
         with self._lock:
             return self._now_locked()
 
+    def reading(self) -> tuple[int, int] | None:
+        """``(now_ms, wall ms)`` read together, for :meth:`resume`; None before a device
+        timestamp was seen."""
+        with self._lock:
+            if self._device_ms is None:
+                return None
+            return self._now_locked(), self._wall_ms()
+
+    def resume(self, now_ms: int, at_wall_ms: int) -> None:
+        """Continue a clock that read ``now_ms`` at wall time ``at_wall_ms`` (another
+        process's, from a checkpoint): it has advanced by the wall time since. Never
+        runs backwards."""
+        elapsed = max(0, self._wall_ms() - at_wall_ms)
+        self.observe(now_ms + elapsed)
+
     def _now_locked(self) -> int:
         wall = self._wall_ms()
         if self._device_ms is None:
@@ -86,7 +101,7 @@ class DetectorSink:
         self._lock = threading.Lock()
         self._rate_readings = 0
         self._scores = ScoreLines()
-        self._area_silence = AreaSilence(detector.config)
+        self.area_silence = AreaSilence(detector.config)
 
     def handle(self, batch: ReadingBatch) -> None:
         if len(batch) == 0:
@@ -128,7 +143,7 @@ class DetectorSink:
                 )
             )
             # Many of a ward's devices going silent together: one area outage.
-            detections += self._area_silence.change(
+            detections += self.area_silence.change(
                 c.device, c.ward, online=c.online, now_ms=now, ward_devices=per_ward.get(c.ward, 0)
             )
         if detections:

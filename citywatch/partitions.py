@@ -36,6 +36,8 @@ EXCHANGE: Final = "amq.topic"
 QUEUE_PREFIX: Final = "cw.partition."
 DEADLETTER_QUEUE: Final = "cw.deadletter"
 DEADLETTER_BINDING: Final = "cw.v1._deadletter.#"
+RESIZE_LOCK: Final = "cw.resize.lock"
+"""Exists while ``citywatch partitions resize`` runs (:mod:`citywatch.repartition`)."""
 DEFAULT_PARTITIONS: Final = 8
 MAX_PARTITIONS: Final = 1000
 QUEUE_ARGUMENTS: Final[dict[str, Any]] = {
@@ -98,9 +100,9 @@ class QueueInfo:
     wards: int
 
 
-async def _queue_exists(connection: AbstractConnection, name: str) -> tuple[int, int] | None:
-    """(messages, consumers) of a queue, None if it does not exist. A passive declare of
-    a missing queue closes its channel, hence a channel per probe."""
+async def queue_counts(connection: AbstractConnection, name: str) -> tuple[int, int] | None:
+    """(messages ready, consumers) of a queue, None if it does not exist. A passive
+    declare of a missing queue closes its channel, hence a channel per probe."""
     channel = await connection.channel(publisher_confirms=False)
     try:
         queue = await channel.declare_queue(name, passive=True)
@@ -115,7 +117,7 @@ async def _queue_exists(connection: AbstractConnection, name: str) -> tuple[int,
 async def existing_partitions(connection: AbstractConnection) -> int:
     """How many partition queues exist (0 when none): queues 0..k-1 exist, k does not."""
     count = 0
-    while count < MAX_PARTITIONS and await _queue_exists(connection, queue_name(count)) is not None:
+    while count < MAX_PARTITIONS and await queue_counts(connection, queue_name(count)) is not None:
         count += 1
     return count
 
@@ -130,6 +132,11 @@ async def declare(
     """Declare the exchange, the partition queues, every ward's binding and the dead-letter
     queue (idempotent); refuse a mismatch with the partitions that exist. The map."""
     check_partitions(partitions)
+    if await queue_counts(connection, RESIZE_LOCK) is not None:
+        raise PartitionMismatchError(
+            f"the partitions are being changed (the queue {RESIZE_LOCK} exists): wait for "
+            "citywatch partitions resize to finish, then use the --partitions it set"
+        )
     found = await existing_partitions(connection)
     if found not in (0, partitions):
         raise PartitionMismatchError(
@@ -161,7 +168,7 @@ async def show(connection: AbstractConnection, wards: Sequence[str]) -> list[Que
     mapping = partition_map(wards, found) if found else {}
     out = []
     for partition in range(found):
-        counts = await _queue_exists(connection, queue_name(partition))
+        counts = await queue_counts(connection, queue_name(partition))
         messages, consumers = counts or (0, 0)
         out.append(
             QueueInfo(

@@ -21,6 +21,16 @@ is acknowledged (one ``basic.ack`` with ``multiple``):
 A worker killed anywhere in between leaves the batch unacknowledged: the broker
 redelivers it to the worker that takes over, which loads the last checkpoint — the state
 that includes exactly the batches that were acknowledged.
+
+Time acts too (every ``tick_s``): on each partition it holds (it saved the current
+checkpoint version), a worker looks for series fallen silent (the detector's dropouts)
+and devices not heard for their liveness timeout, on the partition's own clock (platform
+time that follows the partition's device timestamps, checkpointed with it), saves the
+checkpoint when that raised something, and renews its lease on the partition; it also
+lets the alert store's timers act (raise after pending, clear, escalate; the store
+serialises concurrent ticks). A partition that gets no messages at all and whose
+holder's lease ran out (its worker died) is claimed by another worker, so a city area
+that falls silent as a whole is still raised offline after a fail-over.
 """
 
 import asyncio
@@ -44,16 +54,17 @@ from alerts.correlation import DeviceLocation
 from alerts.store import AlertStore
 from anomaly import Detection, Detector, DetectorConfig
 from anomaly.layout import LAST_TS
-from citywatch import kernel_ready, partitions
-from citywatch.checkpoints import CheckpointStore
+from citywatch import kernel_ready, liveness_state, partitions, repartition
+from citywatch.checkpoints import Checkpoint, CheckpointStore
 from citywatch.detector_sink import DataClock, DetectorSink
 from ingest.batch import PendingBatch
+from ingest.device_status import liveness_lines
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
 from ingest.registry import DeviceRegistry
 from ingest.stats import IngestStats
 from simulators.wards import load_wards
-from telemetry import ReadingBatch
+from telemetry import DeviceKind, ReadingBatch
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
 
@@ -77,6 +88,10 @@ class WorkerConfig:
     linger_s: float = 0.2
     """How long a partition gathers messages before it processes them."""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    tick_s: float = 1.0
+    """How often time acts: dropouts, liveness timeouts, alert timers, leases."""
+    lease_s: float = 15.0
+    """A partition whose holder has not renewed its lease for this long is claimed."""
 
 
 class WorkerMetrics:
@@ -104,6 +119,11 @@ class WorkerMetrics:
         self.fenced = Counter(
             "citywatch_worker_fenced", "Checkpoint saves refused by the version fence", registry=r
         )
+        self.claimed = Counter(
+            "citywatch_worker_claimed",
+            "Silent partitions claimed after their holder's lease ran out",
+            registry=r,
+        )
         self.owned = Gauge(
             "citywatch_worker_partitions_owned",
             "Partitions whose last batch this worker processed",
@@ -111,8 +131,26 @@ class WorkerMetrics:
         )
 
 
+class ArrivalLiveness(LivenessTracker):
+    """Liveness on a partition's clock, which each report advances to its own time as it
+    is received: a backlog redelivered after a fail-over stamps every device with when it
+    reported, not with when the backlog was read (which would judge them all silent for
+    as long as the backlog spans)."""
+
+    def __init__(self, clock: DataClock) -> None:
+        super().__init__(clock=lambda: clock.now_ms() / 1000.0)
+        self.data_clock = clock
+
+    def on_report(
+        self, device: str, kind: DeviceKind, ward: str, ts_ms: int
+    ) -> LivenessChange | None:
+        self.data_clock.observe(ts_ms)
+        return super().on_report(device, kind, ward, ts_ms)
+
+
 class Partition:
-    """One partition's detector, receiver and buffer of unacknowledged messages."""
+    """One partition's detector, liveness, receiver and buffer of unacknowledged
+    messages."""
 
     def __init__(self, worker: "Worker", number: int) -> None:
         self.worker = worker
@@ -120,11 +158,20 @@ class Partition:
         self.queue = partitions.queue_name(number)
         self.version = -1
         """The checkpoint version the detector holds; -1: none loaded yet."""
+        self.holds = False
+        """This worker saved ``version`` (and has not lost it since): it ticks the
+        partition and renews its lease."""
+        self.lock = asyncio.Lock()
+        """One batch or tick at a time."""
         self.detector = Detector(worker.config.detector)
         self.registry = DeviceRegistry()
+        self.clock = DataClock()
+        """Platform time of this partition's devices (each partition's own: a backlog of
+        one partition must not make another's devices look silent)."""
+        self.liveness = ArrivalLiveness(self.clock)
         self._detections: list[Detection] = []
         self._lines: list[str] = []
-        self.sink = DetectorSink(self.detector, worker.clock, self._detections.extend)
+        self.sink = DetectorSink(self.detector, self.clock, self._detections.extend)
         self.sink.write = self._lines.extend
         self._batches: list[PendingBatch] = []
         self._deadletters: list[tuple[str, bytes]] = []
@@ -145,7 +192,7 @@ class Partition:
             emit=self._batches.append,
             publish_deadletter=publish_deadletter,
             registry=self.registry,
-            liveness=LivenessTracker(),
+            liveness=self.liveness,
             on_liveness=self._liveness.append,
             stats=self.stats,
             batch_lines=1 << 30,
@@ -168,7 +215,8 @@ class Partition:
             if not self.buffer:
                 self.arrived.clear()
             if batch:
-                await self.process(batch)
+                async with self.lock:
+                    await self.process(batch)
 
     async def _current(self) -> None:
         """Reload from the checkpoint if another worker saved since (or never loaded)."""
@@ -177,24 +225,30 @@ class Partition:
         if saved == self.version:
             return
         started = time.monotonic()
+        self.holds = False
         checkpoint = await store.load(self.number)
+        cfg = self.worker.config
+        self.clock = DataClock()
+        self.liveness = ArrivalLiveness(self.clock)
+        self.sink = DetectorSink(Detector(cfg.detector), self.clock, self._detections.extend)
+        self.sink.write = self._lines.extend
         if checkpoint is None:
-            self.detector = Detector(self.worker.config.detector)
+            self.detector = self.sink.detector
             self.registry = DeviceRegistry()
             self.version = 0
         else:
-            if checkpoint.partitions != self.worker.config.partitions:
+            if checkpoint.partitions != cfg.partitions:
                 raise partitions.PartitionMismatchError(
                     f"partition {self.number}'s checkpoint was made with "
-                    f"{checkpoint.partitions} partitions, this worker runs "
-                    f"{self.worker.config.partitions}"
+                    f"{checkpoint.partitions} partitions, this worker runs {cfg.partitions}"
                 )
             self.detector = await asyncio.to_thread(
-                Detector.from_bytes, checkpoint.state, self.worker.config.detector
+                Detector.from_bytes, checkpoint.state, cfg.detector
             )
+            self.sink.detector = self.detector
             self.registry = DeviceRegistry.from_bytes(checkpoint.devices)
+            self._resume_liveness(checkpoint)
             self.version = checkpoint.version
-        self.sink.detector = self.detector
         self.receiver = self._receiver()  # its duplicate window belongs to the old state
         self.worker.metrics.takeovers.inc()
         log.info(
@@ -205,11 +259,94 @@ class Partition:
             time.monotonic() - started,
         )
 
+    def _resume_liveness(self, checkpoint: Checkpoint) -> None:
+        """The checkpoint's clock and liveness (absent in an older worker's checkpoint:
+        then the devices are learned afresh from their next report)."""
+        if checkpoint.clock_ms is not None:
+            self.clock.resume(checkpoint.clock_ms, checkpoint.saved_ms)
+        if checkpoint.liveness is not None:
+            try:
+                liveness_state.load(checkpoint.liveness, self.liveness, self.sink.area_silence)
+            except ValueError as exc:
+                log.warning("partition %d: liveness not restored: %s", self.number, exc)
+
+    async def _save(self) -> bool:
+        """The checkpoint as the next version (fenced); False if another worker saved
+        since (then this one no longer holds the partition)."""
+        worker = self.worker
+        state = await asyncio.to_thread(self.detector.to_bytes)
+        reading = self.clock.reading()
+        clock_ms, at_ms = reading if reading is not None else (None, None)
+        saved = await worker.checkpoints.save(
+            self.number,
+            worker.config.partitions,
+            self.version,
+            state,
+            self.registry.to_bytes(),
+            worker.config.worker_id,
+            liveness=liveness_state.dump(self.liveness, self.sink.area_silence),
+            clock_ms=clock_ms,
+            now_ms=at_ms,
+        )
+        if saved:
+            self.version += 1
+            self.holds = True
+        else:
+            worker.metrics.fenced.inc()
+            self.version = -1
+            self.holds = False
+        return saved
+
+    def _liveness_changes(self, changes: list[LivenessChange]) -> None:
+        """Into the detector sink (offline alerts, area silences) and InfluxDB."""
+        if changes:
+            self.sink.handle_liveness(changes)
+            self._lines += liveness_lines(changes, self.registry.get)
+
+    async def _deliver(self) -> None:
+        """The partition's score points and detections, to InfluxDB and the store."""
+        worker = self.worker
+        reading = self.clock.reading()
+        if reading is not None:
+            worker.clock.observe(reading[0])
+        await worker.write(self._lines)
+        self._lines.clear()
+        if self._detections:
+            await worker.apply(self._detections)
+            worker.metrics.detections.inc(len(self._detections))
+            self._detections.clear()
+
+    async def tick(self) -> None:
+        """Let time act on a partition this worker holds: series silent past their
+        dropout limit, devices past their liveness timeout; saved when it raised any."""
+        if not self.holds or not self.clock.known:
+            return
+        now_ms = self.clock.now_ms()
+        events = self.detector.tick(now_ms)
+        self._detections += events
+        changes = self.liveness.check()
+        self._liveness_changes(changes)
+        if not events and not changes:
+            return
+        await self._deliver()
+        if not await self._save():
+            log.warning("partition %d: checkpoint fence moved during a tick", self.number)
+
+    async def claim(self) -> None:
+        """Take over a partition whose holder's lease ran out (no messages come to make
+        this worker load it): load its checkpoint and save it as this worker's."""
+        if self.holds:
+            return
+        await self._current()
+        if await self._save():
+            self.worker.metrics.claimed.inc()
+            log.info("partition %d: claimed (its holder's lease ran out)", self.number)
+
     async def process(self, messages: list[AbstractIncomingMessage]) -> None:
         worker = self.worker
         await self._current()
         for i, message in enumerate(messages):
-            topic = partitions.topic_of(message.routing_key or "")
+            topic = partitions.topic_of(repartition.routing_key(message))
             self.receiver.receive(topic, message.body, (0, i))
         self.receiver.flush()
         # The receiver appends to these very lists: take copies, then empty them.
@@ -229,33 +366,15 @@ class Partition:
         if reports:
             fresh = self._fresh(ReadingBatch.from_reports(reports, wards))
             self.sink.handle(fresh)
-        if liveness:
-            self.sink.handle_liveness(liveness)
-        await worker.write(self._lines)
-        self._lines.clear()
-        if self._detections:
-            await worker.apply(self._detections)
-            worker.metrics.detections.inc(len(self._detections))
-            self._detections.clear()
-        state = await asyncio.to_thread(self.detector.to_bytes)
-        saved = await worker.checkpoints.save(
-            self.number,
-            worker.config.partitions,
-            self.version,
-            state,
-            self.registry.to_bytes(),
-            worker.config.worker_id,
-        )
-        if not saved:
+        self._liveness_changes(liveness)
+        await self._deliver()
+        if not await self._save():
             # Another worker took this partition over and saved: its state is newer. Not
             # acknowledged here: the broker gives the messages to the active consumer.
-            worker.metrics.fenced.inc()
             log.warning("partition %d: checkpoint fence moved; reloading", self.number)
-            self.version = -1
             with contextlib.suppress(Exception):
                 await messages[-1].nack(multiple=True, requeue=True)
             return
-        self.version += 1
         await messages[-1].ack(multiple=True)
         worker.metrics.messages.inc(len(messages))
         worker.metrics.deadlettered.inc(len(deadletters))
@@ -358,6 +477,7 @@ class Worker:
             part.channel = channel
             part.buffer.clear()
             part.version = -1  # whatever this worker held may be stale after a reconnect
+            part.holds = False
 
             async def deliver(message: AbstractIncomingMessage, part: Partition = part) -> None:
                 part.on_message(message)
@@ -411,6 +531,7 @@ class Worker:
             asyncio.create_task(p.run(), name=f"p{p.number}") for p in self.partitions
         ]
         watch = asyncio.create_task(self._watch_owned())
+        tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         try:
             waits: list[asyncio.Task[Any]] = [
                 asyncio.create_task(stop.wait()),
@@ -429,6 +550,47 @@ class Worker:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, watch, return_exceptions=True)
+
+    async def _ticker(self) -> None:
+        """Every ``tick_s``: renew the leases of the partitions held (dropping those
+        another worker saved since), claim silent ones whose lease ran out, let time act
+        on each held partition, then on the alert store's timers."""
+        cfg = self.config
+        while True:
+            await asyncio.sleep(cfg.tick_s)
+            try:
+                await self._tick_once()
+            except partitions.PartitionMismatchError:
+                raise
+            except Exception:  # the store is down or busy: the next tick catches up
+                log.exception("periodic work failed; trying again next tick")
+
+    async def _tick_once(self) -> None:
+        cfg = self.config
+        held = {p.number: p.version for p in self.partitions if p.holds}
+        kept = await self.checkpoints.renew(held, cfg.worker_id)
+        for number in held.keys() - kept:
+            part = self.partitions[number]
+            if part.lock.locked() or part.version != held[number]:
+                continue  # a batch in hand, or saved since: its own save finds out
+            part.holds = False
+            log.info("partition %d: another worker holds it now", number)
+        now_ms = time.time_ns() // 1_000_000
+        for lease in await self.checkpoints.leases():
+            if lease.partition >= cfg.partitions:
+                continue
+            silent = self.partitions[lease.partition]
+            if silent.holds or silent.lock.locked():
+                continue
+            if now_ms - lease.lease_ms > cfg.lease_s * 1000:
+                async with silent.lock:
+                    await silent.claim()
+        for part in self.partitions:
+            if part.holds and not part.lock.locked():
+                async with part.lock:
+                    await part.tick()
+        if self.clock.known:
+            await self.store.tick()
 
     async def _watch_owned(self) -> None:
         while True:

@@ -6,6 +6,9 @@ it is online. The location comes from the ``info`` of the device's retained ``on
 status (kept in the device registry).
 """
 
+from collections.abc import Callable, Sequence
+
+from ingest.liveness import LivenessChange
 from telemetry import DeviceInfo, DeviceKind
 from telemetry.lineproto import encode_point
 
@@ -32,3 +35,32 @@ def device_status_line(
         if info.position is not None:
             fields["position"] = info.position
     return encode_point(MEASUREMENT, tags, fields, ts_ms)
+
+
+def liveness_lines(
+    changes: Sequence[LivenessChange], info_of: Callable[[str], DeviceInfo | None]
+) -> list[str]:
+    """The points of liveness changes: one ``citywatch_liveness`` (the transition) and
+    one ``device_status`` (the device's state now) each."""
+    lines = [
+        encode_point(
+            "citywatch_liveness",
+            {"device": c.device, "ward": c.ward, "kind": c.kind.value},
+            {"online": c.online, "reason": c.reason},
+            c.at_ms,
+        )
+        for c in changes
+    ]
+    lines += [
+        device_status_line(
+            c.device,
+            c.kind,
+            c.ward,
+            online=c.online,
+            reason=c.reason,
+            ts_ms=c.at_ms,
+            info=info_of(c.device),
+        )
+        for c in changes
+    ]
+    return lines

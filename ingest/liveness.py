@@ -6,6 +6,12 @@ The period is the catalogue's (the shortest ``period_s`` of the kind's metrics),
 device's observed period (an EWMA of the gaps between its report timestamps) if shorter,
 so a device configured to report faster is noticed sooner. Silence is measured on
 ingest's clock (arrival time; injectable for tests), not on the device's clock.
+
+A tracker's state (each device's kind, ward, online state, last arrival and period) goes
+into a checkpoint with :meth:`LivenessTracker.to_bytes` and comes back with
+:meth:`LivenessTracker.restore`: a cluster worker taking over a partition then knows
+when each device was last heard (on the checkpointed clock, which must be the one the
+tracker reads) and whether it was online.
 """
 
 import threading
@@ -13,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from telemetry import CATALOGUE, DeviceKind, Status
 
@@ -36,6 +44,21 @@ class LivenessChange:
     at_ms: int
     """When ingest noticed, ms since the epoch (ingest's clock)."""
     reason: LivenessReason
+
+
+class DeviceLiveness(msgspec.Struct, array_like=True, frozen=True):
+    """One device's liveness in a checkpoint."""
+
+    device: str
+    kind: DeviceKind
+    ward: str
+    online: bool | None
+    last_seen_s: float
+    last_ts_ms: int
+    period_s: float
+
+
+_snapshot_decoder = msgspec.json.Decoder(list[DeviceLiveness])
 
 
 class _Device:
@@ -124,6 +147,35 @@ class LivenessTracker:
                 return self._change(status.device, state, True, now_s, "status")
             reason: LivenessReason = "status" if status.ts is not None else "last_will"
             return self._change(status.device, state, False, now_s, reason)
+
+    def to_bytes(self) -> bytes:
+        """Every device's state (JSON), for :meth:`restore`."""
+        with self._lock:
+            rows = [
+                DeviceLiveness(
+                    device, d.kind, d.ward, d.online, d.last_seen_s, d.last_ts_ms, d.period_s
+                )
+                for device, d in sorted(self._devices.items())
+            ]
+        return msgspec.json.encode(rows)
+
+    def restore(self, data: bytes) -> None:
+        """Replace every device's state with a :meth:`to_bytes` snapshot's.
+
+        Raises ``ValueError`` on a damaged snapshot (the state is then left as it was).
+        """
+        try:
+            rows = _snapshot_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"damaged liveness snapshot: {exc}") from exc
+        devices: dict[str, _Device] = {}
+        for row in rows:
+            state = devices[row.device] = _Device(row.kind, row.ward, row.last_seen_s)
+            state.online = row.online
+            state.last_ts_ms = row.last_ts_ms
+            state.period_s = row.period_s
+        with self._lock:
+            self._devices = devices
 
     def check(self) -> list[LivenessChange]:
         """Devices whose silence exceeded their timeout since the last check go offline."""

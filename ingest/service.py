@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from ingest.batch import PendingBatch
 from ingest.config import IngestSettings
-from ingest.device_status import device_status_line
+from ingest.device_status import liveness_lines
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
 from ingest.registry import DeviceRegistry
@@ -28,7 +28,6 @@ from ingest.stats import IngestCollector, IngestStats, self_metric_lines
 from ingest.writer import DurableWriter
 from telemetry.backoff import Backoff
 from telemetry.influxdb import InfluxClient, InfluxError
-from telemetry.lineproto import encode_point
 
 log = logging.getLogger(__name__)
 
@@ -202,27 +201,7 @@ class IngestService:
             changes, self._liveness_pending = self._liveness_pending, []
         if not changes:
             return
-        lines = [
-            encode_point(
-                "citywatch_liveness",
-                {"device": c.device, "ward": c.ward, "kind": c.kind.value},
-                {"online": c.online, "reason": c.reason},
-                c.at_ms,
-            )
-            for c in changes
-        ]
-        lines += [
-            device_status_line(
-                c.device,
-                c.kind,
-                c.ward,
-                online=c.online,
-                reason=c.reason,
-                ts_ms=c.at_ms,
-                info=self.registry.get(c.device),
-            )
-            for c in changes
-        ]
+        lines = liveness_lines(changes, self.registry.get)
         self.writer.submit(PendingBatch(lines=lines))
         for sink in self.liveness_sinks:
             try:

@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from anomaly import Detector
 from anomaly.layout import LAST_TS, N
@@ -78,7 +80,13 @@ class WorkerProc:
 
 
 def start_worker(
-    rabbit: LocalRabbitMQ, influx: str, database: str, store: str, folder: Path, name: str
+    rabbit: LocalRabbitMQ,
+    influx: str,
+    database: str,
+    store: str,
+    folder: Path,
+    name: str,
+    partitions: int = 8,
 ) -> WorkerProc:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
@@ -95,7 +103,7 @@ def start_worker(
                 "--store",
                 store,
                 "--partitions",
-                "8",
+                str(partitions),
                 "--data-dir",
                 str(folder / name),
             ],
@@ -222,3 +230,41 @@ def stored_reports(influx: str, database: str) -> list[tuple[str, int]]:
             at, device = series["columns"].index("time"), series["columns"].index("device")
             out.extend((row[device], int(row[at])) for row in series["values"])
     return out
+
+
+def read_stream(stream: Path) -> list[tuple[str, bytes, int]]:
+    """A simulator's ``--output`` stream: (topic, payload, device time ms) per message, in
+    publish order."""
+    out = []
+    for line in stream.read_text().splitlines():
+        row = json.loads(line)
+        payload = row["payload"]
+        out.append((row["topic"], json.dumps(payload).encode(), int(payload.get("ts") or 0)))
+    return out
+
+
+def publish_rows(port: int, rows: list[tuple[str, bytes]], rate: float | None) -> None:
+    """QoS 1 over MQTT 3.1.1 in order, every message acknowledged by the broker; at
+    ``rate`` messages per second, else as fast as the broker takes them."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(200)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        began = time.monotonic()
+        pending = []
+        for i, (topic, payload) in enumerate(rows):
+            pending.append(client.publish(topic, payload, qos=1))
+            if rate is not None and i % 10 == 9:
+                ahead = began + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            if len(pending) >= 150:
+                for info in pending:
+                    info.wait_for_publish(30)
+                pending = []
+        for info in pending:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()

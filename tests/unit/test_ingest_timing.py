@@ -99,3 +99,34 @@ def test_liveness_status_and_last_will() -> None:
     assert gone is not None
     assert (gone.online, gone.reason) == (False, "last_will")
     assert tracker.check() == []  # already offline: no timeout transition
+
+
+def test_liveness_restored_from_a_snapshot_keeps_silences_and_states() -> None:
+    clock = FakeClock()
+    tracker = LivenessTracker(misses=3, grace_s=10, clock=clock, smoothing=1.0)
+    for i in range(3):
+        tracker.on_report("quiet", DeviceKind.CABINET, "w", ts_ms=i * 30_000)
+        tracker.on_report("busy", DeviceKind.CABINET, "w", ts_ms=i * 30_000)
+        clock.now += 30
+    will = Status(v=1, device="gone", kind=DeviceKind.CABINET, state="offline")
+    tracker.on_status(will, "w")
+    snapshot = tracker.to_bytes()
+
+    # Another process, the same clock (a checkpoint carries it over).
+    taken_over = LivenessTracker(misses=3, grace_s=10, clock=clock)
+    taken_over.restore(snapshot)
+    assert taken_over.to_bytes() == snapshot
+    assert taken_over.timeout_s("quiet") == pytest.approx(3 * 30 + 10)  # learned period
+    assert (taken_over.state("busy"), taken_over.state("gone")) == (True, False)
+    clock.now += 60
+    assert taken_over.on_report("busy", DeviceKind.CABINET, "w", ts_ms=150_000) is None
+    clock.now += 40  # 'quiet' last heard 130 s ago (> 100 s), 'busy' 40 s ago
+    assert [(c.device, c.previous, c.reason) for c in taken_over.check()] == [
+        ("quiet", True, "timeout")
+    ]
+    back = taken_over.on_report("gone", DeviceKind.CABINET, "w", ts_ms=160_000)
+    assert back is not None
+    assert (back.online, back.previous) == (True, False)  # its offline alert clears
+    with pytest.raises(ValueError, match="damaged"):
+        taken_over.restore(b"[1, 2")
+    assert taken_over.state("busy") is True  # left as it was
