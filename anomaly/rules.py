@@ -33,28 +33,13 @@ def some(mask: npt.NDArray[np.generic]) -> bool:
     return int(np.count_nonzero(mask)) != 0
 
 
-_C, _S = DeviceKind.CABINET, DeviceKind.CABLE_SEGMENT
+_SEGMENT_METRICS = {"moisture", "signal", "strain", "optical_loss"}
 M = {
-    name: metric_id(kind, name)
-    for kind, names in (
-        (
-            _C,
-            (
-                "temp_inside",
-                "fan_rpm",
-                "on_battery",
-                "mains_voltage",
-                "battery_soc",
-                "water_level",
-                "door_open",
-            ),
-        ),
-        (_S, ("moisture", "signal", "strain", "optical_loss")),
+    name: metric_id(
+        DeviceKind.CABLE_SEGMENT if name in _SEGMENT_METRICS else DeviceKind.CABINET, name
     )
-    for name in names
+    for name in METRICS  # the order the compiled conditions read them in
 }
-
-assert tuple(M) == METRICS, "the compiled conditions read the metrics in this order"
 _METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
 # The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
 _TREND = TRENDS
