@@ -101,9 +101,9 @@ partitions_app = typer.Typer(help="The partition map: wards → partition queues
 
 
 def _wards() -> list[str]:
-    from simulators.wards import load_wards
+    from citywatch.partitions import catalogue
 
-    return [w.codename for w in load_wards()]
+    return sorted(catalogue())
 
 
 @partitions_app.command("show")
@@ -114,15 +114,16 @@ def partitions_show(
     """The partition queues on the broker: backlog, consumers, wards."""
     from citywatch import partitions
 
-    async def main() -> tuple[list[partitions.QueueInfo], bool]:
+    async def main() -> tuple[list[partitions.QueueInfo], bool, bool]:
         connection = await partitions.connect(engine)
         try:
             locked = await partitions.queue_counts(connection, partitions.RESIZE_LOCK)
-            return await partitions.show(connection, _wards()), locked is not None
+            routed = await partitions.exchange_exists(connection, partitions.CITY_EXCHANGE)
+            return await partitions.show(connection, _wards()), locked is not None, routed
         finally:
             await connection.close()
 
-    infos, resizing = _run(main())
+    infos, resizing, routed = _run(main())
     if resizing:
         console.print(
             f"[yellow]a resize holds {partitions.RESIZE_LOCK}[/]: the partitions are being "
@@ -131,15 +132,31 @@ def partitions_show(
     if not infos:
         console.print("no partition queues yet (citywatch partitions apply, or start a worker)")
         return
-    table = Table(title=f"{len(infos)} partitions on amq.topic (crc32(ward) mod {len(infos)})")
+    if routed:
+        console.print(
+            f"routing: amq.topic → {partitions.CITY_EXCHANGE} → crc32(ward) mod {len(infos)}; "
+            f"wards outside the catalogue → partition {partitions.UNKNOWN_WARD_PARTITION} "
+            f"(alternate exchange {partitions.UNKNOWN_WARDS_EXCHANGE})"
+        )
+    else:
+        console.print(
+            f"[yellow]old routing[/]: the queues are bound to amq.topic directly and a ward "
+            f"outside the catalogue matches no binding; citywatch partitions apply (or a "
+            f"worker starting) moves them to {partitions.CITY_EXCHANGE} without a gap"
+        )
+    title = f"{len(infos)} partitions on {partitions.CITY_EXCHANGE} (crc32(ward) mod {len(infos)})"
+    table = Table(title=title)
     for col in ("partition", "queue", "messages", "consumers", "wards"):
         table.add_column(col, justify="right" if col != "queue" else "left")
+    fallback = partitions.UNKNOWN_WARD_PARTITION if routed else None
     for q in infos:
-        table.add_row(str(q.partition), q.queue, str(q.messages), str(q.consumers), str(q.wards))
+        count = f"{q.wards} + unknown" if q.partition == fallback else str(q.wards)
+        table.add_row(str(q.partition), q.queue, str(q.messages), str(q.consumers), count)
     Console().print(table)
     if wards:
         for p, members in partitions.partition_map(_wards(), len(infos)).items():
-            print(f"{p}\t{' '.join(members)}")
+            unknown = " (and every ward outside the catalogue)" if p == fallback else ""
+            print(f"{p}\t{' '.join(members)}{unknown}")
 
 
 @partitions_app.command("apply")

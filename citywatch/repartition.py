@@ -6,17 +6,23 @@ publishing, with every worker stopped (refused otherwise: a worker keeps its N),
 order, holding the durable queue ``cw.resize.lock`` meanwhile (workers and ``partitions
 apply`` refuse to start while it exists):
 
-1. every ward's binding moves from its old queue to a *staging* queue of its new
-   partition (``cw.resize.stage.NNN``; bound before unbound, so no report finds no
-   queue): the old queues receive nothing more;
+0. the routing is brought to the current layout (:func:`citywatch.partitions.declare`
+   with the old N: a cluster whose queues are bound to ``amq.topic`` directly moves to
+   ``cw.city`` first);
+1. every ward's binding on ``cw.city`` moves from its old queue to a *staging* queue of
+   its new partition (``cw.resize.stage.NNN``; bound before unbound, so no report finds
+   no queue), and so does the unknown wards' route (``cw.unknown-wards`` → partition 0's
+   staging queue): the old queues receive nothing more;
 2. every old queue's backlog moves, in order, to a *backlog* queue of each message's new
-   partition (``cw.resize.backlog.NNN``), then the old queues are deleted;
+   partition (``cw.resize.backlog.NNN``; a ward outside the catalogue stays in partition
+   0), then the old queues are deleted;
 3. per new partition: its queue is declared, the backlog moved into it, then the staging
-   queue's messages; the ward bindings move from staging to the partition queue, and
-   what reached staging in between follows;
+   queue's messages; the ward bindings (and on partition 0 the unknown wards' route) move
+   from staging to the partition queue, and what reached staging in between follows;
 4. the checkpoints are regrouped by ward (:func:`anomaly.regroup.regroup`, the liveness
    and the device registry likewise) into the new partitions, with a version above every
-   old one, in one transaction;
+   old one, in one transaction: a ward outside the catalogue into partition 0, where its
+   messages go;
 5. the lock is removed: workers start with the new ``--partitions``.
 
 A moved message keeps its MQTT topic in the header ``x-cw-routing-key`` (published
@@ -33,7 +39,7 @@ the messages, and says so when run again.
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -74,14 +80,6 @@ def routing_key(message: AbstractIncomingMessage) -> str:
     """The routing key the device's topic made, also for a message a resize moved."""
     moved = (message.headers or {}).get(ROUTING_HEADER)
     return str(moved) if moved else message.routing_key or ""
-
-
-def _ward(key: str) -> str:
-    """``cw.v1.<ward>.<kind>.<device>.<channel>`` → ward."""
-    parts = key.split(".")
-    if len(parts) < 3 or parts[0] != "cw":
-        raise ResizeRefusedError(f"a partition queue holds a message of routing key {key!r}")
-    return parts[2]
 
 
 def _only(queue: str) -> Callable[[str], str]:
@@ -198,17 +196,22 @@ async def resize(
         raise ResizeRefusedError(f"the broker holds {old} partitions already")
     await _refuse_unless_quiet(connection, old)
     await _refuse_unless_checkpoints_of(store_url, old)
+    # 0. The current routing (moves a cluster of the old layout to cw.city).
+    await partitions.declare(connection, old, wards)
+    catalogue = frozenset(wards)
     before = partitions.partition_map(wards, old)
     after = partitions.partition_map(wards, new)
     new_of = {w: p for p, members in after.items() for w in members}
     old_of = {w: p for p, members in before.items() for w in members}
+    unknown_p = partitions.UNKNOWN_WARD_PARTITION
     channel = await connection.channel()
     await channel.declare_queue(LOCK_QUEUE, durable=True)
-    exchange = await channel.get_exchange(partitions.EXCHANGE, ensure=True)
+    exchange = await channel.get_exchange(partitions.CITY_EXCHANGE, ensure=True)
+    unknown = await channel.get_exchange(partitions.UNKNOWN_WARDS_EXCHANGE, ensure=True)
     mover = _Mover(connection)
 
     def to(prefix: Callable[[int], str]) -> Callable[[str], str]:
-        return lambda key: prefix(new_of[_ward(key)])
+        return lambda key: prefix(partitions.partition_of_key(key, new, catalogue))
 
     # 1. New reports to staging, per new partition.
     for p in range(new):
@@ -219,7 +222,11 @@ async def resize(
         await stage.bind(exchange, partitions.ward_binding(ward))
         old_queue = await channel.get_queue(partitions.queue_name(old_of[ward]), ensure=False)
         await old_queue.unbind(exchange, partitions.ward_binding(ward))
-    say(f"{len(new_of)} wards publishing into staging queues")
+    stage = await channel.get_queue(_stage(unknown_p), ensure=False)
+    await stage.bind(unknown, "")
+    old_queue = await channel.get_queue(partitions.queue_name(unknown_p), ensure=False)
+    await old_queue.unbind(unknown, "")
+    say(f"{len(new_of)} wards (and those outside the catalogue) publishing into staging queues")
     # 2. The old queues' backlog, in order, to the backlog of each message's partition.
     for p in range(old):
         name = partitions.queue_name(p)
@@ -238,13 +245,16 @@ async def resize(
         for ward in after[p]:
             await queue.bind(exchange, partitions.ward_binding(ward))
             await stage.unbind(exchange, partitions.ward_binding(ward))
+        if p == unknown_p:
+            await queue.bind(unknown, "")
+            await stage.unbind(unknown, "")
         moved += await mover.move(_stage(p), _only(name))
         await _delete_empty(connection, channel, _backlog(p))
         await _delete_empty(connection, channel, _stage(p))
         delivered += moved
         say(f"{name}: {len(after[p])} wards, {moved} messages")
     # 4. The learned state follows the wards.
-    series, rows = await regroup_checkpoints(store_url, new)
+    series, rows = await regroup_checkpoints(store_url, new, catalogue)
     say(f"{rows} checkpoints regrouped into {new} ({series} series)")
     # 5. Done.
     await channel.queue_delete(LOCK_QUEUE)
@@ -270,9 +280,12 @@ async def _refuse_unless_checkpoints_of(store_url: str, old: int) -> None:
         )
 
 
-async def regroup_checkpoints(store_url: str, new: int) -> tuple[int, int]:
-    """Every partition checkpoint regrouped by ward into ``new`` partitions' ones, at
-    a version above every old one (a worker holding an old one reloads), in one
+async def regroup_checkpoints(
+    store_url: str, new: int, wards: Collection[str] | None = None
+) -> tuple[int, int]:
+    """Every partition checkpoint regrouped by ward into ``new`` partitions' ones (a ward
+    outside the catalogue ``wards``, by default the shipped one, into partition 0), at a
+    version above every old one (a worker holding an old one reloads), in one
     transaction. (series, old checkpoints read)"""
     store = await CheckpointStore.open(store_url)
     try:
@@ -281,7 +294,7 @@ async def regroup_checkpoints(store_url: str, new: int) -> tuple[int, int]:
             return 0, 0
 
         def target_of(ward: str) -> int:
-            return partitions.partition_of(ward, new)
+            return partitions.partition_of(ward, new, wards)
 
         detectors = await asyncio.to_thread(
             lambda: regroup([Detector.from_bytes(r.state) for r in rows], target_of, new)

@@ -63,7 +63,6 @@ from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
 from ingest.registry import DeviceRegistry
 from ingest.stats import IngestStats
-from simulators.wards import load_wards
 from telemetry import DeviceKind, ReadingBatch
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
@@ -122,6 +121,11 @@ class WorkerMetrics:
         self.claimed = Counter(
             "citywatch_worker_claimed",
             "Silent partitions claimed after their holder's lease ran out",
+            registry=r,
+        )
+        self.unknown_ward = Counter(
+            "citywatch_worker_unknown_ward_reports",
+            "Reports of devices in a ward outside the ward catalogue (partition 0's)",
             registry=r,
         )
         self.owned = Gauge(
@@ -363,6 +367,7 @@ class Partition:
         await worker.write(lines)
         reports = [r for b in batches for r in b.reports]
         wards = [w for b in batches for w in b.wards]
+        worker.note_unknown_wards(wards)
         if reports:
             fresh = self._fresh(ReadingBatch.from_reports(reports, wards))
             self.sink.handle(fresh)
@@ -423,6 +428,24 @@ class Worker:
         self._publish_channel: AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self.ready = asyncio.Event()
+        self.catalogue = partitions.catalogue()
+        self.unknown_wards: set[str] = set()
+        """Wards outside the catalogue this worker has received reports of."""
+
+    def note_unknown_wards(self, wards: list[str]) -> None:
+        """Count the reports of wards outside the catalogue (the broker routes them to
+        partition 0; they are stored and scored like any other); say so once per ward."""
+        unknown = set(wards) - self.catalogue
+        if not unknown:
+            return
+        self.metrics.unknown_ward.inc(sum(1 for w in wards if w in unknown))
+        for ward in sorted(unknown - self.unknown_wards):
+            log.warning(
+                "reports of ward %r, outside the ward catalogue: stored and scored on partition %d",
+                ward,
+                partitions.UNKNOWN_WARD_PARTITION,
+            )
+        self.unknown_wards |= unknown
 
     def _lookup(self, device: str) -> DeviceLocation | None:
         for part in self.partitions:
@@ -467,7 +490,7 @@ class Worker:
 
     async def _consume(self, connection: AbstractConnection) -> None:
         cfg = self.config
-        await partitions.declare(connection, cfg.partitions, [w.codename for w in load_wards()])
+        await partitions.declare(connection, cfg.partitions, sorted(self.catalogue))
         self._publish_channel = await connection.channel(publisher_confirms=True)
         self._exchange = await self._publish_channel.get_exchange(partitions.EXCHANGE)
         for part in self.partitions:

@@ -243,9 +243,10 @@ def read_stream(stream: Path) -> list[tuple[str, bytes, int]]:
     return out
 
 
-def publish_rows(port: int, rows: list[tuple[str, bytes]], rate: float | None) -> None:
-    """QoS 1 over MQTT 3.1.1 in order, every message acknowledged by the broker; at
-    ``rate`` messages per second, else as fast as the broker takes them."""
+def publish_rows(port: int, rows: list[tuple[str, bytes]], rate: float | None) -> int:
+    """QoS 1 over MQTT 3.1.1 in order, waiting for the broker's PUBACK of each; at
+    ``rate`` messages per second, else as fast as the broker takes them. How many were
+    PUBACKed."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     client.max_inflight_messages_set(200)
     client.connect("127.0.0.1", port)
@@ -253,6 +254,7 @@ def publish_rows(port: int, rows: list[tuple[str, bytes]], rate: float | None) -
     try:
         began = time.monotonic()
         pending = []
+        acked = 0
         for i, (topic, payload) in enumerate(rows):
             pending.append(client.publish(topic, payload, qos=1))
             if rate is not None and i % 10 == 9:
@@ -262,9 +264,12 @@ def publish_rows(port: int, rows: list[tuple[str, bytes]], rate: float | None) -
             if len(pending) >= 150:
                 for info in pending:
                     info.wait_for_publish(30)
+                    acked += info.is_published()
                 pending = []
         for info in pending:
             info.wait_for_publish(30)
+            acked += info.is_published()
+        return acked
     finally:
         client.disconnect()
         client.loop_stop()
