@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -404,7 +405,13 @@ class Detector:
         arrays.update(self.rules.to_arrays())
         arrays["meta_version"] = np.array(CHECKPOINT_VERSION)
         arrays["meta_config"] = np.array(self.config.to_json())
-        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+        # np.savez_compressed's zlib level 6 spent 2.0 of 2.3 s on a 170,000-series
+        # checkpoint (15.9 MB); level 1 takes 0.7 s for 18.7 MB, and a cluster worker
+        # saves one per batch. The same zip of .npy members: np.load reads both.
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            for name, array in arrays.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | Path, config: DetectorConfig | None = None) -> Detector:

@@ -3,6 +3,7 @@ stays quiet, warm-up, registry growth, checkpoint/restore, contract batches."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,23 @@ def test_checkpoint_restore_equals_uninterrupted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.scores, want.scores[500:])
     assert [repr(e) for e in got.events] == [repr(e) for e in want.events if e.ts_ms >= ts[0]]
     assert restored.bytes_per_series() == whole.bytes_per_series() > 0
+
+
+def test_a_checkpoint_written_by_savez_compressed_still_loads() -> None:
+    """Checkpoints are a zip of .npy members at zlib level 1 now; those written before,
+    by ``np.savez_compressed`` (level 6), restore to the same detector."""
+    rng = np.random.default_rng(12)
+    x = _clean(rng, 300)
+    det = Detector()
+    _run(det, ("cab-6", TEMP), x)
+    with np.load(io.BytesIO(det.to_bytes())) as members:
+        arrays = {name: members[name] for name in members.files}
+    old = io.BytesIO()
+    np.savez_compressed(old, **arrays)  # type: ignore[arg-type]
+    restored = Detector.from_bytes(old.getvalue())
+    assert restored.registry.key(0) == ("cab-6", TEMP)
+    np.testing.assert_array_equal(restored.state.f64[:1], det.state.f64[:1])
+    np.testing.assert_array_equal(restored.state.f32[:1], det.state.f32[:1])
 
 
 def test_contract_batch_is_scored() -> None:
