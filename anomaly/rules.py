@@ -65,11 +65,6 @@ class _View:
     value: FloatArray
     trend: FloatArray
     score: FloatArray
-    settled: BoolArray
-    """The trend has seen two of its time constants of readings (a new series' trend
-    swings while its level settles)."""
-    learned: FloatArray
-    """Readings the series has learned (0 for metrics without a trend here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,26 +131,21 @@ class DeviceRules:
             self.area_start = np.concatenate([self.area_start, np.zeros_like(self.area_start)])
 
     def _views(self, got: RuleInputs, devs: IntArray) -> dict[str, _View]:
-        settled = got.learned >= 2.0 * self.config.trend_periods
-        no_trend, no_score = np.zeros(len(devs)), np.zeros(len(devs))
-        unsettled = np.zeros(len(devs), dtype=bool)
-        views = {}
-        for i, name in enumerate(M):
-            row = _TREND.index(name) if name in _TREND else None
-            t, ok, n = (
-                (no_trend, unsettled, no_trend)
-                if row is None
-                else (got.trend[row], settled[row], got.learned[row])
+        none = np.zeros(len(devs))  # metrics without a trend or score read here
+        return {
+            name: _View(
+                got.value[i],
+                got.trend[_TREND.index(name)] if name in _TREND else none,
+                got.score[_SCORE.index(name)] if name in _SCORE else none,
             )
-            sc = got.score[_SCORE.index(name)] if name in _SCORE else no_score
-            views[name] = _View(got.value[i], t, sc, ok, n)
-        return views
+            for i, name in enumerate(M)
+        }
 
     def _verdicts(
         self,
         store: State,
         devs: IntArray,
-        now_ms: int,
+        hour: int,
         got: RuleInputs,
         on: BoolArray,
         crit: BoolArray,
@@ -169,7 +159,6 @@ class DeviceRules:
         soc = v["battery_soc"]
         water, moist = v["water_level"].value, v["moisture"].value
         moisture = v["moisture"]
-        hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
         strain, optical = v["strain"], v["optical_loss"]
         dev_name = self.registry.devices
 
@@ -322,9 +311,9 @@ class DeviceRules:
         if not judged.changed:  # the usual batch: no rule starts or ends
             return events + self._area(store, slots, now_ms)
         verdicts = self._verdicts(
-            store, devs, now_ms, got, judged.on, judged.critical, judged.fan_dead
+            store, devs, hour, got, judged.on, judged.critical, judged.fan_dead
         )
-        changed = judged.on != self.active.take(devs, axis=0)
+        changed = judged.on != self.active.take(devs, axis=0)  # rare: a rule changed
         base = {
             DetectionKind.OVERHEATING: Severity.MAJOR,
             DetectionKind.POWER_LOSS: Severity.MAJOR,
