@@ -8,7 +8,8 @@ queues over AMQP (persistent, confirmed), then drained three times:
 2. one ``citywatch worker`` (decode, InfluxDB write, detection, alert store, checkpoint
    per batch, then ack);
 3. two workers started together (single active consumer: each partition goes to the
-   worker that subscribed first; 3.10 does not rebalance).
+   worker that subscribed first, then the workers balance themselves, a partition a
+   tick: :mod:`citywatch.membership`).
 
 The rate is counted from the first acknowledged message to the last (the worker's own
 ``citywatch_worker_messages_total`` counter), so the kernel's load is not in it.

@@ -43,7 +43,8 @@ reaches its queue by two paths; RabbitMQ puts it in that queue once.
 RabbitMQ 3.10 pitfalls this avoids: the MQTT plugin's exchange must exist before devices
 connect (``amq.topic`` always does); ``x-overflow: reject-publish`` is not used (the MQTT
 plugin would never PUBACK); single active consumer fails over but does not rebalance
-when a worker returns (``partitions show`` tells who is active).
+when a worker returns: the workers balance themselves (:mod:`citywatch.membership`;
+``partitions show`` tells who is active).
 """
 
 import functools

@@ -31,6 +31,10 @@ lets the alert store's timers act (raise after pending, clear, escalate; the sto
 serialises concurrent ticks). A partition that gets no messages at all and whose
 holder's lease ran out (its worker died) is claimed by another worker, so a city area
 that falls silent as a whole is still raised offline after a fail-over.
+
+Each tick the worker also says it is alive, and hands over a partition while it holds
+more than its share of them (:mod:`citywatch.membership`, :meth:`Partition.release`): the
+broker fails over, but does not give a returning worker anything back.
 """
 
 import asyncio
@@ -57,6 +61,7 @@ from anomaly.layout import LAST_TS
 from citywatch import kernel_ready, liveness_state, partitions, repartition
 from citywatch.checkpoints import Checkpoint, CheckpointStore
 from citywatch.detector_sink import DataClock, DetectorSink
+from citywatch.membership import Membership, fair_share
 from ingest.batch import PendingBatch
 from ingest.device_status import liveness_lines
 from ingest.liveness import LivenessChange, LivenessTracker
@@ -121,6 +126,11 @@ class WorkerMetrics:
         self.claimed = Counter(
             "citywatch_worker_claimed",
             "Silent partitions claimed after their holder's lease ran out",
+            registry=r,
+        )
+        self.released = Counter(
+            "citywatch_worker_released",
+            "Partitions handed to another worker to balance the load",
             registry=r,
         )
         self.unknown_ward = Counter(
@@ -203,7 +213,7 @@ class Partition:
             keep_reports=True,
         )
 
-    def on_message(self, message: AbstractIncomingMessage) -> None:
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
         self.buffer.append(message)
         self.arrived.set()
 
@@ -212,15 +222,49 @@ class Partition:
         while True:
             await self.arrived.wait()
             await asyncio.sleep(cfg.linger_s)
-            batch, self.buffer = (
-                self.buffer[: cfg.batch_messages],
-                self.buffer[cfg.batch_messages :],
-            )
-            if not self.buffer:
-                self.arrived.clear()
-            if batch:
-                async with self.lock:
+            # The batch is taken under the lock: a release in between empties the buffer
+            # (its messages went back to the queue with the channel).
+            async with self.lock:
+                batch, self.buffer = (
+                    self.buffer[: cfg.batch_messages],
+                    self.buffer[cfg.batch_messages :],
+                )
+                if not self.buffer:
+                    self.arrived.clear()
+                if batch:
                     await self.process(batch)
+
+    async def subscribe(self, connection: AbstractConnection) -> None:
+        """Consume the partition's queue on a channel of its own (the broker makes this
+        worker its active consumer, or puts it in line)."""
+        cfg = self.worker.config
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=cfg.prefetch)
+        queue = await channel.get_queue(self.queue, ensure=False)
+        self.channel = channel
+        self.buffer.clear()
+        self.arrived.clear()
+        self.version = -1  # whatever this worker held may be stale after a reconnect
+        self.holds = False
+        await queue.consume(self.on_message, consumer_tag=f"{cfg.worker_id}.p{self.number:03d}")
+
+    async def release(self, connection: AbstractConnection) -> None:
+        """Hand the partition to the next worker in line, and queue up behind it.
+
+        Between two batches (under the lock: the last one is saved and acknowledged), the
+        partition's channel is closed: the broker returns the messages delivered but not
+        processed to the queue *in order* and makes the next waiting consumer active.
+        (A ``basic.cancel`` would not: the next consumer becomes active at once and gets
+        the newer messages before the ones this worker still holds are returned, and a
+        reading older than its series' last one is not scored.) The taker loads the
+        checkpoint saved with the last acknowledgement; this worker subscribes again at
+        the back of the line."""
+        async with self.lock:
+            if self.channel is not None:
+                with contextlib.suppress(Exception):
+                    await self.channel.close()
+            self.channel = None
+            await self.subscribe(connection)
 
     async def _current(self) -> None:
         """Reload from the checkpoint if another worker saved since (or never loaded)."""
@@ -422,6 +466,8 @@ class Worker:
         self.clock = DataClock()
         self.metrics = WorkerMetrics()
         self.checkpoints: CheckpointStore
+        self.membership: Membership
+        self._connection: AbstractConnection | None = None
         self.store: AlertStore
         self.influx: AsyncInfluxClient
         self.partitions = [Partition(self, p) for p in range(config.partitions)]
@@ -494,18 +540,8 @@ class Worker:
         self._publish_channel = await connection.channel(publisher_confirms=True)
         self._exchange = await self._publish_channel.get_exchange(partitions.EXCHANGE)
         for part in self.partitions:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=cfg.prefetch)
-            queue = await channel.get_queue(part.queue, ensure=False)
-            part.channel = channel
-            part.buffer.clear()
-            part.version = -1  # whatever this worker held may be stale after a reconnect
-            part.holds = False
-
-            async def deliver(message: AbstractIncomingMessage, part: Partition = part) -> None:
-                part.on_message(message)
-
-            await queue.consume(deliver, consumer_tag=f"{cfg.worker_id}.p{part.number:03d}")
+            await part.subscribe(connection)
+        self._connection = connection
         log.info(
             "worker %s consuming %d partition queues on %s",
             cfg.worker_id,
@@ -520,6 +556,9 @@ class Worker:
             start_http_server(cfg.metrics_port, "127.0.0.1", registry=self.metrics.registry)
         await asyncio.to_thread(kernel_ready.prepare)
         self.checkpoints = await CheckpointStore.open(cfg.store_url)
+        self.membership = await Membership.open(
+            self.checkpoints.engine, lease_ms=round(cfg.lease_s * 1000)
+        )
         self.store = await AlertStore.open(
             cfg.store_url, directory=self._lookup, clock=self.clock.now_ms
         )
@@ -541,6 +580,8 @@ class Worker:
                     with contextlib.suppress(Exception):
                         await connection.close()
         finally:
+            with contextlib.suppress(Exception):  # else the others wait out the lease
+                await self.membership.leave(cfg.worker_id)
             await self.influx.aclose()
             await self.store.close()
             await self.checkpoints.close()
@@ -599,21 +640,50 @@ class Worker:
             part.holds = False
             log.info("partition %d: another worker holds it now", number)
         now_ms = time.time_ns() // 1_000_000
+        holding = sum(1 for p in self.partitions if p.holds)
+        share = fair_share(
+            cfg.partitions, await self.membership.beat(cfg.worker_id, holding, now_ms)
+        )
         for lease in await self.checkpoints.leases():
             if lease.partition >= cfg.partitions:
                 continue
             silent = self.partitions[lease.partition]
             if silent.holds or silent.lock.locked():
                 continue
-            if now_ms - lease.lease_ms > cfg.lease_s * 1000:
+            # Only a worker below its share claims: a partition it has just handed over
+            # is not claimed back when its lease runs out.
+            if now_ms - lease.lease_ms > cfg.lease_s * 1000 and holding < share:
                 async with silent.lock:
                     await silent.claim()
+                holding += silent.holds
+        if holding > share:
+            await self._hand_over(share)
         for part in self.partitions:
             if part.holds and not part.lock.locked():
                 async with part.lock:
                     await part.tick()
         if self.clock.known:
             await self.store.tick()
+
+    async def _hand_over(self, share: int) -> None:
+        """Release one partition above this worker's share (the highest-numbered held
+        one not busy): one a tick, so the others have counted the workers anew before
+        the next moves."""
+        if self._connection is None:
+            return
+        held = [p for p in self.partitions if p.holds]
+        idle = [p for p in held if not p.lock.locked()]
+        if not idle:
+            return
+        part = idle[-1]
+        await part.release(self._connection)
+        self.metrics.released.inc()
+        log.info(
+            "partition %d: handed over to balance the load (%d held, a share is %d)",
+            part.number,
+            len(held),
+            share,
+        )
 
     async def _watch_owned(self) -> None:
         while True:

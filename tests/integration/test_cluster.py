@@ -135,7 +135,8 @@ def test_two_workers_fail_over_without_loss_or_double_count(
         assert sorted(active) == [f"cw.partition.{p:03d}" for p in range(8)]
         assert all(len(tags) == 1 for tags in active.values()), active
         owner = {q: tags[0].rsplit(".p", 1)[0] for q, tags in active.items()}
-        # The first to subscribe is active everywhere (3.10 does not balance): kill that one.
+        # Kill a worker that is active somewhere (the first to subscribe is active
+        # everywhere until the workers balance themselves).
         victim, survivor = (a, b) if a.worker_id in owner.values() else (b, a)
         victim_queues = sorted(q for q, w in owner.items() if w == victim.worker_id)
         assert victim_queues
