@@ -1,7 +1,7 @@
 """Score whole series offline with the streaming detector (each score uses only the past).
 
 Many series go through one detector at once, one slot each, in a single batch: the
-rounds then advance every series by one reading per vectorised step.
+compiled kernel walks each series' readings in turn, its state row in the cache.
 """
 
 from __future__ import annotations
