@@ -22,6 +22,7 @@ from anomaly.area_silence import AreaSilence
 from citywatch import liveness_state
 from citywatch.checkpoints import CheckpointStore
 from citywatch.detector_sink import DataClock
+from citywatch.membership import Membership
 from citywatch.worker import ArrivalLiveness, Worker, WorkerConfig
 from ingest.registry import DeviceRegistry
 from telemetry import DeviceKind, ReadingBatch, Report
@@ -87,6 +88,7 @@ def test_a_silent_partition_is_claimed_after_its_lease_and_its_devices_raised(
                 )
             )
             worker.checkpoints = checkpoints
+            worker.membership = await Membership.open(checkpoints.engine, lease_ms=15_000)
             worker.store = await AlertStore.open(store_url, clock=worker.clock.now_ms)
             worker.influx = AsyncInfluxClient(influx.url, database)
             workers.append(worker)
