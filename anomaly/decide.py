@@ -21,35 +21,31 @@ COMPONENT_KINDS: tuple[DetectionKind, ...] = (
 )
 """The detection kind of each series-level component, in kernel order."""
 
-_BASE_SEVERITY = {
-    DetectionKind.BASELINE: Severity.MINOR,
-    DetectionKind.TIME_OF_DAY: Severity.MINOR,
-    DetectionKind.LEVEL_SHIFT: Severity.MINOR,
-    DetectionKind.FLATLINE: Severity.MINOR,
-    DetectionKind.DROPOUT: Severity.MAJOR,
-}
-
 _HOUR_MS = 3_600_000
-_AGAINST_USUAL = frozenset(
-    {DetectionKind.BASELINE, DetectionKind.TIME_OF_DAY, DetectionKind.LEVEL_SHIFT}
+# Kinds are compared by identity, not looked up in sets or dicts: an enum member's hash
+# is a Python-level call, and an offline pass over a long history makes thousands of
+# events.
+_BASELINE, _TIME_OF_DAY, _LEVEL_SHIFT = (
+    DetectionKind.BASELINE,
+    DetectionKind.TIME_OF_DAY,
+    DetectionKind.LEVEL_SHIFT,
 )
 
 
 def severity(kind: DetectionKind, score: float, z: float) -> Severity:
-    """Limits: warning or critical by the level crossed; statistics: major when extreme."""
+    """Limits: warning or critical by the level crossed; dropouts: major; statistics:
+    minor, major when extreme."""
     if kind is DetectionKind.LIMIT:
         return Severity.CRITICAL if round(abs(z)) >= 2 else Severity.WARNING
-    base = _BASE_SEVERITY.get(kind, Severity.MINOR)
-    if base is Severity.MINOR and score >= 0.97:
+    if kind is DetectionKind.DROPOUT:
         return Severity.MAJOR
-    return base
+    return Severity.MAJOR if score >= 0.97 else Severity.MINOR
 
 
 def series_event(
     registry: SeriesRegistry,
     kind: DetectionKind,
     slot: int,
-    *,
     ts_ms: int,
     value: float,
     z: float,
@@ -61,7 +57,8 @@ def series_event(
     peak: float,
     utc_offset_h: float,
 ) -> Detection:
-    """The Detection of one transition of a series-level component."""
+    """The Detection of one transition of a series-level component (the arguments are
+    positional where it is called per event: keywords cost a few hundred ns each call)."""
     device, metric_id = registry.key(slot)
     hour = int(((ts_ms + round(utc_offset_h * _HOUR_MS)) // _HOUR_MS) % 24)
     text = explain(
@@ -84,7 +81,11 @@ def series_event(
     name = "" if metric_id == GENERIC_METRIC else METRICS_BY_ID[metric_id].name
     # The level the reading is judged against, for the statistical kinds (a person reads
     # "3 °C above its usual", never the z-score).
-    usual = kind in _AGAINST_USUAL and math.isfinite(ref) and math.isfinite(value)
+    usual = (
+        (kind is _BASELINE or kind is _TIME_OF_DAY or kind is _LEVEL_SHIFT)
+        and math.isfinite(ref)
+        and math.isfinite(value)
+    )
     return Detection(
         kind=kind,
         severity=severity(kind, peak, z),

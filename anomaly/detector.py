@@ -22,7 +22,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -306,23 +306,23 @@ class Detector:
             values.tolist(),
             strict=True,
         ):
-            out.append(
-                self._event(
-                    COMPONENT_KINDS[int(k)],
-                    slot,
-                    ts_ms=t,
-                    value=value,
-                    z=z,
-                    ref=ref,
-                    since_ms=since,
-                    active=bool(active),
-                    start_ms=start,
-                    peak=peak,
-                )
-            )
+            kind = COMPONENT_KINDS[int(k)]
+            out.append(self._event(kind, slot, t, value, z, ref, since, active > 0, start, peak))
         return out
 
-    def _event(self, kind: DetectionKind, slot: int, **fields: Any) -> Detection:
+    def _event(
+        self,
+        kind: DetectionKind,
+        slot: int,
+        ts_ms: int,
+        value: float,
+        z: float,
+        ref: float,
+        since_ms: float,
+        active: bool,
+        start_ms: float,
+        peak: float,
+    ) -> Detection:
         """``series_event`` with what the detector knows of the slot: its metric's limits
         and the local time zone."""
         metric = int(self.registry.metric[slot])
@@ -333,9 +333,16 @@ class Detector:
             self.registry,
             kind,
             slot,
-            limits=limits,
-            utc_offset_h=self.config.utc_offset_h,
-            **fields,
+            ts_ms,
+            value,
+            z,
+            ref,
+            limits,
+            since_ms,
+            active,
+            start_ms,
+            peak,
+            self.config.utc_offset_h,
         )
 
     # ----------------------------------------------------------------- silence
@@ -361,14 +368,14 @@ class Detector:
                 self._event(
                     DetectionKind.DROPOUT,
                     slot,
-                    ts_ms=now_ms,
-                    value=float(f64[slot, LAST_X]),
-                    z=float(gap),
-                    ref=float(period[slot]),
-                    since_ms=float(now_ms - f64[slot, SINCE_TS]),
-                    active=True,
-                    start_ms=float(last[slot]),
-                    peak=1.0,
+                    now_ms,
+                    float(f64[slot, LAST_X]),
+                    float(gap),
+                    float(period[slot]),
+                    float(now_ms - f64[slot, SINCE_TS]),
+                    True,
+                    float(last[slot]),
+                    1.0,
                 )
             )
             self.state.f32[slot, EV_ACTIVE + DROPOUT] = 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from anomaly.events import Detection, DetectionKind, Severity
@@ -12,6 +13,7 @@ from telemetry.kinds import DeviceKind
 _LIMIT_NAMES = ("", "warning", "critical")
 
 
+@functools.cache  # a few dozen metrics; an event's words are built from it
 def metric_label(metric_id: int) -> tuple[str, str, str]:
     """(label, unit, what the device is) for a metric id; generic series get 'value'."""
     if metric_id == GENERIC_METRIC or metric_id not in METRICS_BY_ID:
