@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from anomaly import Detector
 from anomaly.layout import LAST_TS, N
+from citywatch import partition_state
 from citywatch.checkpoints import CheckpointStore
 from citywatch.local_services import LocalRabbitMQ
 from telemetry import DecodeError, ReadingBatch, Report, Topic, decode_message
@@ -213,7 +214,7 @@ def checkpointed_state(
     rows = run_async(read())
     state: SeriesState = {}
     for row in rows:
-        state.update(series_state(Detector.from_bytes(row.state)))
+        state.update(series_state(partition_state.detector_of(row, None)))
     return state, rows
 
 
