@@ -88,6 +88,7 @@ def start_worker(
     folder: Path,
     name: str,
     partitions: int = 8,
+    env: dict[str, str] | None = None,
 ) -> WorkerProc:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
@@ -110,7 +111,7 @@ def start_worker(
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
         )
     return WorkerProc(proc, log)
 
