@@ -180,6 +180,32 @@ class SeriesRegistry:
             "reg_wards": np.array(self.wards, dtype=np.str_),
         }
 
+    def tail_arrays(
+        self, size: int, devices: int, wards: int
+    ) -> dict[str, npt.NDArray[np.generic]]:
+        """What was registered after the registry held ``size`` series, ``devices``
+        devices and ``wards`` wards, as arrays (for :meth:`extend`)."""
+        return {
+            "reg_metric": self.metric[size : self.size].copy(),
+            "reg_device": self.device[size : self.size].copy(),
+            "reg_devices": np.array(self.devices[devices:], dtype=np.str_),
+            "reg_wards": np.array(self.wards[wards:], dtype=np.str_),
+        }
+
+    def extend(self, arrays: dict[str, npt.NDArray[np.generic]], ward_of: dict[int, int]) -> None:
+        """Register :meth:`tail_arrays`' series in their order (each gets the slot it had);
+        ``ward_of``: the ward index of (at least) every new device."""
+        for ward in arrays["reg_wards"].tolist():
+            self._ward(str(ward))
+        for name in arrays["reg_devices"].tolist():
+            self._device(str(name), self.wards[ward_of[len(self.devices)]])
+        for dev, metric in zip(
+            arrays["reg_device"].tolist(), arrays["reg_metric"].tolist(), strict=True
+        ):
+            expected = self.size
+            if self.slot(self.devices[int(dev)], int(metric)) != expected:
+                raise ValueError("corrupt registry delta: a series registered twice")
+
     @classmethod
     def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]]) -> SeriesRegistry:
         """Inverse of :meth:`to_arrays`."""

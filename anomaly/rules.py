@@ -426,3 +426,24 @@ class DeviceRules:
         self.flood_from = arrays["rules_flood_from"].astype(np.float64)
         self.area_active = arrays["area_active"].astype(bool)
         self.area_start = arrays["area_start"].astype(np.int64)
+
+    def rows(self, devs: IntArray) -> dict[str, npt.NDArray[np.generic]]:
+        """The rule state of devices ``devs`` and the whole (small) area state, for a
+        delta checkpoint (:meth:`load_rows`)."""
+        self._grow()
+        return {
+            "rules_active": self.active[devs],
+            "rules_start": self.start[devs],
+            "rules_flood_from": self.flood_from[devs],
+            "area_active": self.area_active.copy(),
+            "area_start": self.area_start.copy(),
+        }
+
+    def load_rows(self, devs: IntArray, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Restore :meth:`rows` (the registry already holds the devices)."""
+        self._grow()
+        self.active[devs] = arrays["rules_active"]
+        self.start[devs] = arrays["rules_start"]
+        self.flood_from[devs] = arrays["rules_flood_from"]
+        self.area_active = arrays["area_active"].astype(bool)
+        self.area_start = arrays["area_start"].astype(np.int64)

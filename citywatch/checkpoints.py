@@ -1,9 +1,19 @@
 """Per-partition detector checkpoints in the shared database, with a version fence.
 
-One row per partition: the detector's checkpoint bytes (:meth:`anomaly.Detector.to_bytes`)
-and a version that every save increments. A worker saves with ``version = what it
-loaded``: a worker that has lost its partition (another one took over and saved since)
-finds the fence moved and must reload instead of overwriting newer baselines.
+One row per partition: a version that every save increments, and a full checkpoint (the
+detector's :meth:`anomaly.Detector.to_bytes`, the device registry, the liveness) made at
+``full_version``. A worker saves with ``version = what it loaded``: a worker that has lost
+its partition (another one took over and saved since) finds the fence moved and must
+reload instead of overwriting newer baselines.
+
+A save is either full (the row's blobs replaced, ``full_version`` = the new version, the
+partition's deltas deleted) or a *delta*: the fenced version bump and a row of
+``cw_partition_checkpoint_deltas`` holding what changed since the version before (the
+detector's touched rows, :meth:`anomaly.Detector.delta_bytes`; the devices learned; the
+liveness of the devices heard), in one transaction. The saved state of version ``v`` is
+the full checkpoint with the deltas ``full_version + 1 .. v`` applied in order
+(:mod:`citywatch.partition_state`). A row of a worker before deltas has no
+``full_version``: its blobs are the full checkpoint of ``version``.
 
 The table is the worker's own (``cw_partition_checkpoints``), created idempotently when
 the worker starts, in the same PostgreSQL as the alert store but not part of the alert
@@ -25,7 +35,7 @@ holder is gone, the lease runs out and another worker claims it (a fenced save).
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -49,8 +59,19 @@ checkpoints = sa.Table(
     sa.Column("clock_ms", sa.BigInteger),
     sa.Column("liveness", sa.LargeBinary),
     sa.Column("lease_ms", sa.BigInteger),
+    sa.Column("full_version", sa.BigInteger),
 )
-_ADDED = ("clock_ms", "liveness", "lease_ms")
+_ADDED = ("clock_ms", "liveness", "lease_ms", "full_version")
+_READ_ATTEMPTS = 5
+deltas = sa.Table(
+    "cw_partition_checkpoint_deltas",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.LargeBinary, nullable=False),
+    sa.Column("devices", sa.LargeBinary, nullable=False),
+    sa.Column("liveness", sa.LargeBinary, nullable=False),
+)
 
 
 def _upgrade(conn: Connection) -> None:
@@ -65,12 +86,28 @@ def _upgrade(conn: Connection) -> None:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """What one save changed since the version before it."""
+
+    version: int
+    state: bytes
+    """:meth:`anomaly.Detector.delta_bytes`"""
+    devices: bytes
+    """The devices' metadata learned since (a JSON list of ``DeviceInfo``)."""
+    liveness: bytes
+    """:func:`citywatch.liveness_state.dump` of the devices whose liveness changed."""
+
+
+@dataclass(frozen=True)
 class Checkpoint:
+    """The saved state of ``version``: the full checkpoint of :attr:`base_version`
+    (``state``, ``devices``, ``liveness``) and then :attr:`deltas`."""
+
     partition: int
     partitions: int
     version: int
     state: bytes
-    """:meth:`anomaly.Detector.to_bytes`"""
+    """:meth:`anomaly.Detector.to_bytes` at :attr:`base_version`"""
     devices: bytes
     """:meth:`ingest.registry.DeviceRegistry.to_bytes`: the partition's devices' metadata,
     which decides the tags of their points (a cable segment's route)."""
@@ -83,6 +120,14 @@ class Checkpoint:
     """:meth:`ingest.liveness.LivenessTracker.to_bytes` (None from an older worker)."""
     lease_ms: int | None = None
     """When the holder last confirmed it still ticks this partition (wall time)."""
+    full_version: int | None = None
+    """The version the blobs were saved at (None: a worker before deltas, ``version``)."""
+    deltas: tuple[Delta, ...] = ()
+    """Versions ``base_version + 1 .. version``, in order."""
+
+    @property
+    def base_version(self) -> int:
+        return self.version if self.full_version is None else self.full_version
 
 
 @dataclass(frozen=True)
@@ -124,13 +169,52 @@ class CheckpointStore:
         return int(found or 0)
 
     async def load(self, partition: int) -> Checkpoint | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(checkpoints).where(checkpoints.c.partition == partition)
-                )
-            ).first()
-        return None if row is None else Checkpoint(*row)
+        found = await self._read(checkpoints.c.partition == partition)
+        return found[0] if found else None
+
+    async def all(self) -> list[Checkpoint]:
+        return await self._read(sa.true())
+
+    async def _read(self, which: sa.ColumnElement[bool]) -> list[Checkpoint]:
+        """The rows with their deltas. Read in two statements: a full save between them
+        deletes deltas, which shows as a gap in the versions, and the read is retried."""
+        for _ in range(_READ_ATTEMPTS):
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(checkpoints).where(which).order_by(checkpoints.c.partition)
+                    )
+                ).all()
+                found = [Checkpoint(*row) for row in rows]
+                wanted = [c for c in found if c.version > c.base_version]
+                got: dict[int, list[Delta]] = {c.partition: [] for c in wanted}
+                if wanted:
+                    d = deltas.c
+                    listed = await conn.execute(
+                        sa.select(d.partition, d.version, d.state, d.devices, d.liveness)
+                        .where(
+                            sa.or_(
+                                *(
+                                    sa.and_(
+                                        d.partition == c.partition,
+                                        d.version > c.base_version,
+                                        d.version <= c.version,
+                                    )
+                                    for c in wanted
+                                )
+                            )
+                        )
+                        .order_by(d.partition, d.version)
+                    )
+                    for partition, *delta in listed:
+                        got[partition].append(Delta(*delta))
+            if all(
+                [x.version for x in got[c.partition]]
+                == list(range(c.base_version + 1, c.version + 1))
+                for c in wanted
+            ):
+                return [replace(c, deltas=tuple(got.get(c.partition, ()))) for c in found]
+        raise RuntimeError("checkpoint deltas kept changing while read")
 
     async def save(
         self,
@@ -159,6 +243,7 @@ class CheckpointStore:
             "clock_ms": clock_ms,
             "liveness": liveness,
             "lease_ms": now,
+            "full_version": expected + 1,
         }
         async with self.engine.begin() as conn:
             if expected == 0:
@@ -176,13 +261,60 @@ class CheckpointStore:
                         )
                 except DBAPIError:  # another worker inserted first
                     return False
-                return True
+            else:
+                done = await conn.execute(
+                    checkpoints.update()
+                    .where(checkpoints.c.partition == partition, checkpoints.c.version == expected)
+                    .values(**values)
+                )
+                if done.rowcount != 1:
+                    return False
+            # Only once the fence held: the deltas before this full checkpoint.
+            await conn.execute(deltas.delete().where(deltas.c.partition == partition))
+            return True
+
+    async def save_delta(
+        self,
+        partition: int,
+        expected: int,
+        delta: Delta,
+        worker: str,
+        *,
+        clock_ms: int | None = None,
+        now_ms: int | None = None,
+    ) -> bool:
+        """Store ``delta`` (what changed since ``expected``) as version ``expected + 1``,
+        fenced as :meth:`save`; the version bump and the delta are one transaction."""
+        if expected < 1 or delta.version != expected + 1:
+            raise ValueError("a delta follows a saved version, as the next one")
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        c = checkpoints.c
+        async with self.engine.begin() as conn:
             done = await conn.execute(
                 checkpoints.update()
-                .where(checkpoints.c.partition == partition, checkpoints.c.version == expected)
-                .values(**values)
+                .where(c.partition == partition, c.version == expected)
+                .values(
+                    version=expected + 1,
+                    # a row of a worker before deltas: its blobs are version ``expected``
+                    full_version=sa.func.coalesce(c.full_version, expected),
+                    saved_ms=now,
+                    worker=worker,
+                    clock_ms=clock_ms,
+                    lease_ms=now,
+                )
             )
-            return done.rowcount == 1
+            if done.rowcount != 1:
+                return False
+            await conn.execute(
+                deltas.insert().values(
+                    partition=partition,
+                    version=delta.version,
+                    state=delta.state,
+                    devices=delta.devices,
+                    liveness=delta.liveness,
+                )
+            )
+            return True
 
     async def leases(self) -> list[Lease]:
         """Every partition's version, holder and lease (without the state)."""
@@ -214,8 +346,3 @@ class CheckpointStore:
                 if done.rowcount == 1:
                     kept.add(partition)
         return kept
-
-    async def all(self) -> list[Checkpoint]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(checkpoints).order_by(checkpoints.c.partition))
-        return [Checkpoint(*row) for row in rows]

@@ -55,6 +55,16 @@ def worker(
             "--metrics-port", envvar="CITYWATCH_METRICS_PORT", help="Prometheus /metrics (0: off)."
         ),
     ] = 0,
+    snapshot_share: Annotated[
+        float,
+        typer.Option(
+            "--snapshot-share",
+            envvar="CITYWATCH_SNAPSHOT_SHARE",
+            min=0.0,
+            help="A checkpoint is saved in full when the deltas since the last full one "
+            "would exceed this share of its size (else only what the batch changed).",
+        ),
+    ] = 1.0,
 ) -> None:
     """A cluster worker: owns the partitions RabbitMQ makes it the active consumer of.
 
@@ -80,6 +90,7 @@ def worker(
         partitions=partitions,
         data_dir=data_dir,
         metrics_port=metrics_port or None,
+        snapshot_share=snapshot_share,
     )
 
     async def main() -> None:

@@ -8,7 +8,7 @@ its first sight (an open offline alert never cleared), and would count a ward's 
 afresh.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import msgspec
 
@@ -28,9 +28,13 @@ class LivenessState(msgspec.Struct, frozen=True):
 _decoder = msgspec.json.Decoder(LivenessState)
 
 
-def dump(tracker: LivenessTracker, area: AreaSilence) -> bytes:
+def dump(
+    tracker: LivenessTracker, area: AreaSilence, devices: Collection[str] | None = None
+) -> bytes:
+    """Every device's liveness, or only that of ``devices`` (a delta, for :func:`merge`);
+    the ward silences in full either way (a few entries, but during an outage)."""
     return msgspec.json.encode(
-        LivenessState(msgspec.Raw(tracker.to_bytes()), area.offline_at, area.active)
+        LivenessState(msgspec.Raw(tracker.to_bytes(devices)), area.offline_at, area.active)
     )
 
 
@@ -42,6 +46,17 @@ def load(data: bytes, tracker: LivenessTracker, area: AreaSilence) -> None:
     except msgspec.DecodeError as exc:
         raise ValueError(f"damaged liveness state: {exc}") from exc
     tracker.restore(bytes(state.devices))
+    area.offline_at = dict(state.offline_at)
+    area.active = dict(state.area_active)
+
+
+def merge(data: bytes, tracker: LivenessTracker, area: AreaSilence) -> None:
+    """Apply a :func:`dump` of some devices (a delta) over the state :func:`load` gave."""
+    try:
+        state = _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"damaged liveness state: {exc}") from exc
+    tracker.merge(bytes(state.devices))
     area.offline_at = dict(state.offline_at)
     area.active = dict(state.area_active)
 

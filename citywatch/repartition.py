@@ -46,10 +46,10 @@ import aio_pika
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from anomaly import Detector
 from anomaly.regroup import regroup
-from citywatch import liveness_state, partitions
+from citywatch import liveness_state, partition_state, partitions
 from citywatch.checkpoints import CheckpointStore, checkpoints
+from citywatch.checkpoints import deltas as checkpoint_deltas
 from telemetry import DeviceInfo
 
 log = logging.getLogger(__name__)
@@ -263,9 +263,6 @@ async def resize(
     return ResizeReport(old, new, moved_wards, delivered, series, rows)
 
 
-_infos = msgspec.json.Decoder(list[DeviceInfo])
-
-
 async def _refuse_unless_checkpoints_of(store_url: str, old: int) -> None:
     store = await CheckpointStore.open(store_url)
     try:
@@ -297,15 +294,17 @@ async def regroup_checkpoints(
             return partitions.partition_of(ward, new, wards)
 
         detectors = await asyncio.to_thread(
-            lambda: regroup([Detector.from_bytes(r.state) for r in rows], target_of, new)
+            lambda: regroup([partition_state.detector_of(r, None) for r in rows], target_of, new)
         )
         states = await asyncio.to_thread(lambda: [d.to_bytes() for d in detectors])
         lives = liveness_state.regroup(
-            [r.liveness for r in rows if r.liveness is not None], target_of, new
+            [live for r in rows if (live := partition_state.liveness_of(r)) is not None],
+            target_of,
+            new,
         )
         infos: list[list[DeviceInfo]] = [[] for _ in range(new)]
         for r in rows:
-            for info in _infos.decode(r.devices):
+            for info in partition_state.devices_of(r).known():
                 infos[target_of(info.ward)].append(info)
         clocks = [r.clock_ms for r in rows if r.clock_ms is not None]
         clock_ms = max(clocks) if clocks else None
@@ -313,6 +312,7 @@ async def regroup_checkpoints(
         version = max(r.version for r in rows) + 1
         async with store.engine.begin() as conn:
             await conn.execute(checkpoints.delete())
+            await conn.execute(checkpoint_deltas.delete())
             await conn.execute(
                 checkpoints.insert(),
                 [
@@ -327,6 +327,7 @@ async def regroup_checkpoints(
                         "clock_ms": clock_ms,
                         "liveness": lives[p],
                         "lease_ms": 0,
+                        "full_version": version,
                     }
                     for p in range(new)
                 ],

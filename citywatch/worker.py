@@ -58,17 +58,17 @@ from alerts.correlation import DeviceLocation
 from alerts.store import AlertStore
 from anomaly import Detection, Detector, DetectorConfig
 from anomaly.layout import LAST_TS
-from citywatch import kernel_ready, liveness_state, partitions, repartition
+from citywatch import kernel_ready, partition_state, partitions, repartition
 from citywatch.checkpoints import Checkpoint, CheckpointStore
 from citywatch.detector_sink import DataClock, DetectorSink
 from citywatch.membership import Membership, fair_share
+from citywatch.partition_state import SnapshotPolicy, TrackedDevices
 from ingest.batch import PendingBatch
 from ingest.device_status import liveness_lines
 from ingest.liveness import LivenessChange, LivenessTracker
 from ingest.receiver import Receiver
-from ingest.registry import DeviceRegistry
 from ingest.stats import IngestStats
-from telemetry import DeviceKind, ReadingBatch
+from telemetry import DeviceKind, ReadingBatch, Status
 from telemetry.backoff import Backoff
 from telemetry.influxdb import AsyncInfluxClient, InfluxError
 
@@ -96,6 +96,9 @@ class WorkerConfig:
     """How often time acts: dropouts, liveness timeouts, alert timers, leases."""
     lease_s: float = 15.0
     """A partition whose holder has not renewed its lease for this long is claimed."""
+    snapshot_share: float = 1.0
+    """A save is a full checkpoint when the deltas since the last one would exceed this
+    share of its size (:class:`citywatch.partition_state.SnapshotPolicy`)."""
 
 
 class WorkerMetrics:
@@ -154,12 +157,24 @@ class ArrivalLiveness(LivenessTracker):
     def __init__(self, clock: DataClock) -> None:
         super().__init__(clock=lambda: clock.now_ms() / 1000.0)
         self.data_clock = clock
+        self.changed: set[str] = set()
+        """The devices whose liveness changed since the last save (a delta's)."""
 
     def on_report(
         self, device: str, kind: DeviceKind, ward: str, ts_ms: int
     ) -> LivenessChange | None:
         self.data_clock.observe(ts_ms)
+        self.changed.add(device)
         return super().on_report(device, kind, ward, ts_ms)
+
+    def on_status(self, status: Status, ward: str) -> LivenessChange | None:
+        self.changed.add(status.device)
+        return super().on_status(status, ward)
+
+    def check(self) -> list[LivenessChange]:
+        changes = super().check()
+        self.changed.update(c.device for c in changes)
+        return changes
 
 
 class Partition:
@@ -178,7 +193,8 @@ class Partition:
         self.lock = asyncio.Lock()
         """One batch or tick at a time."""
         self.detector = Detector(worker.config.detector)
-        self.registry = DeviceRegistry()
+        self.registry = TrackedDevices()
+        self.policy = SnapshotPolicy(worker.config.snapshot_share)
         self.clock = DataClock()
         """Platform time of this partition's devices (each partition's own: a backlog of
         one partition must not make another's devices look silent)."""
@@ -282,7 +298,7 @@ class Partition:
         self.sink.write = self._lines.extend
         if checkpoint is None:
             self.detector = self.sink.detector
-            self.registry = DeviceRegistry()
+            self.registry = TrackedDevices()
             self.version = 0
         else:
             if checkpoint.partitions != cfg.partitions:
@@ -291,18 +307,22 @@ class Partition:
                     f"{checkpoint.partitions} partitions, this worker runs {cfg.partitions}"
                 )
             self.detector = await asyncio.to_thread(
-                Detector.from_bytes, checkpoint.state, cfg.detector
+                partition_state.detector_of, checkpoint, cfg.detector
             )
             self.sink.detector = self.detector
-            self.registry = DeviceRegistry.from_bytes(checkpoint.devices)
+            self.registry = partition_state.devices_of(checkpoint)
             self._resume_liveness(checkpoint)
             self.version = checkpoint.version
+        self.policy.follow(checkpoint)
         self.receiver = self._receiver()  # its duplicate window belongs to the old state
         self.worker.metrics.takeovers.inc()
         log.info(
-            "partition %d: active here, checkpoint v%d loaded (%d series) in %.3f s",
+            "partition %d: active here, checkpoint v%d loaded (full v%d + %d deltas, "
+            "%d series) in %.3f s",
             self.number,
             self.version,
+            0 if checkpoint is None else checkpoint.base_version,
+            self.policy.deltas,
             self.detector.registry.size,
             time.monotonic() - started,
         )
@@ -312,33 +332,66 @@ class Partition:
         then the devices are learned afresh from their next report)."""
         if checkpoint.clock_ms is not None:
             self.clock.resume(checkpoint.clock_ms, checkpoint.saved_ms)
-        if checkpoint.liveness is not None:
-            try:
-                liveness_state.load(checkpoint.liveness, self.liveness, self.sink.area_silence)
-            except ValueError as exc:
-                log.warning("partition %d: liveness not restored: %s", self.number, exc)
+        try:
+            partition_state.liveness_into(checkpoint, self.liveness, self.sink.area_silence)
+        except ValueError as exc:
+            log.warning("partition %d: liveness not restored: %s", self.number, exc)
 
     async def _save(self) -> bool:
-        """The checkpoint as the next version (fenced); False if another worker saved
-        since (then this one no longer holds the partition)."""
+        """The checkpoint as the next version (fenced): a delta, or a full checkpoint
+        when the policy says; False if another worker saved since (then this one no
+        longer holds the partition)."""
         worker = self.worker
-        state = await asyncio.to_thread(self.detector.to_bytes)
         reading = self.clock.reading()
         clock_ms, at_ms = reading if reading is not None else (None, None)
-        saved = await worker.checkpoints.save(
-            self.number,
-            worker.config.partitions,
-            self.version,
-            state,
-            self.registry.to_bytes(),
-            worker.config.worker_id,
-            liveness=liveness_state.dump(self.liveness, self.sink.area_silence),
-            clock_ms=clock_ms,
-            now_ms=at_ms,
-        )
+        area = self.sink.area_silence
+        delta = None
+        if self.version > 0 and self.policy.full_bytes:
+            delta = await asyncio.to_thread(
+                partition_state.delta,
+                self.version + 1,
+                self.detector,
+                self.registry,
+                self.liveness,
+                area,
+                self.liveness.changed,
+            )
+            if self.policy.wants_full(partition_state.delta_size(delta)):
+                delta = None
+        if delta is None:
+            full = await asyncio.to_thread(
+                partition_state.full, self.detector, self.registry, self.liveness, area
+            )
+            saved = await worker.checkpoints.save(
+                self.number,
+                worker.config.partitions,
+                self.version,
+                full.state,
+                full.devices,
+                worker.config.worker_id,
+                liveness=full.liveness,
+                clock_ms=clock_ms,
+                now_ms=at_ms,
+            )
+        else:
+            saved = await worker.checkpoints.save_delta(
+                self.number,
+                self.version,
+                delta,
+                worker.config.worker_id,
+                clock_ms=clock_ms,
+                now_ms=at_ms,
+            )
         if saved:
             self.version += 1
             self.holds = True
+            self.detector.checkpoint_saved()
+            self.registry.changed.clear()
+            self.liveness.changed.clear()
+            if delta is None:
+                self.policy.saved_full(full.size)
+            else:
+                self.policy.saved_delta(partition_state.delta_size(delta))
         else:
             worker.metrics.fenced.inc()
             self.version = -1

@@ -16,7 +16,7 @@ tracker reads) and whether it was online.
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,14 +148,17 @@ class LivenessTracker:
             reason: LivenessReason = "status" if status.ts is not None else "last_will"
             return self._change(status.device, state, False, now_s, reason)
 
-    def to_bytes(self) -> bytes:
-        """Every device's state (JSON), for :meth:`restore`."""
+    def to_bytes(self, devices: Collection[str] | None = None) -> bytes:
+        """Every device's state (JSON), for :meth:`restore`; only those of ``devices``
+        (the known ones) if given, for :meth:`merge`."""
         with self._lock:
+            known = self._devices
+            names = sorted(known if devices is None else (d for d in devices if d in known))
             rows = [
                 DeviceLiveness(
                     device, d.kind, d.ward, d.online, d.last_seen_s, d.last_ts_ms, d.period_s
                 )
-                for device, d in sorted(self._devices.items())
+                for device, d in ((name, known[name]) for name in names)
             ]
         return msgspec.json.encode(rows)
 
@@ -168,14 +171,20 @@ class LivenessTracker:
             rows = _snapshot_decoder.decode(data)
         except msgspec.DecodeError as exc:
             raise ValueError(f"damaged liveness snapshot: {exc}") from exc
-        devices: dict[str, _Device] = {}
-        for row in rows:
-            state = devices[row.device] = _Device(row.kind, row.ward, row.last_seen_s)
-            state.online = row.online
-            state.last_ts_ms = row.last_ts_ms
-            state.period_s = row.period_s
+        devices = _devices(rows)
         with self._lock:
             self._devices = devices
+
+    def merge(self, data: bytes) -> None:
+        """Replace the state of the devices a :meth:`to_bytes` snapshot holds (a part of
+        them: what changed since a full one); ``ValueError`` as :meth:`restore`."""
+        try:
+            rows = _snapshot_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"damaged liveness snapshot: {exc}") from exc
+        devices = _devices(rows)
+        with self._lock:
+            self._devices.update(devices)
 
     def check(self) -> list[LivenessChange]:
         """Devices whose silence exceeded their timeout since the last check go offline."""
@@ -191,3 +200,13 @@ class LivenessTracker:
                     if change is not None:
                         changes.append(change)
         return changes
+
+
+def _devices(rows: list[DeviceLiveness]) -> dict[str, _Device]:
+    devices: dict[str, _Device] = {}
+    for row in rows:
+        state = devices[row.device] = _Device(row.kind, row.ward, row.last_seen_s)
+        state.online = row.online
+        state.last_ts_ms = row.last_ts_ms
+        state.period_s = row.period_s
+    return devices

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from anomaly import Detector
 from anomaly.layout import LAST_TS, N
+from citywatch import partition_state
 from citywatch.checkpoints import CheckpointStore
 from citywatch.local_services import LocalRabbitMQ
 from telemetry import DecodeError, ReadingBatch, Report, Topic, decode_message
@@ -87,6 +88,7 @@ def start_worker(
     folder: Path,
     name: str,
     partitions: int = 8,
+    env: dict[str, str] | None = None,
 ) -> WorkerProc:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
@@ -109,7 +111,7 @@ def start_worker(
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
         )
     return WorkerProc(proc, log)
 
@@ -213,7 +215,7 @@ def checkpointed_state(
     rows = run_async(read())
     state: SeriesState = {}
     for row in rows:
-        state.update(series_state(Detector.from_bytes(row.state)))
+        state.update(series_state(partition_state.detector_of(row, None)))
     return state, rows
 
 

@@ -37,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.engine import make_engine
 from alerts.schema import alerts
-from anomaly import Detector
+from citywatch import partition_state
 from citywatch.local_services import LocalRabbitMQ
 from citywatch.partitions import DEADLETTER_QUEUE, partition_of
 from ingest.deadletter import decode_deadletter
@@ -222,7 +222,7 @@ def test_two_workers_fail_over_without_loss_or_double_count(
     assert not differ, f"{len(differ)} series differ, e.g. {differ[:3]}"
     # Every ward's series live in its partition's checkpoint.
     for row in rows:
-        det = Detector.from_bytes(row.state)
+        det = partition_state.detector_of(row, None)
         wards = {det.registry.ward_of_slot(s) for s in range(det.registry.size)}
         assert all(partition_of(w, 8) == row.partition for w in wards)
 

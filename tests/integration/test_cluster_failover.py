@@ -11,6 +11,7 @@ the detector batches of the second phase cover a fraction of a reporting period 
 """
 
 import os
+import re
 import signal
 import threading
 import time
@@ -126,7 +127,10 @@ def _play(
     before = [(t, p) for t, p, ts in rows if ts < cut_ms]
     after = [(t, p) for t, p, ts in rows if ts >= cut_ms]
     with fresh_database() as store:
-        a = start_worker(rabbit, influx.url, database, store, folder, "a")
+        # The first worker saves deltas after its first full checkpoints (no full one for
+        # the policy's bytes), so the survivor takes over from a full one plus deltas.
+        deltas_only = {"CITYWATCH_SNAPSHOT_SHARE": "1e6"}
+        a = start_worker(rabbit, influx.url, database, store, folder, "a", env=deltas_only)
         workers = [a]
         try:
             wait_until(lambda: len(consumers(rabbit)) >= 8, 90, "the first worker consuming")
@@ -143,7 +147,10 @@ def _play(
                 # balance): a owns them all, the fault's partition with them.
                 owner = [r["consumer_tag"] for r in consumers(rabbit) if r["queue_name"] == queue]
                 assert any(tag.startswith(a.worker_id) for tag in owner), owner
-                versions = {r.partition: r.version for r in checkpointed_state(store)[1]}
+                at_kill = {r.partition: r for r in checkpointed_state(store)[1]}
+                versions = {p: r.version for p, r in at_kill.items()}
+                # (A full checkpoint every 256 saves: at most one in 256 runs hits one.)
+                assert at_kill[fault_partition].deltas, "no deltas to take over from"
                 a.proc.send_signal(signal.SIGKILL)
                 killed_at = time.monotonic()
                 a.proc.wait()
@@ -172,6 +179,13 @@ def _play(
                     )
 
                 wait_until(resumed, 60, "the survivor's first checkpoint", every=0.05)
+                loaded = re.search(
+                    rf"partition {fault_partition}: active here, checkpoint v\d+ loaded "
+                    r"\(full v\d+ \+ (\d+) deltas",
+                    b.log_text(),
+                )
+                assert loaded is not None, b.log_text()[-3000:]
+                assert int(loaded.group(1)) > 0
                 run.resumed_s = time.monotonic() - killed_at
                 publisher.join(120)
                 assert not publisher.is_alive()

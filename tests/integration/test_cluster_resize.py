@@ -28,7 +28,7 @@ from cluster_harness import (
 )
 from conftest import Endpoint
 
-from anomaly import Detector
+from citywatch import partition_state
 from citywatch.local_services import LocalRabbitMQ
 from citywatch.partitions import partition_of
 
@@ -128,7 +128,7 @@ def test_resize_moves_wards_backlog_and_state(influx: Endpoint, tmp_path: Path) 
         assert sorted(r.partition for r in checkpoints) == list(range(5))
         for row in checkpoints:
             assert row.partitions == 5
-            det = Detector.from_bytes(row.state)
+            det = partition_state.detector_of(row, None)
             wards = {det.registry.ward_of_slot(s) for s in range(det.registry.size)}
             assert all(partition_of(w, 5) == row.partition for w in wards), row.partition
         # Every series went on from what it had learned under 8 partitions: its readings

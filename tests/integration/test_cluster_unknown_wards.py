@@ -32,8 +32,7 @@ from cluster_harness import (
 )
 from conftest import Endpoint
 
-from anomaly import Detector
-from citywatch import partitions
+from citywatch import partition_state, partitions
 from citywatch.local_services import LocalRabbitMQ
 from telemetry import Topic
 
@@ -167,7 +166,7 @@ def test_unknown_wards_are_routed_stored_scored_and_resized(
         state, checkpoints = checkpointed_state(store)
         reference = reference_state(truth_first)
         assert state == reference  # every reading scored once, the outside wards' too
-        by_partition = {r.partition: Detector.from_bytes(r.state) for r in checkpoints}
+        by_partition = {r.partition: partition_state.detector_of(r, None) for r in checkpoints}
         zero = by_partition[0].registry
         assert set(OUTSIDE) <= {zero.ward_of_slot(s) for s in range(zero.size)}
         print(
@@ -208,7 +207,7 @@ def test_unknown_wards_are_routed_stored_scored_and_resized(
         state, checkpoints = checkpointed_state(store)
         assert sorted(r.partition for r in checkpoints) == list(range(5))
         for row in checkpoints:
-            det = Detector.from_bytes(row.state)
+            det = partition_state.detector_of(row, None)
             wards = {det.registry.ward_of_slot(s) for s in range(det.registry.size)}
             assert all(partitions.partition_of(w, 5) == row.partition for w in wards)
             assert (row.partition == 0) == bool(wards & set(OUTSIDE))
