@@ -38,27 +38,22 @@ def dump(
     )
 
 
-def load(data: bytes, tracker: LivenessTracker, area: AreaSilence) -> None:
-    """Restore ``tracker`` and ``area`` from :func:`dump`'s bytes; ``ValueError`` if
-    damaged (then neither is changed)."""
+def load(data: bytes, tracker: LivenessTracker, area: AreaSilence, *, delta: bool = False) -> None:
+    """Restore ``tracker`` and ``area`` from :func:`dump`'s bytes, or with ``delta`` apply
+    a dump of some devices over the state a load gave; ``ValueError`` if damaged (then
+    neither is changed). The ward silences are always whole."""
     try:
         state = _decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ValueError(f"damaged liveness state: {exc}") from exc
-    tracker.restore(bytes(state.devices))
+    (tracker.merge if delta else tracker.restore)(bytes(state.devices))
     area.offline_at = dict(state.offline_at)
     area.active = dict(state.area_active)
 
 
 def merge(data: bytes, tracker: LivenessTracker, area: AreaSilence) -> None:
     """Apply a :func:`dump` of some devices (a delta) over the state :func:`load` gave."""
-    try:
-        state = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"damaged liveness state: {exc}") from exc
-    tracker.merge(bytes(state.devices))
-    area.offline_at = dict(state.offline_at)
-    area.active = dict(state.area_active)
+    load(data, tracker, area, delta=True)
 
 
 _devices_decoder = msgspec.json.Decoder(list[DeviceLiveness])

@@ -167,22 +167,14 @@ class LivenessTracker:
 
         Raises ``ValueError`` on a damaged snapshot (the state is then left as it was).
         """
-        try:
-            rows = _snapshot_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"damaged liveness snapshot: {exc}") from exc
-        devices = _devices(rows)
+        devices = _decode_snapshot(data)
         with self._lock:
             self._devices = devices
 
     def merge(self, data: bytes) -> None:
         """Replace the state of the devices a :meth:`to_bytes` snapshot holds (a part of
         them: what changed since a full one); ``ValueError`` as :meth:`restore`."""
-        try:
-            rows = _snapshot_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"damaged liveness snapshot: {exc}") from exc
-        devices = _devices(rows)
+        devices = _decode_snapshot(data)
         with self._lock:
             self._devices.update(devices)
 
@@ -210,3 +202,11 @@ def _devices(rows: list[DeviceLiveness]) -> dict[str, _Device]:
         state.last_ts_ms = row.last_ts_ms
         state.period_s = row.period_s
     return devices
+
+
+def _decode_snapshot(data: bytes) -> dict[str, _Device]:
+    try:
+        rows = _snapshot_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"damaged liveness snapshot: {exc}") from exc
+    return _devices(rows)
