@@ -35,6 +35,7 @@ holder is gone, the lease runs out and another worker claims it (a fenced save).
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -98,6 +99,19 @@ class Delta:
     """:func:`citywatch.liveness_state.dump` of the devices whose liveness changed."""
 
 
+async def create_tables(engine: AsyncEngine, create: Callable[[Connection], None]) -> None:
+    """Run ``create`` (idempotent DDL) in a transaction, again if it fails: two workers
+    starting at once race to create a table, and one of them loses."""
+    for attempt in range(5):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(create)
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """The saved state of ``version``: the full checkpoint of :attr:`base_version`
@@ -147,14 +161,7 @@ class CheckpointStore:
     @classmethod
     async def open(cls, url: str) -> "CheckpointStore":
         engine = make_engine(url)
-        for attempt in range(5):  # two workers creating the table at once: one wins
-            try:
-                async with engine.begin() as conn:
-                    await conn.run_sync(_upgrade)
-                break
-            except DBAPIError:
-                if attempt == 4:
-                    raise
+        await create_tables(engine, _upgrade)
         return cls(engine)
 
     async def close(self) -> None:

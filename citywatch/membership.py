@@ -17,8 +17,9 @@ one killed drops out after the lease time.
 import math
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from citywatch.checkpoints import create_tables
 
 metadata = sa.MetaData()
 workers = sa.Table(
@@ -46,14 +47,7 @@ class Membership:
 
     @classmethod
     async def open(cls, engine: AsyncEngine, lease_ms: int) -> "Membership":
-        for attempt in range(5):  # two workers creating the table at once: one wins
-            try:
-                async with engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all, checkfirst=True)
-                break
-            except DBAPIError:
-                if attempt == 4:
-                    raise
+        await create_tables(engine, metadata.create_all)
         return cls(engine, lease_ms)
 
     async def beat(self, worker: str, held: int, now_ms: int) -> int:
@@ -63,14 +57,10 @@ class Membership:
             done = await conn.execute(
                 workers.update().where(workers.c.worker == worker).values(seen_ms=now_ms, held=held)
             )
-            if done.rowcount == 0:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            workers.insert().values(worker=worker, seen_ms=now_ms, held=held)
-                        )
-                except IntegrityError:  # not possible for one worker id; harmless
-                    pass
+            if done.rowcount == 0:  # its first beat (one ticker a worker: no race)
+                await conn.execute(
+                    workers.insert().values(worker=worker, seen_ms=now_ms, held=held)
+                )
             alive = await conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(workers)

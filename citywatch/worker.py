@@ -279,7 +279,6 @@ class Partition:
             if self.channel is not None:
                 with contextlib.suppress(Exception):
                     await self.channel.close()
-            self.channel = None
             await self.subscribe(connection)
 
     async def _current(self) -> None:
