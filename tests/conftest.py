@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from citywatch.local_services import LocalInfluxd, LocalMosquitto
+from citywatch.local_services import LocalInfluxd, LocalMosquitto, LocalRabbitMQ
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -93,34 +94,55 @@ def own_influx() -> Iterator[LocalInfluxd]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A uniquely named PostgreSQL database for the session, dropped at the end.
+PG_SERVER = os.environ.get("CITYWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+"""The PostgreSQL server of the tests (``postgresql://user@host:port``; trust auth, ``make
+test`` starts it)."""
 
-    Yields a ``postgresql+asyncpg://`` URL. The server is ``CITYWATCH_TEST_POSTGRES``
-    (``postgresql://user@host:port``), by default ``postgresql://postgres@127.0.0.1:5432``
-    (trust auth; ``make test`` starts it). Tests sharing it clean up their own rows.
-    """
-    server = os.environ.get("CITYWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-    name = f"citywatch_test_{uuid.uuid4().hex[:12]}"
 
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(f"{server}/postgres")
+def _pg_admin(sql: str) -> None:
+    async def execute() -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    def admin(sql: str) -> None:
-        # In a thread of its own: the fixture may be requested from inside a running loop.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, execute(sql)).result()
+    # In a thread of its own: the caller may be inside a running loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, execute()).result()
 
-    admin(f'CREATE DATABASE "{name}"')
+
+@contextmanager
+def fresh_database(prefix: str = "citywatch_test") -> Iterator[str]:
+    """A uniquely named PostgreSQL database on :data:`PG_SERVER`, dropped after: its
+    ``postgresql+asyncpg://`` URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{server.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+        yield f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     finally:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database shared by the session; tests sharing it clean up their own rows."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def store() -> Iterator[str]:
+    """A database only this test uses (the cluster tests: the workers' shared store)."""
+    with fresh_database("citywatch_cluster") as url:
+        yield url
+
+
+@pytest.fixture
+def rabbit() -> Iterator[LocalRabbitMQ]:
+    """A RabbitMQ node only this test uses (its own ports, MQTT listener included)."""
+    with LocalRabbitMQ() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,30 +26,6 @@ from telemetry import DecodeError, ReadingBatch, Report, Topic, decode_message
 
 CITYWATCH = str(Path(sys.executable).with_name("citywatch"))
 SeriesState = dict[tuple[str, int], tuple[float, float]]
-PG_SERVER = os.environ.get("CITYWATCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-
-
-def _admin(sql: str) -> None:
-    async def execute() -> None:
-        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, execute()).result()
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    """A PostgreSQL database of its own (``postgresql+asyncpg://`` URL), dropped after."""
-    name = f"citywatch_cluster_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_async(coro: Any) -> Any:

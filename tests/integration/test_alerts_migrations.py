@@ -1,17 +1,15 @@
 """Alembic migrations: up to head, down to base, up again, on SQLite and PostgreSQL; the
 migrated schema is exactly the one the store's tables describe."""
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import fresh_database
 
 from alerts import apikeys
 from alerts.engine import StoreUrlError, make_engine
@@ -21,15 +19,6 @@ from alerts.store import AlertStore
 from anomaly.events import Detection, DetectionKind, Reference, Severity
 
 OLD_KEY = "cw_0123456789ab_" + "s" * 43
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,12 +26,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
         return
-    name = f"citywatch_migrations_test_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database("citywatch_migrations_test") as url:
+        yield url
 
 
 def _tables(conn: sa.Connection) -> set[str]:

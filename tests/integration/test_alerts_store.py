@@ -4,14 +4,13 @@
 import asyncio
 import contextlib
 import random
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
+from conftest import fresh_database
 from sqlalchemy.exc import IntegrityError
 
 from alerts.correlation import DeviceLocation
@@ -32,7 +31,6 @@ from anomaly.events import Detection, DetectionKind, Severity
 
 K = DetectionKind
 M = MINUTE_MS
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 POLICY = Policy(
     per_type={K.OFFLINE: TypePolicy(pending_ms=2 * M, keep_firing_ms=M)},
     default=TypePolicy(pending_ms=0, keep_firing_ms=0),
@@ -51,23 +49,11 @@ DIRECTORY = {
 }
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A uniquely named PostgreSQL database for this session, dropped afterwards."""
-    name = f"citywatch_alerts_test_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database("citywatch_alerts_test") as url:
+        yield url
 
 
 class Clock:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from cluster_harness import (
     citywatch,
     consumers,
     expected_reports,
-    fresh_database,
     queue_depths,
     reference_state,
     run_async,
@@ -46,18 +44,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DEVICES = "60"
 SEED = "5"
-
-
-@pytest.fixture
-def rabbit() -> Iterator[LocalRabbitMQ]:
-    with LocalRabbitMQ() as server:
-        yield server
-
-
-@pytest.fixture
-def store() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url
 
 
 def _start_iso(hours_ago: int = 3) -> str:

@@ -25,7 +25,6 @@ from cluster_harness import (
     checkpointed_state,
     citywatch,
     consumers,
-    fresh_database,
     publish_rows,
     queue_depths,
     read_stream,
@@ -34,7 +33,7 @@ from cluster_harness import (
     stop_worker,
     wait_until,
 )
-from conftest import Endpoint
+from conftest import Endpoint, fresh_database
 
 from alerts.engine import make_engine
 from alerts.schema import alerts

@@ -7,7 +7,6 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,6 @@ from cluster_harness import (
     citywatch,
     consumers,
     expected_reports,
-    fresh_database,
     publish_rows,
     queue_depths,
     read_stream,
@@ -44,18 +42,6 @@ PARTITIONS = 8
 RATE = 100
 """Messages a second the devices publish: the stream of 7,214 lasts 72 s, and the
 second worker starts once the first holds every partition."""
-
-
-@pytest.fixture
-def rabbit() -> Iterator[LocalRabbitMQ]:
-    with LocalRabbitMQ() as server:
-        yield server
-
-
-@pytest.fixture
-def store() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url
 
 
 def _sim_args(start: str) -> list[str]:

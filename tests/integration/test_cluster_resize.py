@@ -16,7 +16,6 @@ from cluster_harness import (
     citywatch,
     consumers,
     expected_reports,
-    fresh_database,
     publish_rows,
     queue_depths,
     read_stream,
@@ -26,7 +25,7 @@ from cluster_harness import (
     stored_reports,
     wait_until,
 )
-from conftest import Endpoint
+from conftest import Endpoint, fresh_database
 
 from citywatch import partition_state
 from citywatch.local_services import LocalRabbitMQ

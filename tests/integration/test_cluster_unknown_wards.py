@@ -20,7 +20,6 @@ from cluster_harness import (
     checkpointed_state,
     citywatch,
     expected_reports,
-    fresh_database,
     publish_rows,
     queue_depths,
     read_stream,
@@ -30,7 +29,7 @@ from cluster_harness import (
     stored_reports,
     wait_until,
 )
-from conftest import Endpoint
+from conftest import Endpoint, fresh_database
 
 from citywatch import partition_state, partitions
 from citywatch.local_services import LocalRabbitMQ

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cluster_harness import fresh_database
-from conftest import Endpoint
+from conftest import Endpoint, fresh_database
 
 from alerts.engine import make_engine
 from alerts.schema import alerts
