@@ -27,6 +27,42 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from anomaly.lanemath import ln, r32, sqrt
+from anomaly.lanes import (
+    BLIP,
+    COLUMNS,
+    ENDS,
+    IN_LA,
+    IN_LB,
+    IN_T,
+    IN_TOD,
+    IN_X,
+    LANES,
+    MET,
+    OUT_BAR,
+    OUT_BLOCK,
+    OUT_BLOCK_MEAN,
+    OUT_DROP_START,
+    OUT_EVENT,
+    OUT_EVENTS,
+    OUT_EVIDENCE,
+    OUT_LEARNABLE,
+    OUT_REF,
+    OUT_REFS,
+    OUT_SC,
+    OUT_SCORE,
+    OUT_SINCE,
+    OUT_SINCE_MS,
+    OUT_SPREAD,
+    OUT_TAIL,
+    OUT_TOD,
+    OUT_TOD_LEARN,
+    OUT_WARM,
+    OUT_Z,
+    S32,
+    S64,
+    STARTS,
+)
 from anomaly.layout import (
     BASE_DEV,
     BASE_FAST,
@@ -62,6 +98,8 @@ from anomaly.layout import (
     EV_START,
     EXC_NEG,
     EXC_POS,
+    F32_COLUMNS,
+    F64_COLUMNS,
     FIRST_TS,
     FLAT_RATE,
     FLAT_RUN,
@@ -76,6 +114,7 @@ from anomaly.layout import (
     LEVEL_SHIFT,
     LIM_LEVEL,
     LIMITS,
+    M_COLUMNS,
     M_CRIT_HIGH,
     M_CRIT_LOW,
     M_MARGIN,
@@ -122,6 +161,8 @@ HOUR_MS = 3_600_000.0
 _PER_HOUR = 1.0 / HOUR_MS  # a multiplication where a division would cost four times it
 _LN10 = math.log(10.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+_INV_LN2 = 1.0 / math.log(2.0)
+_INV_LN10 = 1.0 / _LN10
 _EXCURSION_RISE = 0.5
 """How far a larger excursion lifts a series' routine excursion size (EXC_POS/NEG)
 towards it: halfway, so a size is routine once it has come back, not after one spike."""
@@ -133,7 +174,7 @@ def _sources_digest() -> str:
     numbers of ``layout.py`` (and inlines ``prefetch.py``): keyed by all, a changed layout
     compiles afresh instead of running stale code."""
     digest = hashlib.sha256()
-    for name in ("kernel.py", "layout.py", "prefetch.py"):
+    for name in ("kernel.py", "layout.py", "lanes.py", "lanemath.py", "prefetch.py"):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -462,22 +503,20 @@ def group(slots: IntArray, ts: IntArray, xs: FloatArray, size: int) -> IntArray:
 def _calibrate(
     cal: tuple[float, float, float, float, float],
     z: float,
-    floor: float,
     min_history: float,
     p: Params,
 ) -> tuple[float, float, float, float, float, float]:
-    """Decades of evidence of statistic ``z`` against this series' own history of it,
-    ``cal`` (long mean, long variance, short mean, count, record of the short mean),
-    and that history with ``z`` folded in.
+    """Statistic ``z`` against this series' own history of it, ``cal`` (long mean, long
+    variance, short mean, count, record of the short mean): the calibrated z whose tail
+    probability is the evidence (NaN: none), and that history with ``z`` folded in.
 
     ``log1p|z|`` (the log tames heavy tails) is averaged over a few readings and
     compared with its long-run mean and spread (HTM's anomaly likelihood). Evidence
     counts only where that short average beats its own record, which decays towards
     the long-run mean: a series that routinely shows z of some size (a daily spike, a
-    bursty count) reports it the first time, not every time. Evidence that could not
-    exceed ``floor`` (no report would follow) comes out 0 without its square root and
-    logarithms. Scalars in and out: a state table passed to an inlined helper would
-    cost two atomic reference-count operations per call.
+    bursty count) reports it the first time, not every time. Scalars in and out: a
+    state table passed to an inlined helper would cost two atomic reference-count
+    operations per call, and keep the lane loop from being vectorised.
     """
     mean, var, prev, count, record = cal
     raw = abs(z)
@@ -485,19 +524,16 @@ def _calibrate(
         raw = 0.0
     elif raw > 1e12:
         raw = 1e12
-    raw = math.log(1.0 + raw)  # log1p costs 2.5 times as much; a tiny |z| does not matter
+    raw = ln(1.0 + raw)  # log1p costs more; a tiny |z| does not matter
     short = raw
     if count > 0.0:
         short = prev + p.onset_short_alpha * (raw - prev)
     d = short - mean
-    decades = 0.0
+    tail = math.nan
     if count >= min_history and d > 0.0 and short > record:
-        sd = math.sqrt(var)
+        sd = sqrt(var)
         sd = max(sd, p.onset_min_sd)
-        zz = d / sd
-        # An upper bound of the tail (>= it by 0.07 decades) spares the logs mostly.
-        if (0.5 * zz * zz + 0.4 * zz + 1.16) > floor * _LN10:
-            decades = tail_decades(zz)
+        tail = d / sd
     new_record = short
     if count >= 1.0:
         decayed = record - (record - mean) * p.record_alpha
@@ -507,32 +543,47 @@ def _calibrate(
     if (count + 1.0) * p.onset_long_alpha < 1.0:  # the running mean's weight is larger
         a = 1.0 / (count + 1.0)
     ad = a * d
-    return decades, mean + ad, (1.0 - a) * (var + ad * d), short, count + 1.0, new_record
+    return tail, mean + ad, (1.0 - a) * (var + ad * d), short, count + 1.0, new_record
 
 
-@jit
+@inline
+def _may_report(tail: float, floor: float) -> bool:
+    """Whether the tail of calibrated z ``tail`` could exceed ``floor`` decades (what
+    would report): an upper bound of it (>= it by 0.07 decades) spares the logs of
+    ``tail_decades`` mostly. NaN: no."""
+    return tail > 0.0 and (0.5 * tail * tail + 0.4 * tail + 1.16) > floor * _LN10
+
+
+@inline
+def _cal_index(block: int, part: int) -> int:
+    """The lane buffer column of part ``part`` of calibration block ``block``."""
+    return S32 + CAL + CAL_WIDTH * block + part
+
+
+@inline
 def _calibrate_at(
-    f32: Any, s: int, col: int, z: float, floor: float, min_history: float, p: Params
+    buf: FloatArray, lane: int, block: int, z: float, floor: float, min_history: float, p: Params
 ) -> float:
-    """``_calibrate`` on the state table's calibration block ``col`` (off the hot path)."""
-    base = CAL + CAL_WIDTH * col
+    """``_calibrate`` on a lane's calibration block ``block``, and its evidence in
+    decades (0 where it could not exceed ``floor``). Scalar: once a coarse block."""
+    at = _cal_index(block, 0) * LANES + lane
     cal = (
-        float(f32[s, base]),
-        float(f32[s, base + 1]),
-        float(f32[s, base + 2]),
-        float(f32[s, base + 3]),
-        float(f32[s, base + 4]),
+        buf[at],
+        buf[at + LANES],
+        buf[at + 2 * LANES],
+        buf[at + 3 * LANES],
+        buf[at + 4 * LANES],
     )
-    decades, mean, var, short, count, record = _calibrate(cal, z, floor, min_history, p)
-    f32[s, base] = mean
-    f32[s, base + 1] = var
-    f32[s, base + 2] = short
-    f32[s, base + 3] = count
-    f32[s, base + 4] = record
-    return decades
+    tail, mean, var, short, count, record = _calibrate(cal, z, min_history, p)
+    buf[at] = r32(mean)
+    buf[at + LANES] = r32(var)
+    buf[at + 2 * LANES] = r32(short)
+    buf[at + 3 * LANES] = r32(count)
+    buf[at + 4 * LANES] = r32(record)
+    return tail_decades(tail) if _may_report(tail, floor) else 0.0
 
 
-@jit
+@inline
 def _extreme(v: float, lo: float, hi: float, tolerance: float, decades: float) -> float:
     """Evidence of a new extreme: ``v`` beyond the range ``[lo, hi]`` by more than
     ``tolerance`` of its width is ``decades``, plus as much again for each doubling of
@@ -546,13 +597,13 @@ def _extreme(v: float, lo: float, hi: float, tolerance: float, decades: float) -
         return 0.0
     if not margin > 0.0:
         return decades
-    return decades * (1.0 + math.log2(beyond / margin))
+    return decades * (1.0 + ln(beyond / margin) * _INV_LN2)
 
 
-@jit
+@inline
 def _block_end(
-    f32: Any,
-    s: int,
+    buf: FloatArray,
+    lane: int,
     j: int,
     mean: float,
     spread: float,
@@ -566,42 +617,42 @@ def _block_end(
     extreme), and its mean absolute step ``spread`` against the range of the steps of the
     blocks before it (a new extreme of dispersion: a series that starts to oscillate, or
     goes quiet, without leaving its range): day-long and multi-hour changes that no
-    single reading shows. Not inlined: it runs
-    once a block, and the per-reading loop stays small enough for the instruction cache."""
-    base = COARSE + COARSE_WIDTH * j
-    blocks = float(f32[s, base + CB_BLOCKS])
-    level = float(f32[s, base + CB_LEVEL])
-    dev = float(f32[s, base + CB_DEV])
-    lo = float(f32[s, base + CB_MIN])
-    hi = float(f32[s, base + CB_MAX])
+    single reading shows. Scalar, after the lane loop: it runs once a block."""
+    at = (S32 + COARSE + COARSE_WIDTH * j) * LANES + lane
+    blocks = buf[at + CB_BLOCKS * LANES]
+    level = buf[at + CB_LEVEL * LANES]
+    dev = buf[at + CB_DEV * LANES]
+    lo = buf[at + CB_MIN * LANES]
+    hi = buf[at + CB_MAX * LANES]
     evidence = 0.0
     if not math.isnan(level):
         scale = _scale(dev, level, p, sensor, math.nan)
         if blocks >= 4.0 and warm:
             z = (mean - level) / scale
-            evidence = _calibrate_at(f32, s, CAL_COARSE + j, z, floor, p.coarse_min_history, p)
+            cal = CAL_COARSE + j
+            evidence = _calibrate_at(buf, lane, cal, z, floor, p.coarse_min_history, p)
         a = 1.0 / (blocks + 1.0)
         a = max(a, p.coarse_alpha[j])
         bound = p.clip_sigma * scale if blocks >= 4.0 else math.inf
         new_level, new_dev, _ = _clipped_step(mean, level, dev, a, a, bound)
-        f32[s, base + CB_LEVEL] = new_level
-        f32[s, base + CB_DEV] = new_dev
+        buf[at + CB_LEVEL * LANES] = r32(new_level)
+        buf[at + CB_DEV * LANES] = r32(new_dev)
     else:
-        f32[s, base + CB_LEVEL] = mean
-        f32[s, base + CB_DEV] = 0.0
+        buf[at + CB_LEVEL * LANES] = r32(mean)
+        buf[at + CB_DEV * LANES] = 0.0
     if blocks >= p.coarse_min_blocks and warm:
         evidence = _fmax(evidence, _extreme(mean, lo, hi, p.coarse_tolerance, p.extreme_decades))
-    f32[s, base + CB_MIN] = _fmin(lo, mean)
-    f32[s, base + CB_MAX] = _fmax(hi, mean)
+    buf[at + CB_MIN * LANES] = r32(_fmin(lo, mean))
+    buf[at + CB_MAX * LANES] = r32(_fmax(hi, mean))
     if p.coarse_dispersion:
-        step_lo = float(f32[s, base + CB_DMIN])
-        step_hi = float(f32[s, base + CB_DMAX])
+        step_lo = buf[at + CB_DMIN * LANES]
+        step_hi = buf[at + CB_DMAX * LANES]
         if blocks >= p.coarse_min_blocks and warm:
             got = _extreme(spread, step_lo, step_hi, p.coarse_tolerance, p.extreme_decades)
             evidence = _fmax(evidence, got)
-        f32[s, base + CB_DMIN] = _fmin(step_lo, spread)
-        f32[s, base + CB_DMAX] = _fmax(step_hi, spread)
-    f32[s, base + CB_BLOCKS] = blocks + 1.0
+        buf[at + CB_DMIN * LANES] = r32(_fmin(step_lo, spread))
+        buf[at + CB_DMAX * LANES] = r32(_fmax(step_hi, spread))
+    buf[at + CB_BLOCKS * LANES] = r32(blocks + 1.0)
     return evidence
 
 
@@ -618,8 +669,7 @@ def _record(
     ref: float,
     since_ms: float,
 ) -> FloatArray:
-    """Append one transition record (growing the buffer as needed). Not inlined: it is
-    rare, and the per-reading loop stays small."""
+    """Append one transition record (growing the buffer as needed). Scalar and rare."""
     if used + 1 > events.shape[0]:
         grown = np.empty((2 * events.shape[0], EVENT_FIELDS))
         grown[:used] = events[:used]
@@ -633,6 +683,656 @@ def _record(
     events[used, 6] = ref
     events[used, 7] = since_ms
     return events
+
+
+@inline
+def _transition(
+    state: tuple[float, float, float],
+    q: float,
+    begins_at: float,
+    learnable: bool,
+    blip: bool,
+    enabled: bool,
+    p: Params,
+) -> tuple[float, tuple[float, float, float]]:
+    """A sub-detector's event ``state`` (active, start, peak) after a reading of score
+    ``q``: on at ``score_on``, off below ``score_off`` (hysteresis). ``blip``: a dropout,
+    whose event the reading that ends the silence both starts and ends. Returns the
+    transition (a ``lanes`` event code; 0 for a sub-detector not ``enabled``) and the
+    new state."""
+    active, start, peak = state
+    if not enabled:
+        return 0.0, state
+    if not active > 0.0:
+        if not q >= p.score_on:
+            return 0.0, state
+        if blip:
+            return BLIP, state
+        return STARTS, (1.0, begins_at, r32(q))
+    ends = learnable if blip else (q < p.score_off and learnable)
+    if not ends:
+        return 0.0, (active, start, r32(max(peak, q)))
+    return ENDS, (0.0, start, peak)
+
+
+@inline
+def _calibrate_if(
+    cal: tuple[float, float, float, float, float], z: float, on: bool, p: Params
+) -> tuple[float, tuple[float, float, float, float, float]]:
+    """``_calibrate`` of an onset statistic where ``on`` (the sub-detector feeds the onset
+    and judged this reading), the history rounded as stored; else ``cal`` as it was."""
+    if not on:
+        return math.nan, cal
+    tail, mean, var, short, count, record = _calibrate(cal, z, p.onset_min_history, p)
+    return tail, (r32(mean), r32(var), r32(short), r32(count), r32(record))
+
+
+@inline
+def _block_step(
+    sums: tuple[float, float, float], x: float, step: float, size: float, learn_ok: bool
+) -> tuple[float, tuple[float, float, float], tuple[float, float]]:
+    """A coarse scale's running block (sum, sum of absolute steps, count) after reading
+    ``x``: 1.0 where the block of ``size`` readings ends here (the sums restart), the
+    new sums, and the block's mean and mean step."""
+    if not learn_ok:
+        return 0.0, sums, (math.nan, math.nan)
+    total = sums[0] + x
+    steps = sums[1] + step
+    count = sums[2] + 1.0
+    if count >= size:
+        return 1.0, (0.0, 0.0, 0.0), (total / count, steps / count)
+    return 0.0, (r32(total), r32(steps), r32(count)), (math.nan, math.nan)
+
+
+# Lane buffer columns used below, as constants of the lane loop (``lanes.py``).
+_X = IN_X * LANES
+_T = IN_T * LANES
+
+
+@jit
+def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
+    """One reading of each of ``width`` lanes: every sub-detector's score, the onset
+    calibrations' statistics, the event transitions and the learning, as one loop over
+    the lanes that LLVM vectorises (only arithmetic, selects and contiguous loads and
+    stores of the lane buffer). What is rare or needs libm (a tail probability, a
+    coarse block's end, an event record) is flagged in ``OUT_*`` columns for the scalar
+    pass after it. A lane without a reading computes on stale values; nothing reads them.
+    """
+    half = p.onset_half
+    for lane in range(width):
+        x = buf[_X + lane]
+        t = buf[_T + lane]
+        learnable = not math.isnan(x) and abs(x) != math.inf
+        if not learnable:
+            x = math.nan
+        statistical = buf[(MET + M_STAT) * LANES + lane] > 0.0
+        n = buf[(S64 + N) * LANES + lane]
+        period_ms = buf[(MET + M_PERIOD) * LANES + lane]
+        learned = buf[(S64 + PERIOD) * LANES + lane]
+        expected = learned if math.isnan(period_ms) else period_ms
+        last_ts = buf[(S64 + LAST_TS) * LANES + lane]
+        last_x = buf[(S64 + LAST_X) * LANES + lane]
+        first = math.isnan(last_ts)
+        dt = t - last_ts  # NaN for a first reading
+        dt = max(dt, 0.0)
+        hlevel = buf[(S64 + HLEVEL) * LANES + lane]
+        trend = buf[(S32 + TREND) * LANES + lane]
+        pred = hlevel + trend * (dt * _PER_HOUR)
+        learn_ok = learnable and statistical
+        if x == buf[(MET + M_OFF) * LANES + lane]:
+            # Equipment switched off by design (a fan its controller stopped): a state,
+            # not a level; the statistical detectors neither judge nor learn it.
+            learn_ok = False
+        warm = n >= p.warmup
+        judge_ok = warm and learn_ok
+        inv_n1 = 1.0 / (n + 1.0) if n < p.exact_until else 0.0
+        sensor = buf[(MET + M_SENSOR) * LANES + lane]
+
+        # --- limits, with hysteresis: entered at a limit, left a margin inside it.
+        lim_prev = buf[(S32 + LIM_LEVEL) * LANES + lane]
+        lim_new = lim_prev
+        sc_lim = 0.0
+        if p.enabled[LIMITS] and learnable:
+            limits = (
+                buf[(MET + M_WARN_LOW) * LANES + lane],
+                buf[(MET + M_WARN_HIGH) * LANES + lane],
+                buf[(MET + M_CRIT_LOW) * LANES + lane],
+                buf[(MET + M_CRIT_HIGH) * LANES + lane],
+            )
+            outer = _limit_level(x, limits, 0.0)
+            inner = _limit_level(x, limits, buf[(MET + M_MARGIN) * LANES + lane])
+            held = lim_prev if lim_prev < inner else inner
+            lim_new = outer if outer > held else held
+            if lim_new >= 2.0:
+                sc_lim = 1.0
+            elif lim_new >= 1.0:
+                sc_lim = p.limit_warn_score
+        z_lim = lim_new if p.enabled[LIMITS] else 0.0
+
+        # --- adaptive baseline: robust z against the outlier-protected EWMA level.
+        base_level = buf[(S64 + BASE_LEVEL) * LANES + lane]
+        base_dev = buf[(S32 + BASE_DEV) * LANES + lane]
+        base_slow = buf[(S32 + BASE_SLOW) * LANES + lane]
+        base_scale = _scale(base_dev, base_level, p, sensor, base_slow)
+        z_base = (x - base_level) / base_scale
+        # After the baseline accepted a new level (a run of outliers), the reading is also
+        # judged against the level before it, for a while: a flood that lifts duct
+        # moisture for an hour stays an anomaly though the baseline followed it.
+        hold_ref = buf[(S64 + HOLD_REF) * LANES + lane]
+        z_hold = math.nan  # nothing held
+        if not math.isnan(hold_ref):
+            z_hold = (x - hold_ref) / buf[(S32 + HOLD_SCALE) * LANES + lane]
+        sc_base = 0.0
+        zb = 0.0
+        ref_base = math.nan
+        judged_base = False
+        if p.enabled[BASELINE]:
+            judged_base = judge_ok
+            if abs(z_hold) > abs(z_base):
+                zb = z_hold
+                ref_base = hold_ref
+            else:
+                zb = z_base
+                ref_base = base_level
+            if judge_ok:
+                sc_base = squash(abs(zb), p.z_half)
+
+        # --- time of day (local time): the level and scale of this hour's bin.
+        tod_level = buf[IN_TOD * LANES + lane]
+        tod_dev = buf[(IN_TOD + 1) * LANES + lane]
+        tod_count = buf[(IN_TOD + 2) * LANES + lane]
+        tod_slow = buf[(S32 + TOD_SLOW) * LANES + lane]
+        sc_tod = 0.0
+        z_tod = 0.0
+        ref_tod = math.nan
+        judged_tod = False
+        if p.enabled[TIME_OF_DAY]:
+            z_tod = (x - tod_level) / _scale(tod_dev, tod_level, p, sensor, tod_slow)
+            judged_tod = (
+                judge_ok
+                and tod_count >= p.tod_min_count
+                and t - buf[(S64 + FIRST_TS) * LANES + lane] >= p.tod_min_days * DAY_MS
+            )
+            ref_tod = tod_level
+            if judged_tod:
+                sc_tod = squash(abs(z_tod), p.z_half)
+
+        # --- level shift: two-sided CUSUM of the clipped residual against the forecast.
+        cu_dev = buf[(S32 + CUSUM_DEV) * LANES + lane]
+        cu_scale = _scale(cu_dev, pred, p, sensor, math.nan)
+        resid = (x - pred) / cu_scale
+        if resid > p.cusum_clip:
+            resid = p.cusum_clip
+        elif resid < -p.cusum_clip:
+            resid = -p.cusum_clip
+        if math.isnan(resid) or not warm:
+            resid = 0.0
+        pos = buf[(S32 + CUSUM_POS) * LANES + lane] + resid - p.cusum_k
+        if not pos > 0.0:
+            pos = 0.0
+        neg = buf[(S32 + CUSUM_NEG) * LANES + lane] - resid - p.cusum_k
+        if not neg > 0.0:
+            neg = 0.0
+        stat = pos if pos >= neg else neg
+        sc_shift = 0.0
+        z_shift = 0.0
+        ref_shift = math.nan
+        if p.enabled[LEVEL_SHIFT]:
+            ref_shift = pred
+            if stat > 0.0:
+                z_shift = (stat if pos >= neg else -stat) * p.shift_gain / p.z_on
+                if judge_ok:
+                    sc_shift = squash(p.shift_gain * stat, p.z_half)
+        judged_shift = sc_shift > 0.0
+
+        # --- flatline: a run of equal readings, weighed by this series' repeat rate.
+        same = x == last_x
+        flat_run = buf[(S32 + FLAT_RUN) * LANES + lane] + 1.0 if same else 0.0
+        flat_rate = buf[(S32 + FLAT_RATE) * LANES + lane]
+        sc_flat = 0.0
+        z_flat = 0.0
+        ref_flat = math.nan
+        if p.enabled[FLATLINE]:
+            z_flat = flat_run + 1.0
+            ref_flat = last_x
+            if (
+                flat_run >= p.flatline_min_run - 1.0
+                and judge_ok
+                and x != buf[(MET + M_VALID_MIN) * LANES + lane]
+                and x != buf[(MET + M_VALID_MAX) * LANES + lane]
+            ):
+                rate = flat_rate
+                if rate < 1e-3:
+                    rate = 1e-3
+                elif rate > 0.999:
+                    rate = 0.999
+                decades = flat_run * -(ln(rate) * _INV_LN10)
+                sc_flat = squash(p.flat_gain * decades, p.z_half)
+
+        # --- dropout: the gap before this reading, in expected periods.
+        sc_drop = 0.0
+        z_drop = 0.0
+        ref_drop = math.nan
+        if p.enabled[DROPOUT]:
+            gap = math.nan
+            if dt == expected:  # the usual gap
+                gap = 1.0
+            elif expected > 0.0:
+                gap = dt / expected
+            z_drop = gap
+            ref_drop = expected
+            if not math.isnan(gap) and learnable and (not math.isnan(period_ms) or warm):
+                sc_drop = squash(p.drop_gain * gap, p.z_half)
+
+        combined = max(0.0, sc_lim)
+        combined = max(combined, sc_base)
+        combined = max(combined, sc_tod)
+        combined = max(combined, sc_shift)
+        combined = max(combined, sc_flat)
+        combined = max(combined, sc_drop)
+        buf[OUT_SCORE * LANES + lane] = combined
+        buf[(OUT_SC + LIMITS) * LANES + lane] = sc_lim
+        buf[(OUT_SC + BASELINE) * LANES + lane] = sc_base
+        buf[(OUT_SC + TIME_OF_DAY) * LANES + lane] = sc_tod
+        buf[(OUT_SC + LEVEL_SHIFT) * LANES + lane] = sc_shift
+        buf[(OUT_SC + FLATLINE) * LANES + lane] = sc_flat
+        buf[(OUT_SC + DROPOUT) * LANES + lane] = sc_drop
+        buf[(OUT_Z + LIMITS) * LANES + lane] = z_lim
+        buf[(OUT_Z + BASELINE) * LANES + lane] = zb
+        buf[(OUT_Z + TIME_OF_DAY) * LANES + lane] = z_tod
+        buf[(OUT_Z + LEVEL_SHIFT) * LANES + lane] = z_shift
+        buf[(OUT_Z + FLATLINE) * LANES + lane] = z_flat
+        buf[(OUT_Z + DROPOUT) * LANES + lane] = z_drop
+        buf[(OUT_REFS + LIMITS) * LANES + lane] = math.nan
+        buf[(OUT_REFS + BASELINE) * LANES + lane] = ref_base
+        buf[(OUT_REFS + TIME_OF_DAY) * LANES + lane] = ref_tod
+        buf[(OUT_REFS + LEVEL_SHIFT) * LANES + lane] = ref_shift
+        buf[(OUT_REFS + FLATLINE) * LANES + lane] = ref_flat
+        buf[(OUT_REFS + DROPOUT) * LANES + lane] = ref_drop
+
+        # --- onset: evidence in decades, reported when it stands out from the last report.
+        since = buf[(S32 + SINCE_REPORT) * LANES + lane] + 1.0
+        ref = buf[(S32 + REPORT_REF) * LANES + lane] * p.onset_decay
+        bar = ref * p.escalate
+        if since <= p.refractory:
+            # Just after a report only a much stronger one: no trail of escalating rows.
+            strong = buf[(S32 + REPORTED) * LANES + lane] * p.refractory_escalate
+            bar = max(bar, strong)
+        floor = bar if bar > p.report_min else p.report_min  # what would report
+        buf[OUT_BAR * LANES + lane] = bar
+        buf[OUT_REF * LANES + lane] = ref
+        buf[OUT_SINCE * LANES + lane] = since
+        buf[OUT_LEARNABLE * LANES + lane] = 1.0 if learnable else 0.0
+        buf[OUT_WARM * LANES + lane] = 1.0 if warm else 0.0
+        evidence = 0.0
+        lo = buf[(S64 + RANGE_MIN) * LANES + lane]
+        hi = buf[(S64 + RANGE_MAX) * LANES + lane]
+        if learn_ok and judge_ok and p.extreme_decades != 0.0:
+            evidence = _extreme(x, lo, hi, p.extreme_tolerance, p.extreme_decades)
+        if learn_ok:
+            buf[(S64 + RANGE_MIN) * LANES + lane] = _fmin(lo, x)
+            buf[(S64 + RANGE_MAX) * LANES + lane] = _fmax(hi, x)
+        step_abs = 0.0 if math.isnan(last_x) else abs(x - last_x)
+        # The running blocks of the coarse scales (written out: the lane loop must be the
+        # innermost loop for LLVM to vectorise it).
+        at = (S32 + COARSE) * LANES + lane
+        sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
+        ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[0], learn_ok)
+        buf[at + CB_SUM * LANES] = sums[0]
+        buf[at + CB_DSUM * LANES] = sums[1]
+        buf[at + CB_COUNT * LANES] = sums[2]
+        buf[OUT_BLOCK * LANES + lane] = ends
+        buf[OUT_BLOCK_MEAN * LANES + lane] = block[0]
+        buf[OUT_SPREAD * LANES + lane] = block[1]
+        at = (S32 + COARSE + COARSE_WIDTH) * LANES + lane
+        sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
+        ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[1], learn_ok)
+        buf[at + CB_SUM * LANES] = sums[0]
+        buf[at + CB_DSUM * LANES] = sums[1]
+        buf[at + CB_COUNT * LANES] = sums[2]
+        buf[(OUT_BLOCK + 1) * LANES + lane] = ends
+        buf[(OUT_BLOCK_MEAN + 1) * LANES + lane] = block[0]
+        buf[(OUT_SPREAD + 1) * LANES + lane] = block[1]
+        # An outlier no farther from the baseline level than the large ones of its side
+        # lately (by the tolerance) is a size this series shows routinely (a daily spike,
+        # a burst of a bursty count): its baseline and time-of-day z give no evidence,
+        # however their scales have moved since. Sizes in value units, unlike the
+        # calibration's record of z, which a scale that breathes lets a repeat beat.
+        # A larger excursion lifts the size halfway to it: one seen once counts half.
+        routine = False
+        if learn_ok and not math.isnan(base_level):
+            res = x - base_level
+            keep = 1.0 - p.record_alpha
+            ex_pos = buf[(S32 + EXC_POS) * LANES + lane] * keep
+            ex_neg = buf[(S32 + EXC_NEG) * LANES + lane] * keep
+            if res > 0.0:
+                routine = res <= ex_pos * (1.0 + p.excursion_tolerance)
+                if res > ex_pos:
+                    ex_pos += _EXCURSION_RISE * (res - ex_pos)
+            else:
+                routine = -res <= ex_neg * (1.0 + p.excursion_tolerance)
+                if -res > ex_neg:
+                    ex_neg += _EXCURSION_RISE * (-res - ex_neg)
+            buf[(S32 + EXC_POS) * LANES + lane] = r32(ex_pos)
+            buf[(S32 + EXC_NEG) * LANES + lane] = r32(ex_neg)
+            routine = routine and abs(z_base) > p.clip_sigma
+        # The calibrations of the baseline (its own z, not the held one), the time of day
+        # and the level shift: their statistics here, a tail probability after the loop.
+        on = p.enabled[BASELINE] and p.onset_from[BASELINE] and judged_base
+        at = (S32 + CAL + CAL_WIDTH * CAL_BASELINE) * LANES + lane
+        cal = (
+            buf[at],
+            buf[at + LANES],
+            buf[at + 2 * LANES],
+            buf[at + 3 * LANES],
+            buf[at + 4 * LANES],
+        )
+        tail, cal = _calibrate_if(cal, z_base, on, p)
+        buf[at] = cal[0]
+        buf[at + LANES] = cal[1]
+        buf[at + 2 * LANES] = cal[2]
+        buf[at + 3 * LANES] = cal[3]
+        buf[at + 4 * LANES] = cal[4]
+        buf[(OUT_TAIL + 0) * LANES + lane] = (
+            tail if not routine and _may_report(tail, floor) else math.nan
+        )
+        on = p.enabled[TIME_OF_DAY] and p.onset_from[TIME_OF_DAY] and judged_tod
+        at = (S32 + CAL + CAL_WIDTH * CAL_TOD) * LANES + lane
+        cal = (
+            buf[at],
+            buf[at + LANES],
+            buf[at + 2 * LANES],
+            buf[at + 3 * LANES],
+            buf[at + 4 * LANES],
+        )
+        tail, cal = _calibrate_if(cal, z_tod, on, p)
+        buf[at] = cal[0]
+        buf[at + LANES] = cal[1]
+        buf[at + 2 * LANES] = cal[2]
+        buf[at + 3 * LANES] = cal[3]
+        buf[at + 4 * LANES] = cal[4]
+        buf[(OUT_TAIL + 1) * LANES + lane] = (
+            tail if not routine and _may_report(tail, floor) else math.nan
+        )
+        on = p.enabled[LEVEL_SHIFT] and p.onset_from[LEVEL_SHIFT] and judged_shift
+        at = (S32 + CAL + CAL_WIDTH * CAL_SHIFT) * LANES + lane
+        cal = (
+            buf[at],
+            buf[at + LANES],
+            buf[at + 2 * LANES],
+            buf[at + 3 * LANES],
+            buf[at + 4 * LANES],
+        )
+        tail, cal = _calibrate_if(cal, z_shift, on, p)
+        buf[at] = cal[0]
+        buf[at + LANES] = cal[1]
+        buf[at + 2 * LANES] = cal[2]
+        buf[at + 3 * LANES] = cal[3]
+        buf[at + 4 * LANES] = cal[4]
+        buf[(OUT_TAIL + 2) * LANES + lane] = tail if _may_report(tail, floor) else math.nan
+        if p.enabled[LIMITS] and p.onset_from[LIMITS]:
+            q = min(sc_lim, 1.0 - 1e-12)
+            evidence = _fmax(evidence, half * q / (1.0 - q))
+        if p.enabled[FLATLINE] and p.onset_from[FLATLINE]:
+            q = min(sc_flat, 1.0 - 1e-12)
+            evidence = _fmax(evidence, half * q / (1.0 - q))
+        if p.enabled[DROPOUT] and p.onset_from[DROPOUT]:
+            q = min(sc_drop, 1.0 - 1e-12)
+            evidence = _fmax(evidence, half * q / (1.0 - q))
+        buf[OUT_EVIDENCE * LANES + lane] = evidence
+
+        # --- decisions: on at score_on, off below score_off (hysteresis).
+        buf[OUT_SINCE_MS * LANES + lane] = t - buf[(S64 + SINCE_TS) * LANES + lane]
+        buf[OUT_DROP_START * LANES + lane] = last_ts
+        changes = 0.0
+        at = (S32 + EV_ACTIVE + LIMITS) * LANES + lane
+        at_start = (S64 + EV_START + LIMITS) * LANES + lane
+        at_peak = (S32 + EV_PEAK + LIMITS) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_lim, t, learnable, False, p.enabled[LIMITS], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + LIMITS) * LANES + lane] = code
+        changes += code
+        at = (S32 + EV_ACTIVE + BASELINE) * LANES + lane
+        at_start = (S64 + EV_START + BASELINE) * LANES + lane
+        at_peak = (S32 + EV_PEAK + BASELINE) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_base, t, learnable, False, p.enabled[BASELINE], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + BASELINE) * LANES + lane] = code
+        changes += code
+        at = (S32 + EV_ACTIVE + TIME_OF_DAY) * LANES + lane
+        at_start = (S64 + EV_START + TIME_OF_DAY) * LANES + lane
+        at_peak = (S32 + EV_PEAK + TIME_OF_DAY) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_tod, t, learnable, False, p.enabled[TIME_OF_DAY], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + TIME_OF_DAY) * LANES + lane] = code
+        changes += code
+        at = (S32 + EV_ACTIVE + LEVEL_SHIFT) * LANES + lane
+        at_start = (S64 + EV_START + LEVEL_SHIFT) * LANES + lane
+        at_peak = (S32 + EV_PEAK + LEVEL_SHIFT) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_shift, t, learnable, False, p.enabled[LEVEL_SHIFT], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + LEVEL_SHIFT) * LANES + lane] = code
+        changes += code
+        at = (S32 + EV_ACTIVE + FLATLINE) * LANES + lane
+        at_start = (S64 + EV_START + FLATLINE) * LANES + lane
+        at_peak = (S32 + EV_PEAK + FLATLINE) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_flat, t, learnable, False, p.enabled[FLATLINE], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + FLATLINE) * LANES + lane] = code
+        changes += code
+        at = (S32 + EV_ACTIVE + DROPOUT) * LANES + lane
+        at_start = (S64 + EV_START + DROPOUT) * LANES + lane
+        at_peak = (S32 + EV_PEAK + DROPOUT) * LANES + lane
+        state = (buf[at], buf[at_start], buf[at_peak])
+        code, state = _transition(state, sc_drop, t, learnable, True, p.enabled[DROPOUT], p)
+        buf[at] = state[0]
+        buf[at_start] = state[1]
+        buf[at_peak] = state[2]
+        buf[(OUT_EVENT + DROPOUT) * LANES + lane] = code
+        changes += code
+        buf[OUT_EVENTS * LANES + lane] = changes
+
+        # --- learning. Limits first: their level holds for non-finite readings.
+        buf[(S32 + LIM_LEVEL) * LANES + lane] = lim_new
+        buf[OUT_TOD_LEARN * LANES + lane] = 1.0 if learn_ok else 0.0
+        a_slow = p.alpha_slow if p.alpha_slow > inv_n1 else inv_n1
+        if learn_ok:
+            # Baseline: one outlier-protected EWMA step of level and deviation.
+            lvl = x if math.isnan(base_level) else base_level
+            bound = math.inf
+            if warm:
+                bound = p.clip_sigma * _scale(base_dev, lvl, p, sensor, math.nan)
+            a = p.alpha if p.alpha > inv_n1 else inv_n1
+            a_s = p.alpha_scale if p.alpha_scale > inv_n1 else inv_n1
+            new_level, new_dev, abs_res = _clipped_step(x, lvl, base_dev, a, a_s, bound)
+            if math.isnan(base_level):
+                new_dev = 0.0
+            fast_prev = buf[(S64 + BASE_FAST) * LANES + lane]
+            fast = x
+            if not math.isnan(fast_prev):
+                fast = fast_prev + (x - fast_prev) * p.fast_alpha
+            buf[(S32 + BASE_SLOW) * LANES + lane] = r32(base_slow + (abs_res - base_slow) * a_slow)
+            # Outliers in a row on one side: the series has moved for good.
+            run = buf[(S32 + BASE_RUN) * LANES + lane]
+            side = 0.0
+            if warm and abs(z_base) > p.clip_sigma:
+                side = 1.0 if z_base > 0.0 else -1.0
+            if side == 0.0:
+                run = 0.0
+            elif (run > 0.0 and side > 0.0) or (run < 0.0 and side < 0.0):
+                run += side
+            else:
+                run = side
+            run_level = buf[(S64 + RUN_LEVEL) * LANES + lane]
+            hold_scale = buf[(S32 + HOLD_SCALE) * LANES + lane]
+            if abs(run) == 1.0 and math.isnan(hold_ref):
+                # Where the series was, and its noise, before the outliers inflated it.
+                run_level = lvl
+                hold_scale = r32(base_scale)
+            new_hold = hold_ref
+            hold_ts = buf[(S64 + HOLD_TS) * LANES + lane]
+            if abs(run) >= p.rebaseline_run:
+                if math.isnan(hold_ref):
+                    new_hold = run_level
+                    hold_ts = t
+                new_level = fast
+                run = 0.0
+            elif not math.isnan(hold_ref) and (
+                abs(z_hold) < p.clip_sigma or t - hold_ts > p.hold_ms
+            ):
+                new_hold = math.nan  # back to where it was, or the new normal
+            buf[(S64 + RUN_LEVEL) * LANES + lane] = run_level
+            buf[(S32 + HOLD_SCALE) * LANES + lane] = hold_scale
+            buf[(S64 + HOLD_REF) * LANES + lane] = new_hold
+            buf[(S64 + HOLD_TS) * LANES + lane] = hold_ts
+            buf[(S64 + BASE_LEVEL) * LANES + lane] = new_level
+            buf[(S32 + BASE_DEV) * LANES + lane] = r32(new_dev)
+            buf[(S64 + BASE_FAST) * LANES + lane] = fast
+            buf[(S32 + BASE_RUN) * LANES + lane] = run
+
+            # Time of day: each reading weighs by the time it covers.
+            alpha_t = _fmin(dt, bin_ms) * p.tod_alpha_per_ms
+            new_count = tod_count + 1.0
+            a_t = alpha_t
+            if new_count * alpha_t < 1.0:  # the running mean's weight is larger
+                a_t = 1.0 / new_count
+            t_lvl = x if math.isnan(tod_level) else tod_level
+            t_bound = math.inf
+            if tod_count >= 3.0:
+                t_bound = p.clip_sigma * _scale(tod_dev, t_lvl, p, sensor, math.nan)
+            t_level, t_dev, t_abs = _clipped_step(x, t_lvl, tod_dev, a_t, a_t, t_bound)
+            if math.isnan(tod_level):
+                t_dev = 0.0
+            buf[OUT_TOD * LANES + lane] = t_level
+            buf[(OUT_TOD + 1) * LANES + lane] = t_dev
+            buf[(OUT_TOD + 2) * LANES + lane] = new_count
+            buf[(S32 + TOD_SLOW) * LANES + lane] = r32(tod_slow + (t_abs - tod_slow) * a_slow)
+
+            # Level shift: the forecast residual's scale; the sums restart on a shift.
+            if not math.isnan(pred):
+                c_bound = p.clip_sigma * cu_scale if warm else math.inf
+                c_abs = abs(x - pred)
+                c_step = (c_abs if c_abs < c_bound else c_bound) - cu_dev
+                a_c = p.alpha_scale if p.alpha_scale > inv_n1 else inv_n1
+                buf[(S32 + CUSUM_DEV) * LANES + lane] = r32(cu_dev + c_step * a_c)
+            if stat >= p.cusum_h:
+                pos = 0.0
+                neg = 0.0
+            buf[(S32 + CUSUM_POS) * LANES + lane] = r32(pos)
+            buf[(S32 + CUSUM_NEG) * LANES + lane] = r32(neg)
+
+            # Flatline: the repeat rate and the run.
+            if not math.isnan(last_x):
+                a_r = p.alpha_repeat if p.alpha_repeat > inv_n1 else inv_n1
+                new_rate = flat_rate + ((1.0 if same else 0.0) - flat_rate) * a_r
+                buf[(S32 + FLAT_RATE) * LANES + lane] = r32(new_rate)
+            buf[(S32 + FLAT_RUN) * LANES + lane] = r32(flat_run)
+
+        # --- the core: Holt level and trend, period, last value and time.
+        if learnable:
+            if learn_ok:
+                la = buf[IN_LA * LANES + lane]
+                lb = buf[IN_LB * LANES + lane]
+                new_h = x if first else pred + la * (x - pred)
+                step_t = trend
+                if dt > 0.0:
+                    step_t = (new_h - hlevel) * (HOUR_MS / dt)
+                buf[(S64 + HLEVEL) * LANES + lane] = new_h
+                buf[(S32 + TREND) * LANES + lane] = (
+                    0.0 if first else r32(trend + lb * (step_t - trend))
+                )
+                buf[(S64 + N) * LANES + lane] = n + 1.0
+            # The period a generic series reports at: robust EWMA of its positive gaps.
+            if dt > 0.0:
+                if math.isnan(learned):
+                    buf[(S64 + PERIOD) * LANES + lane] = dt
+                else:
+                    capped = _fmin(dt, 3.0 * learned)
+                    a_p = p.alpha_period
+                    if n * p.alpha_period < 1.0:
+                        a_p = 1.0 / (n if n > 1.0 else 1.0)
+                    buf[(S64 + PERIOD) * LANES + lane] = learned + a_p * (capped - learned)
+            if x != last_x:
+                buf[(S64 + SINCE_TS) * LANES + lane] = t
+            if first:
+                buf[(S64 + FIRST_TS) * LANES + lane] = t
+            buf[(S64 + LAST_X) * LANES + lane] = x
+            buf[(S64 + LAST_TS) * LANES + lane] = _fmax(last_ts, t)
+            buf[(S32 + LAST_SCORE) * LANES + lane] = r32(combined)
+
+
+@inline
+def _holt_weights(p: Params, dt: float, expected: float) -> tuple[float, float]:
+    """The Holt level and trend weights of a gap ``dt`` (ms): one expected period is the
+    usual case (precomputed); any other gap weighs by its length (``exp``, which the
+    lane loop has no vector form of, so it is computed here, per lane)."""
+    unit = dt if math.isnan(expected) else expected
+    if dt == unit and unit > 0.0:
+        return p.holt_a, p.holt_b
+    if not math.isnan(dt) and unit > 0.0:
+        la = 1.0 - math.exp(-dt / (unit * p.trend_level_periods))
+        lb = 1.0 - math.exp(-dt / (unit * p.trend_periods))
+        return la, lb
+    return 1.0, 0.0
+
+
+@inline
+def _load_lane(
+    buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any, mtab: FloatArray, m: int
+) -> None:
+    """Series ``s`` (metric ``m``) into lane ``lane``: its state rows and catalogue row."""
+    for c in range(F64_COLUMNS):
+        buf[(S64 + c) * LANES + lane] = f64[s, c]
+    for c in range(F32_COLUMNS):
+        buf[(S32 + c) * LANES + lane] = f32[s, c]
+    for c in range(M_COLUMNS):
+        buf[(MET + c) * LANES + lane] = mtab[m, c]
+
+
+@inline
+def _store_lane(buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any) -> None:
+    """Lane ``lane``'s state back into series ``s``'s rows (float32 columns are already
+    rounded: the store is exact)."""
+    for c in range(F64_COLUMNS):
+        f64[s, c] = buf[(S64 + c) * LANES + lane]
+    for c in range(F32_COLUMNS):
+        f32[s, c] = buf[(S32 + c) * LANES + lane]
+
+
+@inline
+def _move_lane(buf: FloatArray, src: int, dst: int) -> None:
+    """Every column of lane ``src`` into lane ``dst`` (the lanes close up at the end)."""
+    for c in range(COLUMNS):
+        buf[c * LANES + dst] = buf[c * LANES + src]
+
+
+@jit
+def _segments(rows: IntArray) -> IntArray:
+    """Where each series' rows begin in a grouped batch, and the end (n + 1 entries)."""
+    n = rows.shape[0]
+    starts = np.empty(n + 1, dtype=np.int64)
+    used = 0
+    for i in range(n):
+        if i == 0 or rows[i, ROW_SLOT] != rows[i - 1, ROW_SLOT]:
+            starts[used] = i
+            used += 1
+    starts[used] = n
+    return starts[: used + 1]
 
 
 @jit
@@ -649,16 +1349,19 @@ def score_batch(
     comps: FloatArray,
     want_comps: bool,
 ) -> FloatArray:
-    """Score a grouped batch (``group``) in its order and fold it into the state; fills
-    ``scores`` (max of the sub-detectors), ``onset`` and, if ``want_comps``,
-    ``comps[k, i]`` at each row's input index (``ROW_AT``). Returns the event records
-    (``EVENT_FIELDS`` columns; their reading index is the grouped row's)."""
+    """Score a grouped batch (``group``) and fold it into the state; fills ``scores``
+    (max of the sub-detectors), ``onset`` and, if ``want_comps``, ``comps[k, i]`` at each
+    row's input index (``ROW_AT``). Returns the event records (``EVENT_FIELDS`` columns;
+    their reading index is the grouped row's).
+
+    ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
+    its series' next reading (a lane whose series is done writes its state back and
+    takes the next series), runs the vectorised lane loop (``_lane_step``) and then the
+    scalar rest of each lane's reading: its tail probabilities and coarse block ends,
+    the onset decision, event records and its time-of-day bin.
+    """
     events = np.empty((64, EVENT_FIELDS))
     n_ev = 0
-    sc = np.zeros(K)
-    zs = np.zeros(K)
-    refs = np.zeros(K)
-    judged = np.zeros(K, dtype=np.bool_)
     bins = int(p.tod_bins)
     bin_ms = DAY_MS / bins
     offset = int(p.utc_offset_ms)
@@ -667,435 +1370,146 @@ def score_batch(
     values = rows.view(np.float64)  # the ROW_X column holds float64 bits
     g_scores = np.empty(n_rows)
     g_onset = np.empty(n_rows)
-    ahead = 0  # the row whose series' state was last asked for
-    for i in range(n_rows):
-        s = rows[i, ROW_SLOT]
-        # The state of the series a few readings ahead, while this one is worked on.
-        if ahead < i + PREFETCH_AHEAD and ahead + 1 < n_rows:
-            ahead += 1
-            nxt = rows[ahead, ROW_SLOT]
-            if nxt != rows[ahead - 1, ROW_SLOT]:
-                prefetch_row(f64, nxt)
-                prefetch_row(f32, nxt)
-                tb_next = ((rows[ahead, ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
-                prefetch_item(tod, nxt, tb_next)
-                prefetch_item(tod, nxt, tb_next + TOD_WIDTH - 1)  # a bin may cross a line
-        t_ms = rows[i, ROW_TS]
-        t = float(t_ms)
-        x = values[i, ROW_X]
-        m = metric[s]
-        learnable = not math.isnan(x) and abs(x) != math.inf
-        if not learnable:
-            x = math.nan
-        statistical = mtab[m, M_STAT] > 0.0
-        n = f64[s, N]
-        period_ms = mtab[m, M_PERIOD]
-        learned = f64[s, PERIOD]
-        expected = learned if math.isnan(period_ms) else period_ms
-        last_ts = f64[s, LAST_TS]
-        last_x = f64[s, LAST_X]
-        first = math.isnan(last_ts)
-        dt = t - last_ts  # NaN for a first reading
-        dt = max(dt, 0.0)
-        hlevel = f64[s, HLEVEL]
-        trend = float(f32[s, TREND])
-        pred = hlevel + trend * (dt * _PER_HOUR)
-        learn_ok = learnable and statistical
-        if x == mtab[m, M_OFF]:
-            # Equipment switched off by design (a fan its controller stopped): a state,
-            # not a level; the statistical detectors neither judge nor learn it.
-            learn_ok = False
-        warm = n >= p.warmup
-        judge_ok = warm and learn_ok
-        inv_n1 = 1.0 / (n + 1.0) if n < p.exact_until else 0.0
-        sensor = mtab[m, M_SENSOR]
-        for k in range(K):
-            sc[k] = 0.0
-            zs[k] = 0.0
-            refs[k] = math.nan
-            judged[k] = False
+    starts = _segments(rows)
+    n_series = starts.shape[0] - 1
+    buf = np.zeros(COLUMNS * LANES)
+    lane_slot = np.full(LANES, -1, dtype=np.int64)
+    lane_pos = np.zeros(LANES, dtype=np.int64)
+    lane_end = np.zeros(LANES, dtype=np.int64)
+    lane_bin = np.zeros(LANES, dtype=np.int64)
+    width = min(LANES, n_series)
+    taken = 0  # series given to a lane so far
+    while True:
+        # --- each lane's next reading; a lane whose series is done takes the next one.
+        for lane in range(width):
+            if lane_slot[lane] >= 0 and lane_pos[lane] == lane_end[lane]:
+                _store_lane(buf, lane, lane_slot[lane], f64, f32)
+                lane_slot[lane] = -1
+            if lane_slot[lane] < 0 and taken < n_series:
+                s = rows[starts[taken], ROW_SLOT]
+                _load_lane(buf, lane, s, f64, f32, mtab, metric[s])
+                lane_slot[lane] = s
+                lane_pos[lane] = starts[taken]
+                lane_end[lane] = starts[taken + 1]
+                taken += 1
+                if taken + PREFETCH_AHEAD < n_series:  # a later series' state, meanwhile
+                    at = starts[taken + PREFETCH_AHEAD]
+                    nxt = rows[at, ROW_SLOT]
+                    prefetch_row(f64, nxt)
+                    prefetch_row(f32, nxt)
+                    tb = ((rows[at, ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+                    prefetch_item(tod, nxt, tb)
+                    prefetch_item(tod, nxt, tb + TOD_WIDTH - 1)  # a bin may cross a line
+        # Lanes left without a series once the batch runs out: the last lane fills the gap.
+        lane = 0
+        while lane < width:
+            if lane_slot[lane] >= 0:
+                lane += 1
+                continue
+            width -= 1
+            if lane < width:
+                _move_lane(buf, width, lane)
+                lane_slot[lane] = lane_slot[width]
+                lane_pos[lane] = lane_pos[width]
+                lane_end[lane] = lane_end[width]
+                lane_slot[width] = -1
+        if width == 0:
+            break
+        for lane in range(width):
+            i = lane_pos[lane]
+            s = lane_slot[lane]
+            t_ms = rows[i, ROW_TS]
+            t = float(t_ms)
+            buf[_X + lane] = values[i, ROW_X]
+            buf[_T + lane] = t
+            tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+            lane_bin[lane] = tb
+            buf[IN_TOD * LANES + lane] = tod[s, tb]
+            buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
+            buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
+            period_ms = buf[(MET + M_PERIOD) * LANES + lane]
+            expected = buf[(S64 + PERIOD) * LANES + lane] if math.isnan(period_ms) else period_ms
+            dt = t - buf[(S64 + LAST_TS) * LANES + lane]
+            dt = max(dt, 0.0)
+            la, lb = _holt_weights(p, dt, expected)
+            buf[IN_LA * LANES + lane] = la
+            buf[IN_LB * LANES + lane] = lb
 
-        # --- limits, with hysteresis: entered at a limit, left a margin inside it.
-        lim_prev = float(f32[s, LIM_LEVEL])
-        lim_new = lim_prev
-        if p.enabled[LIMITS]:
-            if learnable:
-                limits = (
-                    mtab[m, M_WARN_LOW],
-                    mtab[m, M_WARN_HIGH],
-                    mtab[m, M_CRIT_LOW],
-                    mtab[m, M_CRIT_HIGH],
-                )
-                outer = _limit_level(x, limits, 0.0)
-                inner = _limit_level(x, limits, mtab[m, M_MARGIN])
-                held = lim_prev if lim_prev < inner else inner
-                lim_new = outer if outer > held else held
-                if lim_new >= 2.0:
-                    sc[LIMITS] = 1.0
-                elif lim_new >= 1.0:
-                    sc[LIMITS] = p.limit_warn_score
-            zs[LIMITS] = lim_new
+        _lane_step(buf, width, p, bin_ms)
 
-        # --- adaptive baseline: robust z against the outlier-protected EWMA level.
-        base_level = f64[s, BASE_LEVEL]
-        base_dev = float(f32[s, BASE_DEV])
-        base_slow = float(f32[s, BASE_SLOW])
-        base_scale = _scale(base_dev, base_level, p, sensor, base_slow)
-        z_base = (x - base_level) / base_scale
-        # After the baseline accepted a new level (a run of outliers), the reading is also
-        # judged against the level before it, for a while: a flood that lifts duct
-        # moisture for an hour stays an anomaly though the baseline followed it.
-        hold_ref = f64[s, HOLD_REF]
-        z_hold = math.nan  # nothing held
-        if not math.isnan(hold_ref):
-            z_hold = (x - hold_ref) / float(f32[s, HOLD_SCALE])
-        if p.enabled[BASELINE]:
-            judged[BASELINE] = judge_ok
-            if abs(z_hold) > abs(z_base):
-                zs[BASELINE] = z_hold
-                refs[BASELINE] = hold_ref
-            else:
-                zs[BASELINE] = z_base
-                refs[BASELINE] = base_level
-            if judge_ok:
-                sc[BASELINE] = squash(abs(zs[BASELINE]), p.z_half)
-
-        # --- time of day (local time): the level and scale of this hour's bin.
-        tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
-        tod_level = float(tod[s, tb])
-        tod_dev = float(tod[s, tb + 1])
-        tod_count = float(tod[s, tb + 2])
-        tod_slow = float(f32[s, TOD_SLOW])
-        if p.enabled[TIME_OF_DAY]:
-            z_tod = (x - tod_level) / _scale(tod_dev, tod_level, p, sensor, tod_slow)
-            ok = (
-                judge_ok
-                and tod_count >= p.tod_min_count
-                and t - f64[s, FIRST_TS] >= p.tod_min_days * DAY_MS
-            )
-            zs[TIME_OF_DAY] = z_tod
-            refs[TIME_OF_DAY] = tod_level
-            judged[TIME_OF_DAY] = ok
-            if ok:
-                sc[TIME_OF_DAY] = squash(abs(z_tod), p.z_half)
-
-        # --- level shift: two-sided CUSUM of the clipped residual against the forecast.
-        cu_dev = float(f32[s, CUSUM_DEV])
-        cu_scale = _scale(cu_dev, pred, p, sensor, math.nan)
-        resid = (x - pred) / cu_scale
-        if resid > p.cusum_clip:
-            resid = p.cusum_clip
-        elif resid < -p.cusum_clip:
-            resid = -p.cusum_clip
-        if math.isnan(resid) or not warm:
-            resid = 0.0
-        pos = float(f32[s, CUSUM_POS]) + resid - p.cusum_k
-        if not pos > 0.0:
-            pos = 0.0
-        neg = float(f32[s, CUSUM_NEG]) - resid - p.cusum_k
-        if not neg > 0.0:
-            neg = 0.0
-        stat = pos if pos >= neg else neg
-        if p.enabled[LEVEL_SHIFT]:
-            refs[LEVEL_SHIFT] = pred
-            if stat > 0.0:
-                zs[LEVEL_SHIFT] = (stat if pos >= neg else -stat) * p.shift_gain / p.z_on
-                if judge_ok:
-                    sc[LEVEL_SHIFT] = squash(p.shift_gain * stat, p.z_half)
-            judged[LEVEL_SHIFT] = sc[LEVEL_SHIFT] > 0.0
-
-        # --- flatline: a run of equal readings, weighed by this series' repeat rate.
-        same = x == last_x
-        flat_run = float(f32[s, FLAT_RUN]) + 1.0 if same else 0.0
-        flat_rate = float(f32[s, FLAT_RATE])
-        if p.enabled[FLATLINE]:
-            zs[FLATLINE] = flat_run + 1.0
-            refs[FLATLINE] = last_x
+        # --- the scalar rest of each lane's reading.
+        for lane in range(width):
+            i = lane_pos[lane]
+            s = lane_slot[lane]
+            evidence = buf[OUT_EVIDENCE * LANES + lane]
+            bar = buf[OUT_BAR * LANES + lane]
+            floor = bar if bar > p.report_min else p.report_min
+            for c in range(3):
+                tail = buf[(OUT_TAIL + c) * LANES + lane]
+                if not math.isnan(tail):
+                    evidence = _fmax(evidence, tail_decades(tail))
+            for j in range(COARSE_SCALES):
+                if buf[(OUT_BLOCK + j) * LANES + lane] > 0.0:
+                    got = _block_end(
+                        buf,
+                        lane,
+                        j,
+                        buf[(OUT_BLOCK_MEAN + j) * LANES + lane],
+                        buf[(OUT_SPREAD + j) * LANES + lane],
+                        buf[(MET + M_SENSOR) * LANES + lane],
+                        buf[OUT_WARM * LANES + lane] > 0.0,
+                        floor,
+                        p,
+                    )
+                    evidence = _fmax(evidence, got)
+            g_onset[i] = 0.0
             if (
-                flat_run >= p.flatline_min_run - 1.0
-                and judge_ok
-                and x != mtab[m, M_VALID_MIN]
-                and x != mtab[m, M_VALID_MAX]
+                buf[OUT_LEARNABLE * LANES + lane] > 0.0
+                and evidence >= p.report_min
+                and evidence > bar
             ):
-                rate = flat_rate
-                if rate < 1e-3:
-                    rate = 1e-3
-                elif rate > 0.999:
-                    rate = 0.999
-                decades = flat_run * -math.log10(rate)
-                sc[FLATLINE] = squash(p.flat_gain * decades, p.z_half)
-            judged[FLATLINE] = sc[FLATLINE] > 0.0
-
-        # --- dropout: the gap before this reading, in expected periods.
-        if p.enabled[DROPOUT]:
-            gap = math.nan
-            if dt == expected:  # the usual gap
-                gap = 1.0
-            elif expected > 0.0:
-                gap = dt / expected
-            zs[DROPOUT] = gap
-            refs[DROPOUT] = expected
-            if not math.isnan(gap) and learnable and (not math.isnan(period_ms) or warm):
-                sc[DROPOUT] = squash(p.drop_gain * gap, p.z_half)
-            judged[DROPOUT] = sc[DROPOUT] > 0.0
-
-        combined = 0.0
-        for k in range(K):
-            combined = max(combined, sc[k])
-        g_scores[i] = combined
-        if want_comps:
-            at = rows[i, ROW_AT]
-            for k in range(K):
-                comps[k, at] = sc[k]
-
-        # --- onset: evidence in decades, reported when it stands out from the last report.
-        since = float(f32[s, SINCE_REPORT]) + 1.0
-        ref = float(f32[s, REPORT_REF]) * p.onset_decay
-        bar = ref * p.escalate
-        if since <= p.refractory:
-            # Just after a report only a much stronger one: no trail of escalating rows.
-            strong = float(f32[s, REPORTED]) * p.refractory_escalate
-            bar = max(bar, strong)
-        floor = bar if bar > p.report_min else p.report_min  # what would report
-        evidence = 0.0
-        if learn_ok:
-            lo = f64[s, RANGE_MIN]
-            hi = f64[s, RANGE_MAX]
-            if judge_ok and p.extreme_decades != 0.0:
-                evidence = _extreme(x, lo, hi, p.extreme_tolerance, p.extreme_decades)
-            f64[s, RANGE_MIN] = _fmin(lo, x)
-            f64[s, RANGE_MAX] = _fmax(hi, x)
-            step_abs = 0.0 if math.isnan(last_x) else abs(x - last_x)
-            for j in range(COARSE_SCALES):  # the running blocks of the coarse scales
-                cb = COARSE + COARSE_WIDTH * j
-                total = float(f32[s, cb + CB_SUM]) + x
-                steps = float(f32[s, cb + CB_DSUM]) + step_abs
-                count = float(f32[s, cb + CB_COUNT]) + 1.0
-                if count < p.coarse_blocks[j]:
-                    f32[s, cb + CB_SUM] = total
-                    f32[s, cb + CB_DSUM] = steps
-                    f32[s, cb + CB_COUNT] = count
-                    continue
-                f32[s, cb + CB_SUM] = 0.0
-                f32[s, cb + CB_DSUM] = 0.0
-                f32[s, cb + CB_COUNT] = 0.0
-                got = _block_end(f32, s, j, total / count, steps / count, sensor, warm, floor, p)
-                evidence = _fmax(evidence, got)
-        # An outlier no farther from the baseline level than the large ones of its side
-        # lately (by the tolerance) is a size this series shows routinely (a daily spike,
-        # a burst of a bursty count): its baseline and time-of-day z give no evidence,
-        # however their scales have moved since. Sizes in value units, unlike the
-        # calibration's record of z, which a scale that breathes lets a repeat beat.
-        # A larger excursion lifts the size halfway to it: one seen once counts half.
-        routine = False
-        if learn_ok and not math.isnan(base_level):
-            res = x - base_level
-            keep = 1.0 - p.record_alpha
-            ex_pos = float(f32[s, EXC_POS]) * keep
-            ex_neg = float(f32[s, EXC_NEG]) * keep
-            if res > 0.0:
-                routine = res <= ex_pos * (1.0 + p.excursion_tolerance)
-                if res > ex_pos:
-                    ex_pos += _EXCURSION_RISE * (res - ex_pos)
+                g_onset[i] = evidence / (evidence + half)
+                buf[(S32 + REPORTED) * LANES + lane] = r32(evidence)
+                buf[(S32 + REPORT_REF) * LANES + lane] = r32(evidence)
+                buf[(S32 + SINCE_REPORT) * LANES + lane] = 0.0
             else:
-                routine = -res <= ex_neg * (1.0 + p.excursion_tolerance)
-                if -res > ex_neg:
-                    ex_neg += _EXCURSION_RISE * (-res - ex_neg)
-            f32[s, EXC_POS] = ex_pos
-            f32[s, EXC_NEG] = ex_neg
-            routine = routine and abs(z_base) > p.clip_sigma
-        for k, col in ((BASELINE, CAL_BASELINE), (TIME_OF_DAY, CAL_TOD), (LEVEL_SHIFT, CAL_SHIFT)):
-            if p.enabled[k] and p.onset_from[k] and judged[k]:
-                high = floor if floor > evidence else evidence
-                cb = CAL + CAL_WIDTH * col
-                cal = (
-                    float(f32[s, cb]),
-                    float(f32[s, cb + 1]),
-                    float(f32[s, cb + 2]),
-                    float(f32[s, cb + 3]),
-                    float(f32[s, cb + 4]),
-                )
-                # The onset calibrates the adaptive baseline's own z, not the held one.
-                z = z_base if k == BASELINE else zs[k]
-                got, mean, var, short, count, record = _calibrate(
-                    cal, z, high, p.onset_min_history, p
-                )
-                f32[s, cb] = mean
-                f32[s, cb + 1] = var
-                f32[s, cb + 2] = short
-                f32[s, cb + 3] = count
-                f32[s, cb + 4] = record
-                if routine and k != LEVEL_SHIFT:
-                    got = 0.0
-                evidence = _fmax(evidence, got)
-        for k in (LIMITS, FLATLINE, DROPOUT):
-            if p.enabled[k] and p.onset_from[k]:
-                q = sc[k]
-                q = min(q, 1.0 - 1e-12)
-                evidence = _fmax(evidence, half * q / (1.0 - q))
-        g_onset[i] = 0.0
-        if learnable and evidence >= p.report_min and evidence > bar:
-            g_onset[i] = evidence / (evidence + half)
-            f32[s, REPORTED] = evidence
-            f32[s, REPORT_REF] = evidence
-            f32[s, SINCE_REPORT] = 0.0
-        else:
-            f32[s, REPORT_REF] = ref
-            f32[s, SINCE_REPORT] = since if since < 1e6 else 1e6
-
-        # --- decisions: on at score_on, off below score_off (hysteresis).
-        since_ms = t - f64[s, SINCE_TS]
-        for k in range(K):
-            if not p.enabled[k]:
-                continue
-            active = f32[s, EV_ACTIVE + k] > 0.0
-            q = sc[k]
-            if not active:
-                if not q >= p.score_on:
-                    continue
-                start = last_ts if k == DROPOUT else t
-                events = _record(events, n_ev, i, k, 1.0, start, q, zs[k], refs[k], since_ms)
-                n_ev += 1
-                if k == DROPOUT:  # the reading that ends a silence: start and end
-                    events = _record(events, n_ev, i, k, 0.0, start, q, zs[k], refs[k], since_ms)
-                    n_ev += 1
-                    continue
-                f32[s, EV_ACTIVE + k] = 1.0
-                f64[s, EV_START + k] = start
-                f32[s, EV_PEAK + k] = q
-                continue
-            ends = learnable if k == DROPOUT else (q < p.score_off and learnable)
-            if not ends:
-                f32[s, EV_PEAK + k] = max(f32[s, EV_PEAK + k], q)
-                continue
-            start = f64[s, EV_START + k]
-            peak = float(f32[s, EV_PEAK + k])
-            events = _record(events, n_ev, i, k, 0.0, start, peak, zs[k], refs[k], since_ms)
-            n_ev += 1
-            f32[s, EV_ACTIVE + k] = 0.0
-
-        # --- learning. Limits first: their level holds for non-finite readings.
-        f32[s, LIM_LEVEL] = lim_new
-        if learn_ok:
-            # Baseline: one outlier-protected EWMA step of level and deviation.
-            lvl = x if math.isnan(base_level) else base_level
-            bound = math.inf
-            if warm:
-                bound = p.clip_sigma * _scale(base_dev, lvl, p, sensor, math.nan)
-            a = p.alpha if p.alpha > inv_n1 else inv_n1
-            a_s = p.alpha_scale if p.alpha_scale > inv_n1 else inv_n1
-            new_level, new_dev, abs_res = _clipped_step(x, lvl, base_dev, a, a_s, bound)
-            if math.isnan(base_level):
-                new_dev = 0.0
-            fast_prev = f64[s, BASE_FAST]
-            fast = x
-            if not math.isnan(fast_prev):
-                fast = fast_prev + (x - fast_prev) * p.fast_alpha
-            a_slow = p.alpha_slow if p.alpha_slow > inv_n1 else inv_n1
-            f32[s, BASE_SLOW] = base_slow + (abs_res - base_slow) * a_slow
-            # Outliers in a row on one side: the series has moved for good.
-            run = float(f32[s, BASE_RUN])
-            side = 0.0
-            if warm and abs(z_base) > p.clip_sigma:
-                side = 1.0 if z_base > 0.0 else -1.0
-            if side == 0.0:
-                run = 0.0
-            elif (run > 0.0 and side > 0.0) or (run < 0.0 and side < 0.0):
-                run += side
-            else:
-                run = side
-            if abs(run) == 1.0 and math.isnan(hold_ref):
-                # Where the series was, and its noise, before the outliers inflated it.
-                f64[s, RUN_LEVEL] = lvl
-                f32[s, HOLD_SCALE] = base_scale
-            if abs(run) >= p.rebaseline_run:
-                if math.isnan(hold_ref):
-                    f64[s, HOLD_REF] = f64[s, RUN_LEVEL]
-                    f64[s, HOLD_TS] = t
-                new_level = fast
-                run = 0.0
-            elif not math.isnan(hold_ref) and (
-                abs(z_hold) < p.clip_sigma or t - f64[s, HOLD_TS] > p.hold_ms
-            ):
-                f64[s, HOLD_REF] = math.nan  # back to where it was, or the new normal
-            f64[s, BASE_LEVEL] = new_level
-            f32[s, BASE_DEV] = new_dev
-            f64[s, BASE_FAST] = fast
-            f32[s, BASE_RUN] = run
-
-            # Time of day: each reading weighs by the time it covers.
-            alpha_t = _fmin(dt, bin_ms) * p.tod_alpha_per_ms
-            new_count = tod_count + 1.0
-            a_t = alpha_t
-            if new_count * alpha_t < 1.0:  # the running mean's weight is larger
-                a_t = 1.0 / new_count
-            t_lvl = x if math.isnan(tod_level) else tod_level
-            t_bound = math.inf
-            if tod_count >= 3.0:
-                t_bound = p.clip_sigma * _scale(tod_dev, t_lvl, p, sensor, math.nan)
-            t_level, t_dev, t_abs = _clipped_step(x, t_lvl, tod_dev, a_t, a_t, t_bound)
-            if math.isnan(tod_level):
-                t_dev = 0.0
-            tod[s, tb] = t_level
-            tod[s, tb + 1] = t_dev
-            tod[s, tb + 2] = new_count
-            f32[s, TOD_SLOW] = tod_slow + (t_abs - tod_slow) * a_slow
-
-            # Level shift: the forecast residual's scale; the sums restart on a shift.
-            if not math.isnan(pred):
-                c_bound = p.clip_sigma * cu_scale if warm else math.inf
-                c_abs = abs(x - pred)
-                c_step = (c_abs if c_abs < c_bound else c_bound) - cu_dev
-                a_c = p.alpha_scale if p.alpha_scale > inv_n1 else inv_n1
-                f32[s, CUSUM_DEV] = cu_dev + c_step * a_c
-            if stat >= p.cusum_h:
-                pos = 0.0
-                neg = 0.0
-            f32[s, CUSUM_POS] = pos
-            f32[s, CUSUM_NEG] = neg
-
-            # Flatline: the repeat rate and the run.
-            if not math.isnan(last_x):
-                a_r = p.alpha_repeat if p.alpha_repeat > inv_n1 else inv_n1
-                f32[s, FLAT_RATE] = flat_rate + ((1.0 if same else 0.0) - flat_rate) * a_r
-            f32[s, FLAT_RUN] = flat_run
-
-        # --- the core: Holt level and trend, period, last value and time.
-        if learnable:
-            unit = dt if math.isnan(expected) else expected
-            la = 1.0
-            lb = 0.0
-            if dt == unit and unit > 0.0:  # the usual gap: one expected period
-                la = p.holt_a
-                lb = p.holt_b
-            elif not math.isnan(dt) and unit > 0.0:
-                la = 1.0 - math.exp(-dt / (unit * p.trend_level_periods))
-                lb = 1.0 - math.exp(-dt / (unit * p.trend_periods))
-            if learn_ok:
-                new_h = x if first else pred + la * (x - pred)
-                step_t = trend
-                if dt > 0.0:
-                    step_t = (new_h - hlevel) * (HOUR_MS / dt)
-                f64[s, HLEVEL] = new_h
-                f32[s, TREND] = 0.0 if first else trend + lb * (step_t - trend)
-                f64[s, N] = n + 1.0
-            # The period a generic series reports at: robust EWMA of its positive gaps.
-            if dt > 0.0:
-                if math.isnan(learned):
-                    f64[s, PERIOD] = dt
-                else:
-                    capped = _fmin(dt, 3.0 * learned)
-                    a_p = p.alpha_period
-                    if n * p.alpha_period < 1.0:
-                        a_p = 1.0 / (n if n > 1.0 else 1.0)
-                    f64[s, PERIOD] = learned + a_p * (capped - learned)
-            if x != last_x:
-                f64[s, SINCE_TS] = t
-            if first:
-                f64[s, FIRST_TS] = t
-            f64[s, LAST_X] = x
-            f64[s, LAST_TS] = _fmax(last_ts, t)
-            f32[s, LAST_SCORE] = combined
+                since = buf[OUT_SINCE * LANES + lane]
+                buf[(S32 + REPORT_REF) * LANES + lane] = r32(buf[OUT_REF * LANES + lane])
+                buf[(S32 + SINCE_REPORT) * LANES + lane] = r32(since if since < 1e6 else 1e6)
+            g_scores[i] = buf[OUT_SCORE * LANES + lane]
+            if want_comps:
+                at = rows[i, ROW_AT]
+                for k in range(K):
+                    comps[k, at] = buf[(OUT_SC + k) * LANES + lane]
+            if buf[OUT_EVENTS * LANES + lane] > 0.0:
+                since_ms = buf[OUT_SINCE_MS * LANES + lane]
+                for k in range(K):
+                    code = buf[(OUT_EVENT + k) * LANES + lane]
+                    if code == 0.0:
+                        continue
+                    z = buf[(OUT_Z + k) * LANES + lane]
+                    ref = buf[(OUT_REFS + k) * LANES + lane]
+                    q = buf[(OUT_SC + k) * LANES + lane]
+                    if code == STARTS:
+                        start = buf[(S64 + EV_START + k) * LANES + lane]
+                        events = _record(events, n_ev, i, k, 1.0, start, q, z, ref, since_ms)
+                        n_ev += 1
+                    elif code == ENDS:
+                        start = buf[(S64 + EV_START + k) * LANES + lane]
+                        peak = buf[(S32 + EV_PEAK + k) * LANES + lane]
+                        events = _record(events, n_ev, i, k, 0.0, start, peak, z, ref, since_ms)
+                        n_ev += 1
+                    else:  # the reading that ends a silence: start and end
+                        start = buf[OUT_DROP_START * LANES + lane]
+                        events = _record(events, n_ev, i, k, 1.0, start, q, z, ref, since_ms)
+                        events = _record(events, n_ev + 1, i, k, 0.0, start, q, z, ref, since_ms)
+                        n_ev += 2
+            if buf[OUT_TOD_LEARN * LANES + lane] > 0.0:
+                tb = lane_bin[lane]
+                tod[s, tb] = buf[OUT_TOD * LANES + lane]
+                tod[s, tb + 1] = buf[(OUT_TOD + 1) * LANES + lane]
+                tod[s, tb + 2] = buf[(OUT_TOD + 2) * LANES + lane]
+            lane_pos[lane] = i + 1
     # Scores in the input order: a pass of its own (a store to a random row inside the
     # per-reading loop stalls it on the cache miss; here the misses overlap).
     for i in range(n_rows):

@@ -1,0 +1,72 @@
+"""The kernel's lane buffer: ``LANES`` series worked on side by side, one per SIMD lane.
+
+The kernel (``anomaly/kernel.py``) gives each lane a series of the batch; at every step
+each lane takes its series' next reading, and one loop over the lanes does all the
+per-reading arithmetic, which LLVM vectorises: a lane is an element of a vector register.
+A lane whose series has no readings left takes the next series of the batch.
+
+The buffer is one flat float64 array; column ``c`` of lane ``l`` is ``buf[c * LANES + l]``
+(a column of all lanes is contiguous, and every offset is a constant, so the vectoriser
+proves that no two columns overlap). Columns:
+
+- ``S64 + c``: the series' float64 state column ``c`` (``anomaly/layout.py``);
+- ``S32 + c``: its float32 state column ``c``, held as float64 but always rounded to
+  float32 (``lanemath.r32``) where it is stored, as a store into the table rounds;
+- ``MET + c``: its metric's catalogue row (``M_*``);
+- ``IN_*``: the lane's reading at this step;
+- ``OUT_*``: what the vectorised loop hands to the scalar work after it (the onset
+  decision, rare sub-steps, event records, the time-of-day bin's update).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from anomaly.layout import COARSE_SCALES, F32_COLUMNS, F64_COLUMNS, M_COLUMNS, K
+
+LANES: Final = 8
+"""Series side by side: two vectors of four float64 (the width LLVM picks here)."""
+
+S64: Final = 0
+S32: Final = S64 + F64_COLUMNS
+MET: Final = S32 + F32_COLUMNS
+
+# ------------------------------------------------------------------ this step's reading
+IN_X: Final = MET + M_COLUMNS
+IN_T: Final = IN_X + 1  # ms since the epoch, as float64
+IN_TOD: Final = IN_T + 1  # the time-of-day bin of the reading: level, dev, count
+IN_LA: Final = IN_TOD + 3  # the Holt weights of this gap (an irregular gap needs exp)
+IN_LB: Final = IN_LA + 1
+
+# ------------------------------------------------------------------ vectorised -> scalar
+OUT_SCORE: Final = IN_LB + 1  # max of the sub-detectors
+OUT_EVIDENCE: Final = OUT_SCORE + 1  # onset evidence so far (decades)
+OUT_BAR: Final = OUT_EVIDENCE + 1  # what a report must exceed
+OUT_REF: Final = OUT_BAR + 1  # the decayed reference, kept if nothing reports
+OUT_SINCE: Final = OUT_REF + 1  # readings since the last report, this one counted
+OUT_LEARNABLE: Final = OUT_SINCE + 1  # 1.0: a finite reading
+OUT_TAIL: Final = OUT_LEARNABLE + 1
+"""3 columns (baseline, time of day, level shift): the calibrated z whose tail
+probability may report (``kernel.tail_decades``, scalar, rare); NaN: none."""
+OUT_BLOCK: Final = OUT_TAIL + 3
+"""``COARSE_SCALES`` columns: 1.0 where a coarse block ended at this reading (its
+evidence is ``kernel._block_end``'s, scalar, once a block)."""
+OUT_BLOCK_MEAN: Final = OUT_BLOCK + COARSE_SCALES  # ... that block's mean
+OUT_SPREAD: Final = OUT_BLOCK_MEAN + COARSE_SCALES  # ... and its mean absolute step
+OUT_WARM: Final = OUT_SPREAD + COARSE_SCALES  # 1.0: the series was past its warm-up
+OUT_TOD: Final = OUT_WARM + 1  # the time-of-day bin's new level, dev, count
+OUT_TOD_LEARN: Final = OUT_TOD + 3  # 1.0: write them back
+OUT_SC: Final = OUT_TOD_LEARN + 1  # K columns: each sub-detector's score
+OUT_Z: Final = OUT_SC + K  # K columns: its statistic
+OUT_REFS: Final = OUT_Z + K  # K columns: its reference
+OUT_EVENT: Final = OUT_REFS + K
+"""K columns: the event transition of each sub-detector at this reading: 0 none,
+``STARTS``, ``ENDS``, or ``BLIP`` (a dropout: started and ended by one reading)."""
+OUT_EVENTS: Final = OUT_EVENT + K  # the sum of those: 0.0 when nothing changed
+OUT_DROP_START: Final = OUT_EVENTS + 1  # when the silence a dropout reports began
+OUT_SINCE_MS: Final = OUT_DROP_START + 1  # ms since the value began
+COLUMNS: Final = OUT_SINCE_MS + 1
+
+STARTS: Final = 1.0
+ENDS: Final = 2.0
+BLIP: Final = 3.0
