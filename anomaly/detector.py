@@ -258,8 +258,9 @@ class Detector:
             raise ValueError("slot not registered; get slots from detector.registry")
         self.state.grow(self.registry.capacity)
         self.dirty.mark(slot_arr, self.registry.capacity)
-        scores = np.zeros(n)
-        onset = np.zeros(n)
+        out = np.zeros((n, 2))  # the kernel writes a row's two scores side by side
+        scores = out[:, 0]
+        onset = out[:, 1]
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
@@ -272,8 +273,7 @@ class Detector:
             self.state.f32,
             self.state.tod,
             self._params,
-            scores,
-            onset,
+            out,
             comps,
             components,
         )

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -186,6 +187,27 @@ numba.config.CACHE_DIR = str(  # type: ignore[attr-defined]
     Path(os.environ.get("NUMBA_CACHE_DIR") or Path(sys.prefix) / "var" / "citywatch-numba")
     / _sources_digest()
 )
+
+
+def _prefer_wide_vectors() -> None:
+    """Let LLVM use 512-bit vectors where the processor has them.
+
+    LLVM's tuning for recent Intel processors prefers 256-bit vectors (older ones
+    lowered their clock for 512-bit code), so the lane loop came out four float64 wide.
+    Eight wide it runs 62 -> 48 ns a reading here (``benchmarks/detector_speed.py``).
+    The feature string is the host's own plus that preference; one the user set in
+    ``NUMBA_CPU_FEATURES`` wins. numba keys its cache by the features: no stale code.
+    """
+    if os.environ.get("NUMBA_CPU_FEATURES") or numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+        return
+    features = llvm.get_host_cpu_features()
+    if not features.get("avx512f"):
+        return
+    os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
+    numba.config.reload_config()  # type: ignore[attr-defined]
+
+
+_prefer_wide_vectors()
 
 
 def cache_dir() -> str:
@@ -656,7 +678,7 @@ def _block_end(
     return evidence
 
 
-@jit
+@inline
 def _record(
     events: FloatArray,
     used: int,
@@ -668,12 +690,8 @@ def _record(
     z: float,
     ref: float,
     since_ms: float,
-) -> FloatArray:
-    """Append one transition record (growing the buffer as needed). Scalar and rare."""
-    if used + 1 > events.shape[0]:
-        grown = np.empty((2 * events.shape[0], EVENT_FIELDS))
-        grown[:used] = events[:used]
-        events = grown
+) -> None:
+    """Write transition record ``used`` (the caller made room)."""
     events[used, 0] = i
     events[used, 1] = k
     events[used, 2] = active
@@ -682,7 +700,6 @@ def _record(
     events[used, 5] = z
     events[used, 6] = ref
     events[used, 7] = since_ms
-    return events
 
 
 @inline
@@ -1336,7 +1353,37 @@ def _segments(rows: IntArray) -> IntArray:
 
 
 @jit
-def score_batch(
+def _lane_events(events: FloatArray, used: int, buf: FloatArray, lane: int, i: int) -> int:
+    """The event records of lane ``lane``'s reading (grouped row ``i``), after the lane
+    loop flagged a transition (``OUT_EVENT``), at ``events[used:]``; returns the records
+    used. Not inlined: it is rare."""
+    since_ms = buf[OUT_SINCE_MS * LANES + lane]
+    for k in range(K):
+        code = buf[(OUT_EVENT + k) * LANES + lane]
+        if code == 0.0:
+            continue
+        z = buf[(OUT_Z + k) * LANES + lane]
+        ref = buf[(OUT_REFS + k) * LANES + lane]
+        q = buf[(OUT_SC + k) * LANES + lane]
+        if code == STARTS:
+            start = buf[(S64 + EV_START + k) * LANES + lane]
+            _record(events, used, i, k, 1.0, start, q, z, ref, since_ms)
+            used += 1
+        elif code == ENDS:
+            start = buf[(S64 + EV_START + k) * LANES + lane]
+            peak = buf[(S32 + EV_PEAK + k) * LANES + lane]
+            _record(events, used, i, k, 0.0, start, peak, z, ref, since_ms)
+            used += 1
+        else:  # the reading that ends a silence: start and end
+            start = buf[OUT_DROP_START * LANES + lane]
+            _record(events, used, i, k, 1.0, start, q, z, ref, since_ms)
+            _record(events, used + 1, i, k, 0.0, start, q, z, ref, since_ms)
+            used += 2
+    return used
+
+
+@jit
+def _steps(
     rows: IntArray,
     metric: Any,
     mtab: FloatArray,
@@ -1344,42 +1391,36 @@ def score_batch(
     f32: Any,
     tod: Any,
     p: Params,
-    scores: FloatArray,
-    onset: FloatArray,
+    starts: IntArray,
+    buf: FloatArray,
+    lane_slot: IntArray,
+    lane_pos: IntArray,
+    lane_end: IntArray,
+    lane_bin: IntArray,
+    progress: IntArray,
+    g_scores: FloatArray,
+    g_onset: FloatArray,
     comps: FloatArray,
     want_comps: bool,
-) -> FloatArray:
-    """Score a grouped batch (``group``) and fold it into the state; fills ``scores``
-    (max of the sub-detectors), ``onset`` and, if ``want_comps``, ``comps[k, i]`` at each
-    row's input index (``ROW_AT``). Returns the event records (``EVENT_FIELDS`` columns;
-    their reading index is the grouped row's).
-
-    ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
-    its series' next reading (a lane whose series is done writes its state back and
-    takes the next series), runs the vectorised lane loop (``_lane_step``) and then the
-    scalar rest of each lane's reading: its tail probabilities and coarse block ends,
-    the onset decision, event records and its time-of-day bin.
-    """
-    events = np.empty((64, EVENT_FIELDS))
-    n_ev = 0
+    events: FloatArray,
+    used: int,
+) -> int:
+    """``score_batch``'s steps, from where ``progress`` (series taken, lanes in use,
+    1 when done) and the lane arrays left them, until the batch is done or ``events``
+    has no room for another step's records; returns the records used. The records array
+    is never replaced in here: a rebound array costs reference counting at every
+    reading."""
     bins = int(p.tod_bins)
     bin_ms = DAY_MS / bins
     offset = int(p.utc_offset_ms)
     half = p.onset_half
-    n_rows = rows.shape[0]
     values = rows.view(np.float64)  # the ROW_X column holds float64 bits
-    g_scores = np.empty(n_rows)
-    g_onset = np.empty(n_rows)
-    starts = _segments(rows)
     n_series = starts.shape[0] - 1
-    buf = np.zeros(COLUMNS * LANES)
-    lane_slot = np.full(LANES, -1, dtype=np.int64)
-    lane_pos = np.zeros(LANES, dtype=np.int64)
-    lane_end = np.zeros(LANES, dtype=np.int64)
-    lane_bin = np.zeros(LANES, dtype=np.int64)
-    width = min(LANES, n_series)
-    taken = 0  # series given to a lane so far
+    taken = progress[0]
+    width = progress[1]
     while True:
+        if used + LANES * 2 * K > events.shape[0]:
+            break  # the caller grows the records array and resumes
         # --- each lane's next reading; a lane whose series is done takes the next one.
         for lane in range(width):
             if lane_slot[lane] >= 0 and lane_pos[lane] == lane_end[lane]:
@@ -1394,6 +1435,8 @@ def score_batch(
                 taken += 1
                 if taken + PREFETCH_AHEAD < n_series:  # a later series' state, meanwhile
                     at = starts[taken + PREFETCH_AHEAD]
+                    for row in range(at, starts[taken + PREFETCH_AHEAD + 1], 2):
+                        prefetch_row(rows, row)  # its readings: two rows a cache line
                     nxt = rows[at, ROW_SLOT]
                     prefetch_row(f64, nxt)
                     prefetch_row(f32, nxt)
@@ -1414,6 +1457,7 @@ def score_batch(
                 lane_end[lane] = lane_end[width]
                 lane_slot[width] = -1
         if width == 0:
+            progress[2] = 1
             break
         for lane in range(width):
             i = lane_pos[lane]
@@ -1482,38 +1526,88 @@ def score_batch(
                 for k in range(K):
                     comps[k, at] = buf[(OUT_SC + k) * LANES + lane]
             if buf[OUT_EVENTS * LANES + lane] > 0.0:
-                since_ms = buf[OUT_SINCE_MS * LANES + lane]
-                for k in range(K):
-                    code = buf[(OUT_EVENT + k) * LANES + lane]
-                    if code == 0.0:
-                        continue
-                    z = buf[(OUT_Z + k) * LANES + lane]
-                    ref = buf[(OUT_REFS + k) * LANES + lane]
-                    q = buf[(OUT_SC + k) * LANES + lane]
-                    if code == STARTS:
-                        start = buf[(S64 + EV_START + k) * LANES + lane]
-                        events = _record(events, n_ev, i, k, 1.0, start, q, z, ref, since_ms)
-                        n_ev += 1
-                    elif code == ENDS:
-                        start = buf[(S64 + EV_START + k) * LANES + lane]
-                        peak = buf[(S32 + EV_PEAK + k) * LANES + lane]
-                        events = _record(events, n_ev, i, k, 0.0, start, peak, z, ref, since_ms)
-                        n_ev += 1
-                    else:  # the reading that ends a silence: start and end
-                        start = buf[OUT_DROP_START * LANES + lane]
-                        events = _record(events, n_ev, i, k, 1.0, start, q, z, ref, since_ms)
-                        events = _record(events, n_ev + 1, i, k, 0.0, start, q, z, ref, since_ms)
-                        n_ev += 2
+                used = _lane_events(events, used, buf, lane, i)
             if buf[OUT_TOD_LEARN * LANES + lane] > 0.0:
                 tb = lane_bin[lane]
                 tod[s, tb] = buf[OUT_TOD * LANES + lane]
                 tod[s, tb + 1] = buf[(OUT_TOD + 1) * LANES + lane]
                 tod[s, tb + 2] = buf[(OUT_TOD + 2) * LANES + lane]
             lane_pos[lane] = i + 1
+    progress[0] = taken
+    progress[1] = width
+    return used
+
+
+@jit
+def score_batch(
+    rows: IntArray,
+    metric: Any,
+    mtab: FloatArray,
+    f64: FloatArray,
+    f32: Any,
+    tod: Any,
+    p: Params,
+    out: FloatArray,
+    comps: FloatArray,
+    want_comps: bool,
+) -> FloatArray:
+    """Score a grouped batch (``group``) and fold it into the state; fills ``out[i]``
+    (the max of the sub-detectors, the onset score) and, if ``want_comps``,
+    ``comps[k, i]`` at each row's input index ``i`` (``ROW_AT``). Returns the event
+    records (``EVENT_FIELDS`` columns; their reading index is the grouped row's).
+
+    ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
+    its series' next reading (a lane whose series is done writes its state back and
+    takes the next series), runs the vectorised lane loop (``_lane_step``) and then the
+    scalar rest of each lane's reading: its tail probabilities and coarse block ends,
+    the onset decision, event records and its time-of-day bin.
+    """
+    n_rows = rows.shape[0]
+    g_scores = np.empty(n_rows)
+    g_onset = np.empty(n_rows)
+    starts = _segments(rows)
+    n_series = starts.shape[0] - 1
+    buf = np.zeros(COLUMNS * LANES)
+    lane_slot = np.full(LANES, -1, dtype=np.int64)
+    lane_pos = np.zeros(LANES, dtype=np.int64)
+    lane_end = np.zeros(LANES, dtype=np.int64)
+    lane_bin = np.zeros(LANES, dtype=np.int64)
+    progress = np.array([0, min(LANES, n_series), 0])  # series taken, lanes in use, done
+    events = np.empty((4 * LANES * K, EVENT_FIELDS))  # room for two steps' records
+    used = 0
+    while True:
+        used = _steps(
+            rows,
+            metric,
+            mtab,
+            f64,
+            f32,
+            tod,
+            p,
+            starts,
+            buf,
+            lane_slot,
+            lane_pos,
+            lane_end,
+            lane_bin,
+            progress,
+            g_scores,
+            g_onset,
+            comps,
+            want_comps,
+            events,
+            used,
+        )
+        if progress[2]:
+            break
+        grown = np.empty((2 * events.shape[0], EVENT_FIELDS))
+        grown[:used] = events[:used]
+        events = grown
     # Scores in the input order: a pass of its own (a store to a random row inside the
-    # per-reading loop stalls it on the cache miss; here the misses overlap).
+    # per-reading loop stalls it on the cache miss; here the misses overlap), both
+    # scores of a row in one cache line.
     for i in range(n_rows):
-        scores[rows[i, ROW_AT]] = g_scores[i]
-    for i in range(n_rows):
-        onset[rows[i, ROW_AT]] = g_onset[i]
-    return events[:n_ev]
+        at = rows[i, ROW_AT]
+        out[at, 0] = g_scores[i]
+        out[at, 1] = g_onset[i]
+    return events[:used]
