@@ -4,10 +4,14 @@
 ``events`` holds the types the alert layer consumes.
 """
 
-from anomaly.config import SUB_DETECTORS, DetectorConfig
-from anomaly.detector import Detector, KernelReady, Update, prepare_kernel
-from anomaly.events import Detection, DetectionKind, Severity
-from anomaly.registry import GENERIC_METRIC, SeriesRegistry
+from anomaly.wide_vectors import prefer_wide_vectors
+
+prefer_wide_vectors()  # before any numba code of the package is defined
+
+from anomaly.config import SUB_DETECTORS, DetectorConfig  # noqa: E402
+from anomaly.detector import Detector, KernelReady, Update, prepare_kernel  # noqa: E402
+from anomaly.events import Detection, DetectionKind, Severity  # noqa: E402
+from anomaly.registry import GENERIC_METRIC, SeriesRegistry  # noqa: E402
 
 __all__ = [
     "GENERIC_METRIC",

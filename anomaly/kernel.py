@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -187,27 +186,6 @@ numba.config.CACHE_DIR = str(  # type: ignore[attr-defined]
     Path(os.environ.get("NUMBA_CACHE_DIR") or Path(sys.prefix) / "var" / "citywatch-numba")
     / _sources_digest()
 )
-
-
-def _prefer_wide_vectors() -> None:
-    """Let LLVM use 512-bit vectors where the processor has them.
-
-    LLVM's tuning for recent Intel processors prefers 256-bit vectors (older ones
-    lowered their clock for 512-bit code), so the lane loop came out four float64 wide.
-    Eight wide it runs 62 -> 48 ns a reading here (``benchmarks/detector_speed.py``).
-    The feature string is the host's own plus that preference; one the user set in
-    ``NUMBA_CPU_FEATURES`` wins. numba keys its cache by the features: no stale code.
-    """
-    if os.environ.get("NUMBA_CPU_FEATURES") or numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
-        return
-    features = llvm.get_host_cpu_features()
-    if not features.get("avx512f"):
-        return
-    os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
-    numba.config.reload_config()  # type: ignore[attr-defined]
-
-
-_prefer_wide_vectors()
 
 
 def cache_dir() -> str:
