@@ -110,3 +110,33 @@ def test_a_prefetch_is_only_a_hint() -> None:
     assert touch(f32, f64) == float(before[0].sum() + before[1].sum())
     assert np.array_equal(f32, before[0])
     assert np.array_equal(f64, before[1])
+
+
+def test_a_batch_with_more_events_than_the_records_array_holds() -> None:
+    """The kernel's steps stop when its records array has no room for another step and
+    resume once it is grown: 600 cabinets crossing the critical limit in one batch give
+    every start event, the same as one cabinet at a time."""
+    from anomaly.detector import Detector  # noqa: PLC0415
+    from anomaly.events import DetectionKind  # noqa: PLC0415
+    from telemetry.catalogue import metric_id  # noqa: PLC0415
+
+    temp = metric_id("cabinet", "temp_inside")
+    cabinets = 600
+    minute = 60_000
+    batch_det, single_det = Detector(capacity=cabinets), Detector(capacity=cabinets)
+    for det in (batch_det, single_det):
+        for i in range(cabinets):
+            det.registry.slot(f"cab-{i}", temp)
+    slots = np.repeat(np.arange(cabinets), 3)
+    ts = np.tile(np.arange(3) * minute, cabinets)
+    x = np.tile([30.0, 31.0, 60.0], cabinets)  # the third reading is past 55 °C
+    got = batch_det.update_arrays(slots, ts, x).events
+    want = []
+    for i in range(cabinets):
+        part = slice(3 * i, 3 * i + 3)
+        want += single_det.update_arrays(slots[part], ts[part], x[part]).events
+    starts = [e for e in got if e.kind is DetectionKind.LIMIT and e.active]
+    assert len(starts) == cabinets > 4 * kernel.LANES * kernel.K
+    assert sorted(got, key=lambda e: (e.device, e.kind.value, e.active)) == sorted(
+        want, key=lambda e: (e.device, e.kind.value, e.active)
+    )
