@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anomaly import kernel
+from anomaly.lanes import LANES
+from anomaly.layout import K
 
 HERE = Path(__file__).parent
 
@@ -136,7 +138,7 @@ def test_a_batch_with_more_events_than_the_records_array_holds() -> None:
         part = slice(3 * i, 3 * i + 3)
         want += single_det.update_arrays(slots[part], ts[part], x[part]).events
     starts = [e for e in got if e.kind is DetectionKind.LIMIT and e.active]
-    assert len(starts) == cabinets > 4 * kernel.LANES * kernel.K
+    assert len(starts) == cabinets > 4 * LANES * K
     assert sorted(got, key=lambda e: (e.device, e.kind.value, e.active)) == sorted(
         want, key=lambda e: (e.device, e.kind.value, e.active)
     )
