@@ -28,4 +28,4 @@ def prefer_wide_vectors() -> None:
     if not features.get("avx512f"):
         return
     os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
-    numba.config.reload_config()  # type: ignore[attr-defined]
+    numba.config.reload_config()  # type: ignore[no-untyped-call]
