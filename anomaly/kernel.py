@@ -55,8 +55,6 @@ from anomaly.lanes import (
     OUT_SINCE_MS,
     OUT_SPREAD,
     OUT_TAIL,
-    OUT_TOD,
-    OUT_TOD_LEARN,
     OUT_WARM,
     OUT_Z,
     S32,
@@ -1144,7 +1142,6 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
 
         # --- learning. Limits first: their level holds for non-finite readings.
         buf[(S32 + LIM_LEVEL) * LANES + lane] = lim_new
-        buf[OUT_TOD_LEARN * LANES + lane] = 1.0 if learn_ok else 0.0
         a_slow = p.alpha_slow if p.alpha_slow > inv_n1 else inv_n1
         if learn_ok:
             # Baseline: one outlier-protected EWMA step of level and deviation.
@@ -1213,9 +1210,9 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             t_level, t_dev, t_abs = _clipped_step(x, t_lvl, tod_dev, a_t, a_t, t_bound)
             if math.isnan(tod_level):
                 t_dev = 0.0
-            buf[OUT_TOD * LANES + lane] = t_level
-            buf[(OUT_TOD + 1) * LANES + lane] = t_dev
-            buf[(OUT_TOD + 2) * LANES + lane] = new_count
+            buf[IN_TOD * LANES + lane] = r32(t_level)  # the lane holds its bin, as stored
+            buf[(IN_TOD + 1) * LANES + lane] = r32(t_dev)
+            buf[(IN_TOD + 2) * LANES + lane] = r32(new_count)
             buf[(S32 + TOD_SLOW) * LANES + lane] = r32(tod_slow + (t_abs - tod_slow) * a_slow)
 
             # Level shift: the forecast residual's scale; the sums restart on a shift.
@@ -1307,6 +1304,16 @@ def _store_lane(buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any) -
         f64[s, c] = buf[(S64 + c) * LANES + lane]
     for c in range(F32_COLUMNS):
         f32[s, c] = buf[(S32 + c) * LANES + lane]
+
+
+@inline
+def _store_bin(buf: FloatArray, lane: int, tod: Any, s: int, tb: int) -> None:
+    """The time-of-day bin ``tb`` the lane holds (``IN_TOD``) back into series ``s``'s
+    row; ``tb < 0``: none held. A lane keeps the bin while its readings stay in it."""
+    if tb >= 0:
+        tod[s, tb] = buf[IN_TOD * LANES + lane]
+        tod[s, tb + 1] = buf[(IN_TOD + 1) * LANES + lane]
+        tod[s, tb + 2] = buf[(IN_TOD + 2) * LANES + lane]
 
 
 @inline
@@ -1403,7 +1410,9 @@ def _steps(
         for lane in range(width):
             if lane_slot[lane] >= 0 and lane_pos[lane] == lane_end[lane]:
                 _store_lane(buf, lane, lane_slot[lane], f64, f32)
+                _store_bin(buf, lane, tod, lane_slot[lane], lane_bin[lane])
                 lane_slot[lane] = -1
+                lane_bin[lane] = -1
             if lane_slot[lane] < 0 and taken < n_series:
                 s = rows[starts[taken], ROW_SLOT]
                 _load_lane(buf, lane, s, f64, f32, mtab, metric[s])
@@ -1433,6 +1442,7 @@ def _steps(
                 lane_slot[lane] = lane_slot[width]
                 lane_pos[lane] = lane_pos[width]
                 lane_end[lane] = lane_end[width]
+                lane_bin[lane] = lane_bin[width]
                 lane_slot[width] = -1
         if width == 0:
             progress[2] = 1
@@ -1445,10 +1455,12 @@ def _steps(
             buf[_X + lane] = values[i, ROW_X]
             buf[_T + lane] = t
             tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
-            lane_bin[lane] = tb
-            buf[IN_TOD * LANES + lane] = tod[s, tb]
-            buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
-            buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
+            if tb != lane_bin[lane]:  # the lane holds the bin of its last reading
+                _store_bin(buf, lane, tod, s, lane_bin[lane])
+                lane_bin[lane] = tb
+                buf[IN_TOD * LANES + lane] = tod[s, tb]
+                buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
+                buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
             period_ms = buf[(MET + M_PERIOD) * LANES + lane]
             expected = buf[(S64 + PERIOD) * LANES + lane] if math.isnan(period_ms) else period_ms
             dt = t - buf[(S64 + LAST_TS) * LANES + lane]
@@ -1505,11 +1517,6 @@ def _steps(
                     comps[k, at] = buf[(OUT_SC + k) * LANES + lane]
             if buf[OUT_EVENTS * LANES + lane] > 0.0:
                 used = _lane_events(events, used, buf, lane, i)
-            if buf[OUT_TOD_LEARN * LANES + lane] > 0.0:
-                tb = lane_bin[lane]
-                tod[s, tb] = buf[OUT_TOD * LANES + lane]
-                tod[s, tb + 1] = buf[(OUT_TOD + 1) * LANES + lane]
-                tod[s, tb + 2] = buf[(OUT_TOD + 2) * LANES + lane]
             lane_pos[lane] = i + 1
     progress[0] = taken
     progress[1] = width
@@ -1549,7 +1556,7 @@ def score_batch(
     lane_slot = np.full(LANES, -1, dtype=np.int64)
     lane_pos = np.zeros(LANES, dtype=np.int64)
     lane_end = np.zeros(LANES, dtype=np.int64)
-    lane_bin = np.zeros(LANES, dtype=np.int64)
+    lane_bin = np.full(LANES, -1, dtype=np.int64)  # the time-of-day bin a lane holds
     progress = np.array([0, min(LANES, n_series), 0])  # series taken, lanes in use, done
     events = np.empty((4 * LANES * K, EVENT_FIELDS))  # room for two steps' records
     used = 0

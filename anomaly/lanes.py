@@ -15,7 +15,7 @@ proves that no two columns overlap). Columns:
 - ``MET + c``: its metric's catalogue row (``M_*``);
 - ``IN_*``: the lane's reading at this step;
 - ``OUT_*``: what the vectorised loop hands to the scalar work after it (the onset
-  decision, rare sub-steps, event records, the time-of-day bin's update).
+  decision, rare sub-steps, event records).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ MET: Final = S32 + F32_COLUMNS
 # ------------------------------------------------------------------ this step's reading
 IN_X: Final = MET + M_COLUMNS
 IN_T: Final = IN_X + 1  # ms since the epoch, as float64
-IN_TOD: Final = IN_T + 1  # the time-of-day bin of the reading: level, dev, count
+IN_TOD: Final = IN_T + 1
+"""The time-of-day bin of the lane's reading: level, dev, count, as the table stores them.
+The lane holds it (and the kernel writes it back) until a reading falls in another bin."""
 IN_LA: Final = IN_TOD + 3  # the Holt weights of this gap (an irregular gap needs exp)
 IN_LB: Final = IN_LA + 1
 
@@ -54,9 +56,7 @@ evidence is ``kernel._block_end``'s, scalar, once a block)."""
 OUT_BLOCK_MEAN: Final = OUT_BLOCK + COARSE_SCALES  # ... that block's mean
 OUT_SPREAD: Final = OUT_BLOCK_MEAN + COARSE_SCALES  # ... and its mean absolute step
 OUT_WARM: Final = OUT_SPREAD + COARSE_SCALES  # 1.0: the series was past its warm-up
-OUT_TOD: Final = OUT_WARM + 1  # the time-of-day bin's new level, dev, count
-OUT_TOD_LEARN: Final = OUT_TOD + 3  # 1.0: write them back
-OUT_SC: Final = OUT_TOD_LEARN + 1  # K columns: each sub-detector's score
+OUT_SC: Final = OUT_WARM + 1  # K columns: each sub-detector's score
 OUT_Z: Final = OUT_SC + K  # K columns: its statistic
 OUT_REFS: Final = OUT_Z + K  # K columns: its reference
 OUT_EVENT: Final = OUT_REFS + K
