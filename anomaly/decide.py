@@ -4,6 +4,7 @@ transitions with hysteresis; this module gives each transition its severity and 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from anomaly.events import Detection, DetectionKind, Reference, Severity
 from anomaly.explain import explain
@@ -21,7 +22,6 @@ COMPONENT_KINDS: tuple[DetectionKind, ...] = (
 )
 """The detection kind of each series-level component, in kernel order."""
 
-_HOUR_MS = 3_600_000
 # Kinds are compared by identity, not looked up in sets or dicts: an enum member's hash
 # is a Python-level call, and an offline pass over a long history makes thousands of
 # events.
@@ -42,43 +42,51 @@ def severity(kind: DetectionKind, score: float, z: float) -> Severity:
     return Severity.MAJOR if score >= 0.97 else Severity.MINOR
 
 
+class SlotFacts(NamedTuple):
+    """What an event of a series says of it, looked up once per batch (``slot_facts``)."""
+
+    device: str
+    metric_id: int
+    name: str  # the catalogue metric's name; "" for a generic series
+    ward: str
+    limits: tuple[float, float, float, float]  # warn low, warn high, crit low, crit high
+
+
+def slot_facts(registry: SeriesRegistry, slot: int, metric_row: tuple[float, ...]) -> SlotFacts:
+    """The facts of ``slot``; ``metric_row`` is its metric's row of the kernel's table."""
+    device, metric_id = registry.key(slot)
+    name = "" if metric_id == GENERIC_METRIC else METRICS_BY_ID[metric_id].name
+    limits = (
+        metric_row[M_WARN_LOW],
+        metric_row[M_WARN_HIGH],
+        metric_row[M_CRIT_LOW],
+        metric_row[M_CRIT_HIGH],
+    )
+    return SlotFacts(device, metric_id, name, registry.ward_of_slot(slot), limits)
+
+
 def series_event(
-    registry: SeriesRegistry,
     kind: DetectionKind,
-    slot: int,
+    facts: SlotFacts,
     ts_ms: int,
+    hour: int,
     value: float,
     z: float,
     ref: float,
-    limits: tuple[float, ...],
     since_ms: float,
     active: bool,
     start_ms: float,
     peak: float,
-    utc_offset_h: float,
 ) -> Detection:
-    """The Detection of one transition of a series-level component (the arguments are
-    positional where it is called per event: keywords cost a few hundred ns each call)."""
-    device, metric_id = registry.key(slot)
-    hour = int(((ts_ms + round(utc_offset_h * _HOUR_MS)) // _HOUR_MS) % 24)
+    """The Detection of one transition of a series-level component at local ``hour``
+    (the arguments are positional where it is called per event: keywords cost a few
+    hundred ns each call; an offline pass over a long history makes thousands)."""
+    metric_id = facts.metric_id
     text = explain(
-        kind,
-        metric_id,
-        value,
-        z,
-        ref,
-        hour=hour,
-        limits=(
-            limits[M_WARN_LOW],
-            limits[M_WARN_HIGH],
-            limits[M_CRIT_LOW],
-            limits[M_CRIT_HIGH],
-        ),
-        since_ms=since_ms,
+        kind, metric_id, value, z, ref, hour=hour, limits=facts.limits, since_ms=since_ms
     )
     if not active:
         text = f"ended: {text}" if kind is not DetectionKind.DROPOUT else f"resumed: {text}"
-    name = "" if metric_id == GENERIC_METRIC else METRICS_BY_ID[metric_id].name
     # The level the reading is judged against, for the statistical kinds (a person reads
     # "3 °C above its usual", never the z-score).
     usual = (
@@ -86,12 +94,13 @@ def series_event(
         and math.isfinite(ref)
         and math.isfinite(value)
     )
+    name = facts.name
     return Detection(
         kind=kind,
         severity=severity(kind, peak, z),
         active=active,
-        ward=registry.ward_of_slot(slot),
-        device=device,
+        ward=facts.ward,
+        device=facts.device,
         metric=name,
         start_ms=int(start_ms),
         ts_ms=int(ts_ms),

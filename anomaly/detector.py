@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from anomaly import delta, kernel, npz, rule_conditions, rule_inputs
 from anomaly.config import SUB_DETECTORS, DetectorConfig
-from anomaly.decide import COMPONENT_KINDS, series_event
+from anomaly.decide import COMPONENT_KINDS, SlotFacts, series_event, slot_facts
 from anomaly.events import Detection, DetectionKind
 from anomaly.layout import (
     DROPOUT,
@@ -65,6 +65,7 @@ CHECKPOINT_VERSION = 5  # 5: the routine excursion columns (4: the compiled kern
 
 # Bool metrics whose alarm is a device rule (door at night, mains lost), not a limit.
 _RULE_OWNED = frozenset({"door_open", "on_battery"})
+_HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +217,6 @@ class Detector:
         self.registry = SeriesRegistry(capacity)
         self.state = State(self.registry.capacity, self.config.tod_bins)
         self._mtab = metric_table(self.config)
-        self._limits: dict[int, tuple[float, ...]] = {}
         """Each metric's row of ``_mtab`` as a tuple, made once for its first event."""
         self._params = kernel_params(self.config)
         self._names = [name for name in SUB_DETECTORS if name in self.config.detectors]
@@ -300,52 +300,34 @@ class Detector:
         # Python lists, not numpy rows: an element read from an array costs a boxing call.
         values = x.take(at)
         values[~np.isfinite(values)] = np.nan
+        event_ts = ts.take(at)
         out = []
-        for (_, k, active, start, peak, z, ref, since), slot, t, value in zip(
+        facts: dict[int, SlotFacts] = {}
+        for (_, k, active, start, peak, z, ref, since), slot, t, hour, value in zip(
             rows.tolist(),
             slots.take(at).tolist(),
-            ts.take(at).tolist(),
+            event_ts.tolist(),
+            self._hours(event_ts).tolist(),
             values.tolist(),
             strict=True,
         ):
+            known = facts.get(slot)
+            if known is None:
+                known = facts[slot] = self._facts(slot)
             kind = COMPONENT_KINDS[int(k)]
-            out.append(self._event(kind, slot, t, value, z, ref, since, active > 0, start, peak))
+            out.append(
+                series_event(kind, known, t, hour, value, z, ref, since, active > 0, start, peak)
+            )
         return out
 
-    def _event(
-        self,
-        kind: DetectionKind,
-        slot: int,
-        ts_ms: int,
-        value: float,
-        z: float,
-        ref: float,
-        since_ms: float,
-        active: bool,
-        start_ms: float,
-        peak: float,
-    ) -> Detection:
-        """``series_event`` with what the detector knows of the slot: its metric's limits
-        and the local time zone."""
-        metric = int(self.registry.metric[slot])
-        limits = self._limits.get(metric)
-        if limits is None:
-            limits = self._limits[metric] = tuple(self._mtab[metric].tolist())
-        return series_event(
-            self.registry,
-            kind,
-            slot,
-            ts_ms,
-            value,
-            z,
-            ref,
-            limits,
-            since_ms,
-            active,
-            start_ms,
-            peak,
-            self.config.utc_offset_h,
-        )
+    def _facts(self, slot: int) -> SlotFacts:
+        """What an event says of ``slot`` (its device, ward, metric and limits)."""
+        return slot_facts(self.registry, slot, self._mtab[self.registry.metric[slot]].tolist())
+
+    def _hours(self, ts_ms: IntArray) -> IntArray:
+        """The local hour of day of each time."""
+        offset = round(self.config.utc_offset_h * _HOUR_MS)
+        return ((ts_ms + offset) // _HOUR_MS) % 24
 
     # ----------------------------------------------------------------- silence
     def tick(self, now_ms: int) -> list[Detection]:
@@ -369,10 +351,11 @@ class Detector:
         for slot in raised.tolist():
             gap = (now_ms - last[slot]) / period[slot]
             events.append(
-                self._event(
+                series_event(
                     DetectionKind.DROPOUT,
-                    slot,
+                    self._facts(slot),
                     now_ms,
+                    int(self._hours(np.array([now_ms]))[0]),
                     float(f64[slot, LAST_X]),
                     float(gap),
                     float(period[slot]),
