@@ -29,8 +29,8 @@ def metric_label(metric_id: int) -> tuple[str, str, str]:
 def _fmt(value: float, unit: str) -> str:
     if not math.isfinite(value):
         return "n/a"
-    text = f"{value:.1f}" if abs(value) < 1e5 else f"{value:.4g}"
-    return f"{text} {unit}".rstrip()
+    text = f"{value:.1f}" if -1e5 < value < 1e5 else f"{value:.4g}"
+    return f"{text} {unit}" if unit else text
 
 
 def _duration(ms: float) -> str:
