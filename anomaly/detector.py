@@ -217,7 +217,7 @@ class Detector:
         self.registry = SeriesRegistry(capacity)
         self.state = State(self.registry.capacity, self.config.tod_bins)
         self._mtab = metric_table(self.config)
-        """Each metric's row of ``_mtab`` as a tuple, made once for its first event."""
+        self._work = kernel.Workspace()
         self._params = kernel_params(self.config)
         self._names = [name for name in SUB_DETECTORS if name in self.config.detectors]
         self.rules = DeviceRules(self.config, self.registry)
@@ -258,13 +258,14 @@ class Detector:
             raise ValueError("slot not registered; get slots from detector.registry")
         self.state.grow(self.registry.capacity)
         self.dirty.mark(slot_arr, self.registry.capacity)
-        out = np.zeros((n, 2))  # the kernel writes a row's two scores side by side
+        out = np.empty((n, 2))  # the kernel writes a row's two scores side by side
         scores = out[:, 0]
         onset = out[:, 1]
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
-        rows = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size)
+        rows, scratch, seg = self._work.fit(n)
+        rows = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size, rows)
         records = kernel.score_batch(
             rows,
             self.registry.metric,
@@ -276,6 +277,8 @@ class Detector:
             out,
             comps,
             components,
+            scratch,
+            seg,
         )
         if len(records):  # the kernel's reading index is the grouped row's
             records[:, 0] = rows[:, kernel.ROW_AT].take(records[:, 0].astype(np.int64))

@@ -79,7 +79,8 @@ def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
     slots = rng.integers(0, size, 20_000).astype(np.int64)
     want = np.argsort(slots, kind="stable")
     zeros = np.zeros(len(slots), dtype=np.int64)
-    np.testing.assert_array_equal(kernel._by_slot(slots, zeros, zeros, size)[:, 3], want)
+    rows = np.empty((len(slots), kernel.ROW_FIELDS), dtype=np.int64)
+    np.testing.assert_array_equal(kernel._by_slot(slots, zeros, zeros, size, rows)[:, 3], want)
     np.testing.assert_array_equal(kernel._radix_by_slot(slots, size), want)
 
 
