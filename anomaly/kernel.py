@@ -41,7 +41,8 @@ from anomaly.lanes import (
     MET,
     OUT_BAR,
     OUT_BLOCK,
-    OUT_BLOCK_MEAN,
+    OUT_BLOCK_STEPS,
+    OUT_BLOCK_SUM,
     OUT_DROP_START,
     OUT_EVENT,
     OUT_EVENTS,
@@ -53,7 +54,6 @@ from anomaly.lanes import (
     OUT_SCORE,
     OUT_SINCE,
     OUT_SINCE_MS,
-    OUT_SPREAD,
     OUT_TAIL,
     OUT_WARM,
     OUT_Z,
@@ -750,16 +750,18 @@ def _block_step(
     sums: tuple[float, float, float], x: float, step: float, size: float, learn_ok: bool
 ) -> tuple[float, tuple[float, float, float], tuple[float, float]]:
     """A coarse scale's running block (sum, sum of absolute steps, count) after reading
-    ``x``: 1.0 where the block of ``size`` readings ends here (the sums restart), the
-    new sums, and the block's mean and mean step."""
+    ``x``: the block's count where the block of ``size`` readings ends here (0: it goes
+    on), the new sums (restarted at an end), and the ended block's sums (its mean and
+    mean step are divided out after the lane loop, once a block: a division of every
+    reading in the loop costs more than its share of the divider)."""
     if not learn_ok:
-        return 0.0, sums, (math.nan, math.nan)
+        return 0.0, sums, (0.0, 0.0)
     total = sums[0] + x
     steps = sums[1] + step
     count = sums[2] + 1.0
     if count >= size:
-        return 1.0, (0.0, 0.0, 0.0), (total / count, steps / count)
-    return 0.0, (r32(total), r32(steps), r32(count)), (math.nan, math.nan)
+        return count, (0.0, 0.0, 0.0), (total, steps)
+    return 0.0, (r32(total), r32(steps), r32(count)), (0.0, 0.0)
 
 
 # Lane buffer columns used below, as constants of the lane loop (``lanes.py``).
@@ -1000,8 +1002,8 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
         buf[OUT_BLOCK * LANES + lane] = ends
-        buf[OUT_BLOCK_MEAN * LANES + lane] = block[0]
-        buf[OUT_SPREAD * LANES + lane] = block[1]
+        buf[OUT_BLOCK_SUM * LANES + lane] = block[0]
+        buf[OUT_BLOCK_STEPS * LANES + lane] = block[1]
         at = (S32 + COARSE + COARSE_WIDTH) * LANES + lane
         sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
         ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[1], learn_ok)
@@ -1009,8 +1011,8 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
         buf[(OUT_BLOCK + 1) * LANES + lane] = ends
-        buf[(OUT_BLOCK_MEAN + 1) * LANES + lane] = block[0]
-        buf[(OUT_SPREAD + 1) * LANES + lane] = block[1]
+        buf[(OUT_BLOCK_SUM + 1) * LANES + lane] = block[0]
+        buf[(OUT_BLOCK_STEPS + 1) * LANES + lane] = block[1]
         # An outlier no farther from the baseline level than the large ones of its side
         # lately (by the tolerance) is a size this series shows routinely (a daily spike,
         # a burst of a bursty count): its baseline and time-of-day z give no evidence,
@@ -1508,13 +1510,14 @@ def _steps(
                 if not math.isnan(tail):
                     evidence = _fmax(evidence, tail_decades(tail))
             for j in range(COARSE_SCALES):
-                if buf[(OUT_BLOCK + j) * LANES + lane] > 0.0:
+                count = buf[(OUT_BLOCK + j) * LANES + lane]
+                if count > 0.0:
                     got = _block_end(
                         buf,
                         lane,
                         j,
-                        buf[(OUT_BLOCK_MEAN + j) * LANES + lane],
-                        buf[(OUT_SPREAD + j) * LANES + lane],
+                        buf[(OUT_BLOCK_SUM + j) * LANES + lane] / count,
+                        buf[(OUT_BLOCK_STEPS + j) * LANES + lane] / count,
                         buf[(MET + M_SENSOR) * LANES + lane],
                         buf[OUT_WARM * LANES + lane] > 0.0,
                         floor,

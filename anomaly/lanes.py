@@ -51,11 +51,11 @@ OUT_TAIL: Final = OUT_LEARNABLE + 1
 """3 columns (baseline, time of day, level shift): the calibrated z whose tail
 probability may report (``kernel.tail_decades``, scalar, rare); NaN: none."""
 OUT_BLOCK: Final = OUT_TAIL + 3
-"""``COARSE_SCALES`` columns: 1.0 where a coarse block ended at this reading (its
-evidence is ``kernel._block_end``'s, scalar, once a block)."""
-OUT_BLOCK_MEAN: Final = OUT_BLOCK + COARSE_SCALES  # ... that block's mean
-OUT_SPREAD: Final = OUT_BLOCK_MEAN + COARSE_SCALES  # ... and its mean absolute step
-OUT_WARM: Final = OUT_SPREAD + COARSE_SCALES  # 1.0: the series was past its warm-up
+"""``COARSE_SCALES`` columns: the readings of a coarse block that ended at this reading
+(0: none; its evidence is ``kernel._block_end``'s, scalar, once a block)."""
+OUT_BLOCK_SUM: Final = OUT_BLOCK + COARSE_SCALES  # ... the sum of its readings
+OUT_BLOCK_STEPS: Final = OUT_BLOCK_SUM + COARSE_SCALES  # ... and of its absolute steps
+OUT_WARM: Final = OUT_BLOCK_STEPS + COARSE_SCALES  # 1.0: the series was past its warm-up
 OUT_SC: Final = OUT_WARM + 1  # K columns: each sub-detector's score
 OUT_Z: Final = OUT_SC + K  # K columns: its statistic
 OUT_REFS: Final = OUT_Z + K  # K columns: its reference
