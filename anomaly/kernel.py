@@ -55,6 +55,7 @@ from anomaly.lanes import (
     OUT_SINCE,
     OUT_SINCE_MS,
     OUT_TAIL,
+    OUT_TAIL_VAR,
     OUT_WARM,
     OUT_Z,
     S32,
@@ -557,8 +558,9 @@ def _calibrate(
     p: Params,
 ) -> tuple[float, float, float, float, float, float]:
     """Statistic ``z`` against this series' own history of it, ``cal`` (long mean, long
-    variance, short mean, count, record of the short mean): the calibrated z whose tail
-    probability is the evidence (NaN: none), and that history with ``z`` folded in.
+    variance, short mean, count, record of the short mean): the excess of the short
+    mean over the long one where it counts as evidence (NaN: none; ``_tail`` turns it
+    into a calibrated z), and that history with ``z`` folded in.
 
     ``log1p|z|`` (the log tames heavy tails) is averaged over a few readings and
     compared with its long-run mean and spread (HTM's anomaly likelihood). Evidence
@@ -579,11 +581,9 @@ def _calibrate(
     if count > 0.0:
         short = prev + p.onset_short_alpha * (raw - prev)
     d = short - mean
-    tail = math.nan
+    excess = math.nan
     if count >= min_history and d > 0.0 and short > record:
-        sd = sqrt(var)
-        sd = max(sd, p.onset_min_sd)
-        tail = d / sd
+        excess = d
     new_record = short
     if count >= 1.0:
         decayed = record - (record - mean) * p.record_alpha
@@ -593,15 +593,25 @@ def _calibrate(
     if (count + 1.0) * p.onset_long_alpha < 1.0:  # the running mean's weight is larger
         a = 1.0 / (count + 1.0)
     ad = a * d
-    return tail, mean + ad, (1.0 - a) * (var + ad * d), short, count + 1.0, new_record
+    return excess, mean + ad, (1.0 - a) * (var + ad * d), short, count + 1.0, new_record
 
 
 @inline
-def _may_report(tail: float, floor: float) -> bool:
-    """Whether the tail of calibrated z ``tail`` could exceed ``floor`` decades (what
-    would report): an upper bound of it (>= it by 0.07 decades) spares the logs of
-    ``tail_decades`` mostly. NaN: no."""
-    return tail > 0.0 and (0.5 * tail * tail + 0.4 * tail + 1.16) > floor * _LN10
+def _tail(excess: float, var: float, p: Params) -> float:
+    """The calibrated z of an ``_calibrate`` excess over a long-run variance ``var``."""
+    return excess / max(sqrt(var), p.onset_min_sd)
+
+
+@inline
+def _may_report(excess: float, var: float, floor: float, p: Params) -> bool:
+    """Whether the tail of ``z = _tail(excess, var)`` could exceed ``floor`` decades
+    (what would report), so that ``tail_decades`` is worth its logs. In natural logs the
+    tail is below ``0.5 z^2 + 0.4 z + 1.16`` (by 0.07 decades at least), which is below
+    ``0.55 z^2 + 2`` (their difference has no real root): so only where
+    ``0.55 excess^2 > (floor ln 10 - 2) sd^2``. No division and no square root, which
+    share the lane loop's bottleneck, the divider. NaN: no."""
+    sd2 = max(var, p.onset_min_sd * p.onset_min_sd)
+    return excess > 0.0 and 0.55 * excess * excess > (floor * _LN10 - 2.0) * sd2
 
 
 @inline
@@ -624,13 +634,15 @@ def _calibrate_at(
         buf[at + 3 * LANES],
         buf[at + 4 * LANES],
     )
-    tail, mean, var, short, count, record = _calibrate(cal, z, min_history, p)
+    excess, mean, var, short, count, record = _calibrate(cal, z, min_history, p)
     buf[at] = r32(mean)
     buf[at + LANES] = r32(var)
     buf[at + 2 * LANES] = r32(short)
     buf[at + 3 * LANES] = r32(count)
     buf[at + 4 * LANES] = r32(record)
-    return tail_decades(tail) if _may_report(tail, floor) else 0.0
+    if not _may_report(excess, cal[1], floor, p):
+        return 0.0
+    return tail_decades(_tail(excess, cal[1], p))
 
 
 @inline
@@ -768,8 +780,8 @@ def _calibrate_if(
     and judged this reading), the history rounded as stored; else ``cal`` as it was."""
     if not on:
         return math.nan, cal
-    tail, mean, var, short, count, record = _calibrate(cal, z, p.onset_min_history, p)
-    return tail, (r32(mean), r32(var), r32(short), r32(count), r32(record))
+    excess, mean, var, short, count, record = _calibrate(cal, z, p.onset_min_history, p)
+    return excess, (r32(mean), r32(var), r32(short), r32(count), r32(record))
 
 
 @inline
@@ -1077,15 +1089,16 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 3 * LANES],
             buf[at + 4 * LANES],
         )
-        tail, cal = _calibrate_if(cal, z_base, on, p)
+        var = cal[1]  # the variance the excess is judged against
+        excess, cal = _calibrate_if(cal, z_base, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
-        buf[(OUT_TAIL + 0) * LANES + lane] = (
-            tail if not routine and _may_report(tail, floor) else math.nan
-        )
+        report = not routine and _may_report(excess, var, floor, p)
+        buf[(OUT_TAIL + 0) * LANES + lane] = excess if report else math.nan
+        buf[(OUT_TAIL_VAR + 0) * LANES + lane] = var
         on = p.enabled[TIME_OF_DAY] and p.onset_from[TIME_OF_DAY] and judged_tod
         at = (S32 + CAL + CAL_WIDTH * CAL_TOD) * LANES + lane
         cal = (
@@ -1095,15 +1108,16 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 3 * LANES],
             buf[at + 4 * LANES],
         )
-        tail, cal = _calibrate_if(cal, z_tod, on, p)
+        var = cal[1]  # the variance the excess is judged against
+        excess, cal = _calibrate_if(cal, z_tod, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
-        buf[(OUT_TAIL + 1) * LANES + lane] = (
-            tail if not routine and _may_report(tail, floor) else math.nan
-        )
+        report = not routine and _may_report(excess, var, floor, p)
+        buf[(OUT_TAIL + 1) * LANES + lane] = excess if report else math.nan
+        buf[(OUT_TAIL_VAR + 1) * LANES + lane] = var
         on = p.enabled[LEVEL_SHIFT] and p.onset_from[LEVEL_SHIFT] and judged_shift
         at = (S32 + CAL + CAL_WIDTH * CAL_SHIFT) * LANES + lane
         cal = (
@@ -1113,13 +1127,16 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 3 * LANES],
             buf[at + 4 * LANES],
         )
-        tail, cal = _calibrate_if(cal, z_shift, on, p)
+        var = cal[1]
+        excess, cal = _calibrate_if(cal, z_shift, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
-        buf[(OUT_TAIL + 2) * LANES + lane] = tail if _may_report(tail, floor) else math.nan
+        report = _may_report(excess, var, floor, p)
+        buf[(OUT_TAIL + 2) * LANES + lane] = excess if report else math.nan
+        buf[(OUT_TAIL_VAR + 2) * LANES + lane] = var
         if p.enabled[LIMITS] and p.onset_from[LIMITS]:
             q = min(sc_lim, 1.0 - 1e-12)
             evidence = _fmax(evidence, half * q / (1.0 - q))
@@ -1536,8 +1553,9 @@ def _steps(
             bar = buf[OUT_BAR * LANES + lane]
             floor = bar if bar > p.report_min else p.report_min
             for c in range(3):
-                tail = buf[(OUT_TAIL + c) * LANES + lane]
-                if not math.isnan(tail):
+                excess = buf[(OUT_TAIL + c) * LANES + lane]
+                if not math.isnan(excess):
+                    tail = _tail(excess, buf[(OUT_TAIL_VAR + c) * LANES + lane], p)
                     evidence = _fmax(evidence, tail_decades(tail))
             for j in range(COARSE_SCALES):
                 count = buf[(OUT_BLOCK + j) * LANES + lane]

@@ -48,9 +48,10 @@ OUT_REF: Final = OUT_BAR + 1  # the decayed reference, kept if nothing reports
 OUT_SINCE: Final = OUT_REF + 1  # readings since the last report, this one counted
 OUT_LEARNABLE: Final = OUT_SINCE + 1  # 1.0: a finite reading
 OUT_TAIL: Final = OUT_LEARNABLE + 1
-"""3 columns (baseline, time of day, level shift): the calibrated z whose tail
+"""3 columns (baseline, time of day, level shift): the excess of a calibration whose tail
 probability may report (``kernel.tail_decades``, scalar, rare); NaN: none."""
-OUT_BLOCK: Final = OUT_TAIL + 3
+OUT_TAIL_VAR: Final = OUT_TAIL + 3  # ... and the long-run variance it is judged against
+OUT_BLOCK: Final = OUT_TAIL_VAR + 3
 """``COARSE_SCALES`` columns: the readings of a coarse block that ended at this reading
 (0: none; its evidence is ``kernel._block_end``'s, scalar, once a block)."""
 OUT_BLOCK_SUM: Final = OUT_BLOCK + COARSE_SCALES  # ... the sum of its readings
