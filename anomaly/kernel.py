@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from anomaly.lanemath import ln, r32, sqrt
+from anomaly.lanemath import ln, ln6, r32, sqrt
 from anomaly.lanes import (
     BLIP,
     COLUMNS,
@@ -551,16 +551,27 @@ class Workspace:
 
 # ---------------------------------------------------------------- the kernel
 @inline
+def _log_arg(z: float) -> float:
+    """``1 + |z|`` (NaN: 0, at most 1e12): the calibrated statistic is its logarithm."""
+    raw = abs(z)
+    if not raw >= 0.0:
+        raw = 0.0
+    elif raw > 1e12:
+        raw = 1e12
+    return 1.0 + raw  # log1p costs more; a tiny |z| does not matter
+
+
+@inline
 def _calibrate(
     cal: tuple[float, float, float, float, float],
-    z: float,
+    raw: float,
     min_history: float,
     p: Params,
 ) -> tuple[float, float, float, float, float, float]:
-    """Statistic ``z`` against this series' own history of it, ``cal`` (long mean, long
-    variance, short mean, count, record of the short mean): the excess of the short
-    mean over the long one where it counts as evidence (NaN: none; ``_tail`` turns it
-    into a calibrated z), and that history with ``z`` folded in.
+    """Statistic ``raw = ln(_log_arg(z))`` against this series' own history of it,
+    ``cal`` (long mean, long variance, short mean, count, record of the short mean): the
+    excess of the short mean over the long one where it counts as evidence (NaN: none;
+    ``_tail`` turns it into a calibrated z), and that history with ``raw`` folded in.
 
     ``log1p|z|`` (the log tames heavy tails) is averaged over a few readings and
     compared with its long-run mean and spread (HTM's anomaly likelihood). Evidence
@@ -571,12 +582,6 @@ def _calibrate(
     operations per call, and keep the lane loop from being vectorised.
     """
     mean, var, prev, count, record = cal
-    raw = abs(z)
-    if not raw >= 0.0:
-        raw = 0.0
-    elif raw > 1e12:
-        raw = 1e12
-    raw = ln(1.0 + raw)  # log1p costs more; a tiny |z| does not matter
     short = raw
     if count > 0.0:
         short = prev + p.onset_short_alpha * (raw - prev)
@@ -634,7 +639,8 @@ def _calibrate_at(
         buf[at + 3 * LANES],
         buf[at + 4 * LANES],
     )
-    excess, mean, var, short, count, record = _calibrate(cal, z, min_history, p)
+    raw = ln(_log_arg(z))
+    excess, mean, var, short, count, record = _calibrate(cal, raw, min_history, p)
     buf[at] = r32(mean)
     buf[at + LANES] = r32(var)
     buf[at + 2 * LANES] = r32(short)
@@ -646,20 +652,37 @@ def _calibrate_at(
 
 
 @inline
-def _extreme(v: float, lo: float, hi: float, tolerance: float, decades: float) -> float:
-    """Evidence of a new extreme: ``v`` beyond the range ``[lo, hi]`` by more than
-    ``tolerance`` of its width is ``decades``, plus as much again for each doubling of
-    the distance beyond it (a wild value outranks a marginal record). NaN range: 0."""
+def _extreme_span(v: float, lo: float, hi: float, tolerance: float) -> tuple[float, float, bool]:
+    """How far ``v`` is beyond the range ``[lo, hi]``, the margin it must exceed
+    (``tolerance`` of the width), and whether both logarithms of ``_extreme_of`` are
+    needed (a new extreme beyond a positive margin). NaN range: not needed."""
     width = hi - lo
-    if not width > 0.0:
-        return 0.0
     margin = tolerance * width
     beyond = _fmax(v - hi, lo - v)
-    if not beyond > margin:
+    return beyond, margin, width > 0.0 and beyond > margin > 0.0
+
+
+@inline
+def _extreme_of(
+    beyond: float, margin: float, width_ok: bool, log_ratio: float, decades: float
+) -> float:
+    """Evidence of a new extreme: ``beyond`` the range by more than ``margin`` is
+    ``decades``, plus as much again for each doubling of the distance beyond it (a wild
+    value outranks a marginal record); ``log_ratio = ln(beyond) - ln(margin)``, read only
+    where the margin is positive. Not beyond, or no range (``width_ok`` False): 0."""
+    if not width_ok or not beyond > margin:
         return 0.0
     if not margin > 0.0:
         return decades
-    return decades * (1.0 + ln(beyond / margin) * _INV_LN2)
+    return decades * (1.0 + log_ratio * _INV_LN2)
+
+
+@inline
+def _extreme(v: float, lo: float, hi: float, tolerance: float, decades: float) -> float:
+    """``_extreme_of`` a value ``v`` against the range ``[lo, hi]`` (scalar use)."""
+    beyond, margin, logs = _extreme_span(v, lo, hi, tolerance)
+    log_ratio = ln(beyond) - ln(margin) if logs else 0.0
+    return _extreme_of(beyond, margin, hi - lo > 0.0, log_ratio, decades)
 
 
 @inline
@@ -774,13 +797,13 @@ def _transition(
 
 @inline
 def _calibrate_if(
-    cal: tuple[float, float, float, float, float], z: float, on: bool, p: Params
+    cal: tuple[float, float, float, float, float], raw: float, on: bool, p: Params
 ) -> tuple[float, tuple[float, float, float, float, float]]:
     """``_calibrate`` of an onset statistic where ``on`` (the sub-detector feeds the onset
     and judged this reading), the history rounded as stored; else ``cal`` as it was."""
     if not on:
         return math.nan, cal
-    excess, mean, var, short, count, record = _calibrate(cal, z, p.onset_min_history, p)
+    excess, mean, var, short, count, record = _calibrate(cal, raw, p.onset_min_history, p)
     return excess, (r32(mean), r32(var), r32(short), r32(count), r32(record))
 
 
@@ -948,6 +971,12 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         flat_run = buf[(S32 + FLAT_RUN) * LANES + lane] + 1.0 if same else 0.0
         flat_rate = buf[(S32 + FLAT_RATE) * LANES + lane]
         u_flat = 0.0  # the statistic its score squashes; 0: none
+        flat_judged = False
+        rate = flat_rate  # the repeat rate, clamped: a run's decades are -log10 of it each
+        if rate < 1e-3:
+            rate = 1e-3
+        elif rate > 0.999:
+            rate = 0.999
         z_flat = 0.0
         ref_flat = math.nan
         if p.enabled[FLATLINE]:
@@ -959,13 +988,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
                 and x != buf[(MET + M_VALID_MIN) * LANES + lane]
                 and x != buf[(MET + M_VALID_MAX) * LANES + lane]
             ):
-                rate = flat_rate
-                if rate < 1e-3:
-                    rate = 1e-3
-                elif rate > 0.999:
-                    rate = 0.999
-                decades = flat_run * -(ln(rate) * _INV_LN10)
-                u_flat = p.flat_gain * decades
+                flat_judged = True
 
         # --- dropout: the gap before this reading, in expected periods.
         u_drop = 0.0  # the statistic its score squashes; 0: none
@@ -982,6 +1005,23 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             if not math.isnan(gap) and learnable and (not math.isnan(period_ms) or warm):
                 u_drop = p.drop_gain * gap
 
+        # Every logarithm of the reading at once (one division for six): the calibrated
+        # statistics, the distance of a new extreme, the flatline's repeat rate.
+        lo = buf[(S64 + RANGE_MIN) * LANES + lane]
+        hi = buf[(S64 + RANGE_MAX) * LANES + lane]
+        beyond, margin, ext_logs = _extreme_span(x, lo, hi, p.extreme_tolerance)
+        log_base, log_tod, log_shift, log_beyond, log_margin, log_rate = ln6(
+            (
+                _log_arg(z_base),
+                _log_arg(z_tod),
+                _log_arg(z_shift),
+                beyond if ext_logs else 1.0,
+                margin if ext_logs else 1.0,
+                1.0 if math.isnan(rate) else rate,
+            )
+        )
+        if flat_judged and not math.isnan(rate):
+            u_flat = p.flat_gain * (flat_run * -(log_rate * _INV_LN10))
         sc_base, sc_tod, sc_shift, sc_flat, sc_drop = squash5(
             (u_base, u_tod, u_shift, u_flat, u_drop), p.z_half
         )
@@ -1027,10 +1067,10 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[OUT_LEARNABLE * LANES + lane] = 1.0 if learnable else 0.0
         buf[OUT_WARM * LANES + lane] = 1.0 if warm else 0.0
         evidence = 0.0
-        lo = buf[(S64 + RANGE_MIN) * LANES + lane]
-        hi = buf[(S64 + RANGE_MAX) * LANES + lane]
         if learn_ok and judge_ok and p.extreme_decades != 0.0:
-            evidence = _extreme(x, lo, hi, p.extreme_tolerance, p.extreme_decades)
+            evidence = _extreme_of(
+                beyond, margin, hi - lo > 0.0, log_beyond - log_margin, p.extreme_decades
+            )
         if learn_ok:
             buf[(S64 + RANGE_MIN) * LANES + lane] = _fmin(lo, x)
             buf[(S64 + RANGE_MAX) * LANES + lane] = _fmax(hi, x)
@@ -1090,7 +1130,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]  # the variance the excess is judged against
-        excess, cal = _calibrate_if(cal, z_base, on, p)
+        excess, cal = _calibrate_if(cal, log_base, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
@@ -1109,7 +1149,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]  # the variance the excess is judged against
-        excess, cal = _calibrate_if(cal, z_tod, on, p)
+        excess, cal = _calibrate_if(cal, log_tod, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
@@ -1128,7 +1168,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]
-        excess, cal = _calibrate_if(cal, z_shift, on, p)
+        excess, cal = _calibrate_if(cal, log_shift, on, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
