@@ -1421,16 +1421,6 @@ def _store_lane(buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any) -
 
 
 @inline
-def _store_bin(buf: FloatArray, lane: int, tod: Any, s: int, tb: int) -> None:
-    """The time-of-day bin ``tb`` the lane holds (``IN_TOD``) back into series ``s``'s
-    row; ``tb < 0``: none held. A lane keeps the bin while its readings stay in it."""
-    if tb >= 0:
-        tod[s, tb] = buf[IN_TOD * LANES + lane]
-        tod[s, tb + 1] = buf[(IN_TOD + 1) * LANES + lane]
-        tod[s, tb + 2] = buf[(IN_TOD + 2) * LANES + lane]
-
-
-@inline
 def _move_lane(buf: FloatArray, src: int, dst: int) -> None:
     """Every column of lane ``src`` into lane ``dst`` (the lanes close up at the end)."""
     for c in range(COLUMNS):
@@ -1523,8 +1513,13 @@ def _steps(
         # --- each lane's next reading; a lane whose series is done takes the next one.
         for lane in range(width):
             if lane_slot[lane] >= 0 and lane_pos[lane] == lane_end[lane]:
-                _store_lane(buf, lane, lane_slot[lane], f64, f32)
-                _store_bin(buf, lane, tod, lane_slot[lane], lane_bin[lane])
+                s = lane_slot[lane]
+                _store_lane(buf, lane, s, f64, f32)
+                tb = lane_bin[lane]  # and the time-of-day bin it holds (written out here
+                if tb >= 0:  # and below: a helper taking the arrays would cost reference
+                    tod[s, tb] = buf[IN_TOD * LANES + lane]  # counting at every call)
+                    tod[s, tb + 1] = buf[(IN_TOD + 1) * LANES + lane]
+                    tod[s, tb + 2] = buf[(IN_TOD + 2) * LANES + lane]
                 lane_slot[lane] = -1
                 lane_bin[lane] = -1
             if lane_slot[lane] < 0 and taken < n_series:
@@ -1570,7 +1565,11 @@ def _steps(
             buf[_T + lane] = t
             tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
             if tb != lane_bin[lane]:  # the lane holds the bin of its last reading
-                _store_bin(buf, lane, tod, s, lane_bin[lane])
+                held = lane_bin[lane]
+                if held >= 0:
+                    tod[s, held] = buf[IN_TOD * LANES + lane]
+                    tod[s, held + 1] = buf[(IN_TOD + 1) * LANES + lane]
+                    tod[s, held + 2] = buf[(IN_TOD + 2) * LANES + lane]
                 lane_bin[lane] = tb
                 buf[IN_TOD * LANES + lane] = tod[s, tb]
                 buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
