@@ -32,6 +32,7 @@ from anomaly.lanes import (
     BLIP,
     COLUMNS,
     ENDS,
+    IN_GAP,
     IN_LA,
     IN_LB,
     IN_T,
@@ -1578,9 +1579,14 @@ def _steps(
             expected = buf[(S64 + PERIOD) * LANES + lane] if math.isnan(period_ms) else period_ms
             dt = t - buf[(S64 + LAST_TS) * LANES + lane]
             dt = max(dt, 0.0)
-            la, lb = _holt_weights(p, dt, expected)
-            buf[IN_LA * LANES + lane] = la
-            buf[IN_LB * LANES + lane] = lb
+            if not (
+                dt == buf[IN_GAP * LANES + lane] and expected == buf[(IN_GAP + 1) * LANES + lane]
+            ):
+                la, lb = _holt_weights(p, dt, expected)  # not the same gap as the last
+                buf[IN_LA * LANES + lane] = la
+                buf[IN_LB * LANES + lane] = lb
+                buf[IN_GAP * LANES + lane] = dt
+                buf[(IN_GAP + 1) * LANES + lane] = expected
 
         _lane_step(buf, width, p, bin_ms)
 
@@ -1672,6 +1678,7 @@ def score_batch(
     starts = _segments(rows, seg)
     n_series = starts.shape[0] - 1
     buf = np.zeros(COLUMNS * LANES)
+    buf[IN_GAP * LANES : (IN_GAP + 2) * LANES] = np.nan  # no Holt weights computed yet
     lane_slot = np.full(LANES, -1, dtype=np.int64)
     lane_pos = np.zeros(LANES, dtype=np.int64)
     lane_end = np.zeros(LANES, dtype=np.int64)

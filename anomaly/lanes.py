@@ -39,9 +39,12 @@ IN_TOD: Final = IN_T + 1
 The lane holds it (and the kernel writes it back) until a reading falls in another bin."""
 IN_LA: Final = IN_TOD + 3  # the Holt weights of this gap (an irregular gap needs exp)
 IN_LB: Final = IN_LA + 1
+IN_GAP: Final = IN_LB + 1
+"""2 columns: the gap and the expected period the Holt weights are of (NaN: none yet);
+a lane whose next gap is the same keeps them, without two ``exp``."""
 
 # ------------------------------------------------------------------ vectorised -> scalar
-OUT_SCORE: Final = IN_LB + 1  # max of the sub-detectors
+OUT_SCORE: Final = IN_GAP + 2  # max of the sub-detectors
 OUT_EVIDENCE: Final = OUT_SCORE + 1  # onset evidence so far (decades)
 OUT_BAR: Final = OUT_EVIDENCE + 1  # what a report must exceed
 OUT_REF: Final = OUT_BAR + 1  # the decayed reference, kept if nothing reports
