@@ -30,16 +30,24 @@ _BASELINE, _TIME_OF_DAY, _LEVEL_SHIFT = (
     DetectionKind.TIME_OF_DAY,
     DetectionKind.LEVEL_SHIFT,
 )
+_LIMIT, _DROPOUT = DetectionKind.LIMIT, DetectionKind.DROPOUT
+_CRITICAL, _WARNING, _MAJOR, _MINOR = (
+    Severity.CRITICAL,
+    Severity.WARNING,
+    Severity.MAJOR,
+    Severity.MINOR,
+)
+_BASELINE_REFERENCE = Reference.BASELINE
 
 
 def severity(kind: DetectionKind, score: float, z: float) -> Severity:
     """Limits: warning or critical by the level crossed; dropouts: major; statistics:
     minor, major when extreme."""
-    if kind is DetectionKind.LIMIT:
-        return Severity.CRITICAL if round(abs(z)) >= 2 else Severity.WARNING
-    if kind is DetectionKind.DROPOUT:
-        return Severity.MAJOR
-    return Severity.MAJOR if score >= 0.97 else Severity.MINOR
+    if kind is _LIMIT:
+        return _CRITICAL if round(abs(z)) >= 2 else _WARNING
+    if kind is _DROPOUT:
+        return _MAJOR
+    return _MAJOR if score >= 0.97 else _MINOR
 
 
 class SlotFacts(NamedTuple):
@@ -86,7 +94,7 @@ def series_event(
         kind, metric_id, value, z, ref, hour=hour, limits=facts.limits, since_ms=since_ms
     )
     if not active:
-        text = f"ended: {text}" if kind is not DetectionKind.DROPOUT else f"resumed: {text}"
+        text = f"ended: {text}" if kind is not _DROPOUT else f"resumed: {text}"
     # The level the reading is judged against, for the statistical kinds (a person reads
     # "3 °C above its usual", never the z-score).
     usual = (
@@ -108,6 +116,6 @@ def series_event(
         value=value,
         value_metric=name,
         reference=float(ref) if usual else None,
-        reference_kind=Reference.BASELINE if usual else None,
+        reference_kind=_BASELINE_REFERENCE if usual else None,
         explanation=text,
     )

@@ -11,6 +11,16 @@ from telemetry.catalogue import METRICS_BY_ID
 from telemetry.kinds import DeviceKind
 
 _LIMIT_NAMES = ("", "warning", "critical")
+_LIMIT, _BASELINE, _TIME_OF_DAY = (
+    DetectionKind.LIMIT,
+    DetectionKind.BASELINE,
+    DetectionKind.TIME_OF_DAY,
+)
+_LEVEL_SHIFT, _FLATLINE, _DROPOUT = (
+    DetectionKind.LEVEL_SHIFT,
+    DetectionKind.FLATLINE,
+    DetectionKind.DROPOUT,
+)
 
 
 @functools.cache  # a few dozen metrics; an event's words are built from it
@@ -60,9 +70,11 @@ def explain(
     "temperature inside 58.3 °C, 4.1σ above this cabinet's usual for 14:00 (31.2 °C)"
     """
     label, unit, owner = metric_label(metric_id)
-    now = f"{label} {_fmt(value, unit)}"
     side = "above" if z >= 0 else "below"
-    if kind is DetectionKind.LIMIT:
+    # Kinds compared with module constants: an enum member looked up on its class costs
+    # more than the comparison, and an offline pass over a long history makes thousands.
+    if kind is _LIMIT:
+        now = f"{label} {_fmt(value, unit)}"
         level = round(abs(z))
         if limits is None or level == 0:
             return f"{now}, back inside its alarm limits"
@@ -71,27 +83,28 @@ def explain(
         if not math.isnan(hi) and value >= hi:
             return f"{now}, at or above the {_LIMIT_NAMES[level]} limit {_fmt(hi, unit)}"
         return f"{now}, below the {_LIMIT_NAMES[level]} limit {_fmt(lo, unit)}"
-    if kind is DetectionKind.BASELINE:
+    if kind is _BASELINE:
+        now = f"{label} {_fmt(value, unit)}"
         return f"{now}, {abs(z):.1f}σ {side} this {owner}'s recent baseline {_fmt(ref, unit)}"
-    if kind is DetectionKind.TIME_OF_DAY:
+    if kind is _TIME_OF_DAY:
         usual = f"this {owner}'s usual for {hour:02d}:00 ({_fmt(ref, unit)})"
-        return f"{now}, {abs(z):.1f}σ {side} {usual}"
-    if kind is DetectionKind.LEVEL_SHIFT:
+        return f"{label} {_fmt(value, unit)}, {abs(z):.1f}σ {side} {usual}"
+    if kind is _LEVEL_SHIFT:
         way = "up" if z >= 0 else "down"
         return (
             f"{label} stepped {way}: {_fmt(value, unit)} against a steady {_fmt(ref, unit)} before"
         )
-    if kind is DetectionKind.FLATLINE:
+    if kind is _FLATLINE:
         return (
             f"{label} stuck at {_fmt(value, unit)} for {z:.0f} readings "
             f"({_duration(since_ms)}); the sensor may be frozen"
         )
-    if kind is DetectionKind.DROPOUT:
+    if kind is _DROPOUT:
         return (
             f"no {label} reading for {_duration(z * ref)} "
             f"(expected every {_duration(ref)}); device, power or link down?"
         )
-    return f"{now}: {kind.value}"
+    return f"{label} {_fmt(value, unit)}: {kind.value}"
 
 
 OFFLINE_REASONS = {
