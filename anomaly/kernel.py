@@ -32,6 +32,7 @@ from anomaly.lanes import (
     BLIP,
     COLUMNS,
     ENDS,
+    IN_BIN,
     IN_GAP,
     IN_LA,
     IN_LB,
@@ -1506,6 +1507,7 @@ def _steps(
                     tod[s, tb + 2] = buf[(IN_TOD + 2) * LANES + lane]
                 lane_slot[lane] = -1
                 lane_bin[lane] = -1
+                buf[IN_BIN * LANES + lane] = np.nan  # no bin held
             if lane_slot[lane] < 0 and taken < n_series:
                 q = order[taken]
                 s = rows[starts[q], ROW_SLOT]
@@ -1549,17 +1551,26 @@ def _steps(
             t = float(t_ms)
             buf[_X + lane] = values[i, ROW_X]
             buf[_T + lane] = t
-            tb = ((t_ms + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
-            if tb != lane_bin[lane]:  # the lane holds the bin of its last reading
-                held = lane_bin[lane]
-                if held >= 0:
-                    tod[s, held] = buf[IN_TOD * LANES + lane]
-                    tod[s, held + 1] = buf[(IN_TOD + 1) * LANES + lane]
-                    tod[s, held + 2] = buf[(IN_TOD + 2) * LANES + lane]
-                lane_bin[lane] = tb
-                buf[IN_TOD * LANES + lane] = tod[s, tb]
-                buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
-                buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
+            # The lane holds the time-of-day bin of its last reading, and the span of time
+            # that falls in it: inside, no bin to compute (two signed divisions).
+            if not buf[IN_BIN * LANES + lane] <= t < buf[(IN_BIN + 1) * LANES + lane]:
+                local = t_ms + offset
+                t_day = local % DAY_MS
+                k = t_day * bins // DAY_MS
+                midnight = t_ms - t_day
+                buf[IN_BIN * LANES + lane] = midnight + (k * DAY_MS + bins - 1) // bins
+                buf[(IN_BIN + 1) * LANES + lane] = midnight + ((k + 1) * DAY_MS + bins - 1) // bins
+                tb = k * TOD_WIDTH
+                if tb != lane_bin[lane]:
+                    held = lane_bin[lane]
+                    if held >= 0:
+                        tod[s, held] = buf[IN_TOD * LANES + lane]
+                        tod[s, held + 1] = buf[(IN_TOD + 1) * LANES + lane]
+                        tod[s, held + 2] = buf[(IN_TOD + 2) * LANES + lane]
+                    lane_bin[lane] = tb
+                    buf[IN_TOD * LANES + lane] = tod[s, tb]
+                    buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
+                    buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
             period_ms = buf[(MET + M_PERIOD) * LANES + lane]
             expected = buf[(S64 + PERIOD) * LANES + lane] if math.isnan(period_ms) else period_ms
             dt = t - buf[(S64 + LAST_TS) * LANES + lane]
@@ -1681,6 +1692,7 @@ def score_batch(
     order = _series_order(starts)
     buf = np.zeros(COLUMNS * LANES)
     buf[IN_GAP * LANES : (IN_GAP + 2) * LANES] = np.nan  # no Holt weights computed yet
+    buf[IN_BIN * LANES : (IN_BIN + 1) * LANES] = np.nan  # no time-of-day bin held
     lane_slot = np.full(LANES, -1, dtype=np.int64)
     lane_pos = np.zeros(LANES, dtype=np.int64)
     lane_end = np.zeros(LANES, dtype=np.int64)

@@ -37,7 +37,10 @@ IN_T: Final = IN_X + 1  # ms since the epoch, as float64
 IN_TOD: Final = IN_T + 1
 """The time-of-day bin of the lane's reading: level, dev, count, as the table stores them.
 The lane holds it (and the kernel writes it back) until a reading falls in another bin."""
-IN_LA: Final = IN_TOD + 3  # the Holt weights of this gap (an irregular gap needs exp)
+IN_BIN: Final = IN_TOD + 3
+"""2 columns: from and to (ms) of the span of time that falls in the bin the lane holds
+(NaN: none held)."""
+IN_LA: Final = IN_BIN + 2  # the Holt weights of this gap (an irregular gap needs exp)
 IN_LB: Final = IN_LA + 1
 IN_GAP: Final = IN_LB + 1
 """2 columns: the gap and the expected period the Holt weights are of (NaN: none yet);

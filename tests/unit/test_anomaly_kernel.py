@@ -158,3 +158,28 @@ def test_a_statistic_at_its_threshold_scores_score_on() -> None:
     p = kernel_params(config)
     for z in (p.shift_gain * config.cusum_h, p.drop_gain * config.dropout_k, config.z_on):
         assert kernel.squash(z, config.z_half) >= config.score_on, z
+
+
+@pytest.mark.parametrize(("bins", "offset_h"), [(24, 7.0), (7, -5.5)])
+def test_a_lane_holds_its_time_of_day_bin_as_one_reading_at_a_time_would(
+    bins: int, offset_h: float
+) -> None:
+    """A lane keeps the hour-of-day bin of its last reading, and the span of time in it,
+    across a batch; over three days of readings 37 minutes apart (bins that do not divide
+    the day, a local time west of UTC) the bins learn what one reading a batch learns."""
+    from anomaly.config import DetectorConfig  # noqa: PLC0415
+    from anomaly.detector import Detector  # noqa: PLC0415
+    from anomaly.registry import GENERIC_METRIC  # noqa: PLC0415
+
+    config = DetectorConfig(tod_bins=bins, utc_offset_h=offset_h)
+    ts = 1_700_000_000_000 + np.arange(3 * 24 * 60 // 37, dtype=np.int64) * 37 * 60_000
+    x = 20.0 + 5.0 * np.sin(ts / 86_400_000 * 2 * np.pi)
+    batch, single = Detector(config, capacity=2), Detector(config, capacity=2)
+    for det in (batch, single):
+        det.registry.slot("s", GENERIC_METRIC)
+    batch.update_arrays(np.zeros(len(ts), dtype=np.int64), ts, x)
+    for i in range(len(ts)):
+        single.update_arrays(np.zeros(1, dtype=np.int64), ts[i : i + 1], x[i : i + 1])
+    np.testing.assert_array_equal(batch.state.tod, single.state.tod)
+    np.testing.assert_array_equal(batch.state.f32, single.state.f32)
+    assert (batch.state.tod[0, 2::3] > 0).all(), "every bin learned"
