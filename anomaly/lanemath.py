@@ -69,27 +69,28 @@ else:
 
         return types.float64(types.float64), codegen
 
-    @intrinsic
-    def bits(_typingctx: Any, x: Any) -> Any:
-        """The float64's bits as an int64 (a bitcast)."""
-        if x != types.float64:
-            return None
+    def _bitcast(name: str, source: Any, target: Any, target_ir: Any, doc: str) -> Any:
+        """An intrinsic ``name`` reinterpreting a ``source`` scalar's bits as ``target``."""
 
-        def codegen(_context: Any, builder: Any, _sig: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.IntType(64))
+        def typer(_typingctx: Any, x: Any) -> Any:
+            if x != source:
+                return None
 
-        return types.int64(types.float64), codegen
+            def codegen(_context: Any, builder: Any, _sig: Any, args: Any) -> Any:
+                return builder.bitcast(args[0], target_ir)
 
-    @intrinsic
-    def from_bits(_typingctx: Any, b: Any) -> Any:
-        """The float64 of these bits (a bitcast)."""
-        if b != types.int64:
-            return None
+            return target(source), codegen
 
-        def codegen(_context: Any, builder: Any, _sig: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.DoubleType())
+        typer.__name__ = typer.__qualname__ = name
+        typer.__doc__ = doc
+        return intrinsic(typer)
 
-        return types.float64(types.int64), codegen
+    bits = _bitcast(
+        "bits", types.float64, types.int64, ir.IntType(64), "The float64's bits as an int64."
+    )
+    from_bits = _bitcast(
+        "from_bits", types.int64, types.float64, ir.DoubleType(), "The float64 of these bits."
+    )
 
     @inline
     def r32(x: float) -> float:
