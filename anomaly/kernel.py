@@ -1,12 +1,13 @@
 """The detector's per-reading work: one kernel compiled with numba.
 
-``score_batch`` walks a batch grouped by series (``group``), and for each reading runs
-every sub-detector, the onset calibration and the event decisions against the series'
-state row (``anomaly/layout.py``), which stays in the cache while the series' readings
-go by. The same source runs interpreted under ``NUMBA_DISABLE_JIT=1``; the tests use
-that as the reference, so it keeps to what both agree on: float64 scalars (float32
-state is read through ``float()``), no division by zero, no ``min``/``max`` on NaN
-(``_fmin``/``_fmax`` have numpy's NaN rules), ``math`` functions inside their domains.
+``score_batch`` walks a batch grouped by series (``group``), ``LANES`` series side by
+side (``anomaly/lanes.py``), and for each reading runs every sub-detector, the onset
+calibration and the event decisions against the series' state (``anomaly/layout.py``),
+held in the lane buffer while the series' readings go by. The same source runs
+interpreted under ``NUMBA_DISABLE_JIT=1``; the tests use that as the reference, so it
+keeps to what both agree on: float64 scalars (float32 state is rounded with ``r32``
+where it is stored), no division by zero, no ``min``/``max`` on NaN (``_fmin``/``_fmax``
+have numpy's NaN rules), ``math`` functions inside their domains.
 
 Why compiled: the detector is a state machine per series. Vectorised numpy rounds had
 to move every state column of every series through memory once per sub-step, which
@@ -148,7 +149,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 PREFETCH_AHEAD = 4
-"""How many readings ahead the state of a series is prefetched."""
+"""How many series ahead of the lanes the readings and state of a series are prefetched."""
 
 EVENT_FIELDS = 8
 """An event record: reading index, component, active (1/0), start ms, peak score, z,
@@ -598,18 +599,12 @@ def _may_report(excess: float, var: float, floor: float, p: Params) -> bool:
 
 
 @inline
-def _cal_index(block: int, part: int) -> int:
-    """The lane buffer column of part ``part`` of calibration block ``block``."""
-    return S32 + CAL + CAL_WIDTH * block + part
-
-
-@inline
 def _calibrate_at(
     buf: FloatArray, lane: int, block: int, z: float, floor: float, min_history: float, p: Params
 ) -> float:
     """``_calibrate`` on a lane's calibration block ``block``, and its evidence in
     decades (0 where it could not exceed ``floor``). Scalar: once a coarse block."""
-    at = _cal_index(block, 0) * LANES + lane
+    at = (S32 + CAL + CAL_WIDTH * block) * LANES + lane
     cal = (
         buf[at],
         buf[at + LANES],
@@ -617,16 +612,16 @@ def _calibrate_at(
         buf[at + 3 * LANES],
         buf[at + 4 * LANES],
     )
-    raw = ln(_log_arg(z))
-    excess, mean, var, short, count, record = _calibrate(cal, raw, min_history, p)
-    buf[at] = r32(mean)
-    buf[at + LANES] = r32(var)
-    buf[at + 2 * LANES] = r32(short)
-    buf[at + 3 * LANES] = r32(count)
-    buf[at + 4 * LANES] = r32(record)
-    if not _may_report(excess, cal[1], floor, p):
+    var = cal[1]  # the variance the excess is judged against
+    excess, cal = _calibrate_if(cal, ln(_log_arg(z)), True, min_history, p)
+    buf[at] = cal[0]
+    buf[at + LANES] = cal[1]
+    buf[at + 2 * LANES] = cal[2]
+    buf[at + 3 * LANES] = cal[3]
+    buf[at + 4 * LANES] = cal[4]
+    if not _may_report(excess, var, floor, p):
         return 0.0
-    return tail_decades(_tail(excess, cal[1], p))
+    return tail_decades(_tail(excess, var, p))
 
 
 @inline
@@ -775,13 +770,17 @@ def _transition(
 
 @inline
 def _calibrate_if(
-    cal: tuple[float, float, float, float, float], raw: float, on: bool, p: Params
+    cal: tuple[float, float, float, float, float],
+    raw: float,
+    on: bool,
+    min_history: float,
+    p: Params,
 ) -> tuple[float, tuple[float, float, float, float, float]]:
-    """``_calibrate`` of an onset statistic where ``on`` (the sub-detector feeds the onset
-    and judged this reading), the history rounded as stored; else ``cal`` as it was."""
+    """``_calibrate`` of a statistic where ``on`` (for the onset: the sub-detector feeds
+    it and judged this reading), the history rounded as stored; else ``cal`` as it was."""
     if not on:
         return math.nan, cal
-    excess, mean, var, short, count, record = _calibrate(cal, raw, p.onset_min_history, p)
+    excess, mean, var, short, count, record = _calibrate(cal, raw, min_history, p)
     return excess, (r32(mean), r32(var), r32(short), r32(count), r32(record))
 
 
@@ -1110,7 +1109,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]  # the variance the excess is judged against
-        excess, cal = _calibrate_if(cal, log_base, on, p)
+        excess, cal = _calibrate_if(cal, log_base, on, p.onset_min_history, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
@@ -1129,7 +1128,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]  # the variance the excess is judged against
-        excess, cal = _calibrate_if(cal, log_tod, on, p)
+        excess, cal = _calibrate_if(cal, log_tod, on, p.onset_min_history, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]
@@ -1148,7 +1147,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             buf[at + 4 * LANES],
         )
         var = cal[1]
-        excess, cal = _calibrate_if(cal, log_shift, on, p)
+        excess, cal = _calibrate_if(cal, log_shift, on, p.onset_min_history, p)
         buf[at] = cal[0]
         buf[at + LANES] = cal[1]
         buf[at + 2 * LANES] = cal[2]

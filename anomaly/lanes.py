@@ -25,7 +25,7 @@ from typing import Final
 from anomaly.layout import COARSE_SCALES, F32_COLUMNS, F64_COLUMNS, M_COLUMNS, K
 
 LANES: Final = 8
-"""Series side by side: two vectors of four float64 (the width LLVM picks here)."""
+"""Series side by side: one 512-bit vector of float64 (``anomaly/wide_vectors.py``)."""
 
 S64: Final = 0
 S32: Final = S64 + F64_COLUMNS
