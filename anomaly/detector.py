@@ -265,7 +265,7 @@ class Detector:
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
         rows, scratch, seg = self._work.fit(n)
-        rows = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size, rows)
+        rows, starts = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size, rows, seg)
         records = kernel.score_batch(
             rows,
             self.registry.metric,
@@ -278,12 +278,13 @@ class Detector:
             comps,
             components,
             scratch,
-            seg,
+            starts,
         )
         if len(records):  # the kernel's reading index is the grouped row's
             records[:, 0] = rows[:, kernel.ROW_AT].take(records[:, 0].astype(np.int64))
         events = self._events(records, slot_arr, ts_arr, x_arr)
-        events.extend(self.rules.evaluate(self.state, slot_arr, int(ts_arr.max())))
+        series = rows[:, kernel.ROW_SLOT].take(starts[:-1])  # each series once, by slot
+        events.extend(self.rules.evaluate(self.state, series, int(ts_arr.max())))
         parts = {}
         if components:
             parts = {name: comps[SUB_DETECTORS.index(name)] for name in self._names}

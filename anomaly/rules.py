@@ -272,7 +272,8 @@ class DeviceRules:
         return float(store.gather("base_level", row)[0])
 
     def evaluate(self, store: State, slots: IntArray, now_ms: int) -> list[Detection]:
-        """Rule events for the devices owning ``slots`` at batch time ``now_ms``."""
+        """Rule events for the devices owning ``slots`` at batch time ``now_ms`` (a slot
+        may come more than once; the detector gives each series of its batch once)."""
         self._grow()
         owners = self.registry.device.take(slots)
         if len(owners) * 16 < len(self.registry.devices):  # a small batch: sort its few

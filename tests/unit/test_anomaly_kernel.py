@@ -62,9 +62,11 @@ def test_group_walks_each_series_in_time_order(
         slots, ts = slots[order], ts[order]
     x = np.arange(len(slots), dtype=np.float64)
     size = int(slots.max()) + 1 if len(slots) else 1
-    rows = kernel.group(slots, ts, x, size)
+    rows, starts = kernel.group(slots, ts, x, size)
     assert rows.shape == (len(slots), kernel.ROW_FIELDS)
     want = np.lexsort((np.arange(len(slots)), ts, slots))  # slot, then time, then input
+    first = np.searchsorted(slots[want], np.unique(slots))  # where each series begins
+    np.testing.assert_array_equal(starts, np.r_[first, len(slots)])
     np.testing.assert_array_equal(rows[:, kernel.ROW_AT], want)
     np.testing.assert_array_equal(rows[:, kernel.ROW_SLOT], slots[want])
     np.testing.assert_array_equal(rows[:, kernel.ROW_TS], ts[want])
