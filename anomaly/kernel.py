@@ -51,6 +51,8 @@ from anomaly.lanes import (
     OUT_EVENTS,
     OUT_EVIDENCE,
     OUT_LEARNABLE,
+    OUT_ONSET,
+    OUT_RARE,
     OUT_REF,
     OUT_REFS,
     OUT_SC,
@@ -791,6 +793,25 @@ def _transition(
 
 
 @inline
+def _onset_decision(
+    evidence: float,
+    bar: float,
+    ref: float,
+    since: float,
+    learnable: bool,
+    reported: float,
+    p: Params,
+) -> tuple[float, float, float, float]:
+    """The onset score of a reading of ``evidence`` decades, and the report state after
+    it (the last report's evidence, the decayed reference, readings since the report):
+    a report where the evidence is at least ``report_min`` and above ``bar``."""
+    if learnable and evidence >= p.report_min and evidence > bar:
+        kept = r32(evidence)
+        return evidence / (evidence + p.onset_half), kept, kept, 0.0
+    return 0.0, reported, r32(ref), r32(since if since < 1e6 else 1e6)
+
+
+@inline
 def _calibrate_if(
     cal: tuple[float, float, float, float, float],
     raw: float,
@@ -1081,6 +1102,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at = (S32 + COARSE) * LANES + lane
         sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
         ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[0], learn_ok)
+        rare = ends > 0.0  # a block ended, or (below) a tail may report: the scalar pass
         buf[at + CB_SUM * LANES] = sums[0]
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
@@ -1090,6 +1112,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at = (S32 + COARSE + COARSE_WIDTH) * LANES + lane
         sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
         ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[1], learn_ok)
+        rare = rare or ends > 0.0
         buf[at + CB_SUM * LANES] = sums[0]
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
@@ -1138,6 +1161,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = not routine and _may_report(excess, var, floor, p)
+        rare = rare or report
         buf[(OUT_TAIL + 0) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 0) * LANES + lane] = var
         on = p.enabled[TIME_OF_DAY] and p.onset_from[TIME_OF_DAY] and judged_tod
@@ -1157,6 +1181,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = not routine and _may_report(excess, var, floor, p)
+        rare = rare or report
         buf[(OUT_TAIL + 1) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 1) * LANES + lane] = var
         on = p.enabled[LEVEL_SHIFT] and p.onset_from[LEVEL_SHIFT] and judged_shift
@@ -1176,6 +1201,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = _may_report(excess, var, floor, p)
+        rare = rare or report
         buf[(OUT_TAIL + 2) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 2) * LANES + lane] = var
         if p.enabled[LIMITS] and p.onset_from[LIMITS]:
@@ -1188,6 +1214,17 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             q = min(sc_drop, 1.0 - 1e-12)
             evidence = _fmax(evidence, half * q / (1.0 - q))
         buf[OUT_EVIDENCE * LANES + lane] = evidence
+        # The onset decision here, where no tail or block adds evidence (almost every
+        # reading); elsewhere the scalar pass decides, after those.
+        buf[OUT_RARE * LANES + lane] = 1.0 if rare else 0.0
+        if not rare:
+            onset, reported, report_ref, since_report = _onset_decision(
+                evidence, bar, ref, since, learnable, buf[(S32 + REPORTED) * LANES + lane], p
+            )
+            buf[OUT_ONSET * LANES + lane] = onset
+            buf[(S32 + REPORTED) * LANES + lane] = reported
+            buf[(S32 + REPORT_REF) * LANES + lane] = report_ref
+            buf[(S32 + SINCE_REPORT) * LANES + lane] = since_report
 
         # --- decisions: on at score_on, off below score_off (hysteresis). Written out per
         # sub-detector, as the calibrations above: the lanes must be the innermost loop
@@ -1431,6 +1468,49 @@ def _move_lane(buf: FloatArray, src: int, dst: int) -> None:
         buf[c * LANES + dst] = buf[c * LANES + src]
 
 
+@inline
+def _rare_onset(buf: FloatArray, lane: int, p: Params) -> float:
+    """The onset score of lane ``lane``'s reading where a tail probability may report
+    or a coarse block ended (``OUT_RARE``): their evidence, then the decision, which the
+    lane loop left to this."""
+    evidence = buf[OUT_EVIDENCE * LANES + lane]
+    bar = buf[OUT_BAR * LANES + lane]
+    floor = bar if bar > p.report_min else p.report_min
+    for c in range(3):
+        excess = buf[(OUT_TAIL + c) * LANES + lane]
+        if not math.isnan(excess):
+            tail = _tail(excess, buf[(OUT_TAIL_VAR + c) * LANES + lane], p)
+            evidence = _fmax(evidence, tail_decades(tail))
+    for j in range(COARSE_SCALES):
+        count = buf[(OUT_BLOCK + j) * LANES + lane]
+        if count > 0.0:
+            got = _block_end(
+                buf,
+                lane,
+                j,
+                buf[(OUT_BLOCK_SUM + j) * LANES + lane] / count,
+                buf[(OUT_BLOCK_STEPS + j) * LANES + lane] / count,
+                buf[(MET + M_SENSOR) * LANES + lane],
+                buf[OUT_WARM * LANES + lane] > 0.0,
+                floor,
+                p,
+            )
+            evidence = _fmax(evidence, got)
+    onset, reported, report_ref, since_report = _onset_decision(
+        evidence,
+        bar,
+        buf[OUT_REF * LANES + lane],
+        buf[OUT_SINCE * LANES + lane],
+        buf[OUT_LEARNABLE * LANES + lane] > 0.0,
+        buf[(S32 + REPORTED) * LANES + lane],
+        p,
+    )
+    buf[(S32 + REPORTED) * LANES + lane] = reported
+    buf[(S32 + REPORT_REF) * LANES + lane] = report_ref
+    buf[(S32 + SINCE_REPORT) * LANES + lane] = since_report
+    return onset
+
+
 @jit
 def _lane_events(events: FloatArray, used: int, buf: FloatArray, lane: int, i: int) -> int:
     """The event records of lane ``lane``'s reading (grouped row ``i``), after the lane
@@ -1494,7 +1574,6 @@ def _steps(
     bins = int(p.tod_bins)
     bin_ms = DAY_MS / bins
     offset = int(p.utc_offset_ms)
-    half = p.onset_half
     values = rows.view(np.float64)  # the ROW_X column holds float64 bits
     n_series = starts.shape[0] - 1
     taken = progress[0]
@@ -1597,43 +1676,10 @@ def _steps(
         for lane in range(width):
             i = lane_pos[lane]
             s = lane_slot[lane]
-            evidence = buf[OUT_EVIDENCE * LANES + lane]
-            bar = buf[OUT_BAR * LANES + lane]
-            floor = bar if bar > p.report_min else p.report_min
-            for c in range(3):
-                excess = buf[(OUT_TAIL + c) * LANES + lane]
-                if not math.isnan(excess):
-                    tail = _tail(excess, buf[(OUT_TAIL_VAR + c) * LANES + lane], p)
-                    evidence = _fmax(evidence, tail_decades(tail))
-            for j in range(COARSE_SCALES):
-                count = buf[(OUT_BLOCK + j) * LANES + lane]
-                if count > 0.0:
-                    got = _block_end(
-                        buf,
-                        lane,
-                        j,
-                        buf[(OUT_BLOCK_SUM + j) * LANES + lane] / count,
-                        buf[(OUT_BLOCK_STEPS + j) * LANES + lane] / count,
-                        buf[(MET + M_SENSOR) * LANES + lane],
-                        buf[OUT_WARM * LANES + lane] > 0.0,
-                        floor,
-                        p,
-                    )
-                    evidence = _fmax(evidence, got)
-            g_onset[i] = 0.0
-            if (
-                buf[OUT_LEARNABLE * LANES + lane] > 0.0
-                and evidence >= p.report_min
-                and evidence > bar
-            ):
-                g_onset[i] = evidence / (evidence + half)
-                buf[(S32 + REPORTED) * LANES + lane] = r32(evidence)
-                buf[(S32 + REPORT_REF) * LANES + lane] = r32(evidence)
-                buf[(S32 + SINCE_REPORT) * LANES + lane] = 0.0
+            if buf[OUT_RARE * LANES + lane] > 0.0:  # a tail or a block end: decided here
+                g_onset[i] = _rare_onset(buf, lane, p)
             else:
-                since = buf[OUT_SINCE * LANES + lane]
-                buf[(S32 + REPORT_REF) * LANES + lane] = r32(buf[OUT_REF * LANES + lane])
-                buf[(S32 + SINCE_REPORT) * LANES + lane] = r32(since if since < 1e6 else 1e6)
+                g_onset[i] = buf[OUT_ONSET * LANES + lane]
             g_scores[i] = buf[OUT_SCORE * LANES + lane]
             if want_comps:
                 at = rows[i, ROW_AT]

@@ -72,7 +72,11 @@ OUT_EVENT: Final = OUT_REFS + K
 OUT_EVENTS: Final = OUT_EVENT + K  # the sum of those: 0.0 when nothing changed
 OUT_DROP_START: Final = OUT_EVENTS + 1  # when the silence a dropout reports began
 OUT_SINCE_MS: Final = OUT_DROP_START + 1  # ms since the value began
-COLUMNS: Final = OUT_SINCE_MS + 1
+OUT_RARE: Final = OUT_SINCE_MS + 1
+"""1.0: a tail probability may report or a coarse block ended: the scalar pass decides
+the onset; 0.0: the lane loop decided it (``OUT_ONSET``)."""
+OUT_ONSET: Final = OUT_RARE + 1  # the onset score, where the lane loop decided it
+COLUMNS: Final = OUT_ONSET + 1
 
 STARTS: Final = 1.0
 ENDS: Final = 2.0
