@@ -257,7 +257,6 @@ class Detector:
         if n and (slot_arr.min() < 0 or slot_arr.max() >= self.registry.size):
             raise ValueError("slot not registered; get slots from detector.registry")
         self.state.grow(self.registry.capacity)
-        self.dirty.mark(slot_arr, self.registry.capacity)
         out = np.empty((n, 2))  # the kernel writes a row's two scores side by side
         scores = out[:, 0]
         onset = out[:, 1]
@@ -280,10 +279,11 @@ class Detector:
             scratch,
             starts,
         )
+        series = rows[starts[:-1], kernel.ROW_SLOT]  # each series of the batch once
+        self.dirty.mark(series, self.registry.capacity)
         if len(records):  # the kernel's reading index is the grouped row's
-            records[:, 0] = rows[:, kernel.ROW_AT].take(records[:, 0].astype(np.int64))
+            records[:, 0] = rows[records[:, 0].astype(np.int64), kernel.ROW_AT]
         events = self._events(records, slot_arr, ts_arr, x_arr)
-        series = rows[:, kernel.ROW_SLOT].take(starts[:-1])  # each series once, by slot
         events.extend(self.rules.evaluate(self.state, series, int(ts_arr.max())))
         parts = {}
         if components:
