@@ -219,6 +219,7 @@ class Detector:
         self._mtab = metric_table(self.config)
         self._work = kernel.Workspace()
         self._params = kernel_params(self.config)
+        self._switches = kernel.switches_of(self._params)
         self._names = [name for name in SUB_DETECTORS if name in self.config.detectors]
         self.rules = DeviceRules(self.config, self.registry)
         self.dirty = delta.Dirty(self.registry)
@@ -278,6 +279,7 @@ class Detector:
             components,
             scratch,
             starts,
+            self._switches,
         )
         series = rows[starts[:-1], kernel.ROW_SLOT]  # each series of the batch once
         self.dirty.mark(series, self.registry.capacity)

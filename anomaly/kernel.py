@@ -846,13 +846,34 @@ def _block_step(
     return 0.0, (r32(total), r32(steps), r32(count)), (0.0, 0.0)
 
 
+Switches = tuple[tuple[int | None, ...], tuple[int | None, ...]]
+
+
+def switches_of(p: Params) -> Switches:
+    """The sub-detector switches of ``p`` (enabled; feeds the onset score) as the kernel
+    takes them: ``None`` for off, 1 for on. Their *types* differ, so the kernel is
+    compiled for each set of switches and a part switched off costs nothing; read at
+    run time, they cost the lane loop one instruction in eight (the masks combined with
+    them, spilled and reloaded)."""
+    return (
+        tuple(1 if on else None for on in p.enabled),
+        tuple(1 if on else None for on in p.onset_from),
+    )
+
+
+@inline
+def _on(switch: Any) -> bool:
+    """Whether a switch of ``switches_of`` is on (known when compiling)."""
+    return switch is not None
+
+
 # Lane buffer columns used below, as constants of the lane loop (``lanes.py``).
 _X = IN_X * LANES
 _T = IN_T * LANES
 
 
 @jit
-def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
+def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: Switches) -> None:
     """One reading of each of ``width`` lanes: every sub-detector's score, the onset
     calibrations' statistics, the event transitions and the learning, as one loop over
     the lanes that LLVM vectorises (only arithmetic, selects and contiguous loads and
@@ -861,6 +882,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
     pass after it. A lane without a reading computes on stale values; nothing reads them.
     """
     half = p.onset_half
+    enabled, feeds = switches  # each sub-detector's: on, and feeding the onset score
     for lane in range(width):
         x = buf[_X + lane]
         t = buf[_T + lane]
@@ -894,7 +916,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         lim_prev = buf[(S32 + LIM_LEVEL) * LANES + lane]
         lim_new = lim_prev
         sc_lim = 0.0
-        if p.enabled[LIMITS] and learnable:
+        if _on(enabled[LIMITS]) and learnable:
             limits = (
                 buf[(MET + M_WARN_LOW) * LANES + lane],
                 buf[(MET + M_WARN_HIGH) * LANES + lane],
@@ -909,7 +931,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
                 sc_lim = 1.0
             elif lim_new >= 1.0:
                 sc_lim = p.limit_warn_score
-        z_lim = lim_new if p.enabled[LIMITS] else 0.0
+        z_lim = lim_new if _on(enabled[LIMITS]) else 0.0
 
         # --- adaptive baseline: robust z against the outlier-protected EWMA level.
         base_level = buf[(S64 + BASE_LEVEL) * LANES + lane]
@@ -928,7 +950,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         zb = 0.0
         ref_base = math.nan
         judged_base = False
-        if p.enabled[BASELINE]:
+        if _on(enabled[BASELINE]):
             judged_base = judge_ok
             if abs(z_hold) > abs(z_base):
                 zb = z_hold
@@ -948,7 +970,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         z_tod = 0.0
         ref_tod = math.nan
         judged_tod = False
-        if p.enabled[TIME_OF_DAY]:
+        if _on(enabled[TIME_OF_DAY]):
             z_tod = (x - tod_level) / _scale(tod_dev, tod_level, p, sensor, tod_slow)
             judged_tod = (
                 judge_ok
@@ -979,7 +1001,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         u_shift = 0.0  # the statistic its score squashes; 0: none
         z_shift = 0.0
         ref_shift = math.nan
-        if p.enabled[LEVEL_SHIFT]:
+        if _on(enabled[LEVEL_SHIFT]):
             ref_shift = pred
             if stat > 0.0:
                 z_shift = (stat if pos >= neg else -stat) * p.shift_gain / p.z_on
@@ -999,7 +1021,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             rate = 0.999
         z_flat = 0.0
         ref_flat = math.nan
-        if p.enabled[FLATLINE]:
+        if _on(enabled[FLATLINE]):
             z_flat = flat_run + 1.0
             ref_flat = last_x
             if (
@@ -1014,7 +1036,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         u_drop = 0.0  # the statistic its score squashes; 0: none
         z_drop = 0.0
         ref_drop = math.nan
-        if p.enabled[DROPOUT]:
+        if _on(enabled[DROPOUT]):
             gap = math.nan
             if dt == expected:  # the usual gap
                 gap = 1.0
@@ -1144,7 +1166,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
             routine = routine and abs(z_base) > p.clip_sigma
         # The calibrations of the baseline (its own z, not the held one), the time of day
         # and the level shift: their statistics here, a tail probability after the loop.
-        on = p.enabled[BASELINE] and p.onset_from[BASELINE] and judged_base
+        on = _on(enabled[BASELINE]) and _on(feeds[BASELINE]) and judged_base
         at = (S32 + CAL + CAL_WIDTH * CAL_BASELINE) * LANES + lane
         cal = (
             buf[at],
@@ -1164,7 +1186,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         rare = rare or report
         buf[(OUT_TAIL + 0) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 0) * LANES + lane] = var
-        on = p.enabled[TIME_OF_DAY] and p.onset_from[TIME_OF_DAY] and judged_tod
+        on = _on(enabled[TIME_OF_DAY]) and _on(feeds[TIME_OF_DAY]) and judged_tod
         at = (S32 + CAL + CAL_WIDTH * CAL_TOD) * LANES + lane
         cal = (
             buf[at],
@@ -1184,7 +1206,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         rare = rare or report
         buf[(OUT_TAIL + 1) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 1) * LANES + lane] = var
-        on = p.enabled[LEVEL_SHIFT] and p.onset_from[LEVEL_SHIFT] and judged_shift
+        on = _on(enabled[LEVEL_SHIFT]) and _on(feeds[LEVEL_SHIFT]) and judged_shift
         at = (S32 + CAL + CAL_WIDTH * CAL_SHIFT) * LANES + lane
         cal = (
             buf[at],
@@ -1204,13 +1226,13 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         rare = rare or report
         buf[(OUT_TAIL + 2) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 2) * LANES + lane] = var
-        if p.enabled[LIMITS] and p.onset_from[LIMITS]:
+        if _on(enabled[LIMITS]) and _on(feeds[LIMITS]):
             q = min(sc_lim, 1.0 - 1e-12)
             evidence = _fmax(evidence, half * q / (1.0 - q))
-        if p.enabled[FLATLINE] and p.onset_from[FLATLINE]:
+        if _on(enabled[FLATLINE]) and _on(feeds[FLATLINE]):
             q = min(sc_flat, 1.0 - 1e-12)
             evidence = _fmax(evidence, half * q / (1.0 - q))
-        if p.enabled[DROPOUT] and p.onset_from[DROPOUT]:
+        if _on(enabled[DROPOUT]) and _on(feeds[DROPOUT]):
             q = min(sc_drop, 1.0 - 1e-12)
             evidence = _fmax(evidence, half * q / (1.0 - q))
         buf[OUT_EVIDENCE * LANES + lane] = evidence
@@ -1237,7 +1259,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + LIMITS) * LANES + lane
         at_peak = (S32 + EV_PEAK + LIMITS) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_lim, t, learnable, False, p.enabled[LIMITS], p)
+        code, state = _transition(state, sc_lim, t, learnable, False, _on(enabled[LIMITS]), p)
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1247,7 +1269,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + BASELINE) * LANES + lane
         at_peak = (S32 + EV_PEAK + BASELINE) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_base, t, learnable, False, p.enabled[BASELINE], p)
+        code, state = _transition(state, sc_base, t, learnable, False, _on(enabled[BASELINE]), p)
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1257,7 +1279,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + TIME_OF_DAY) * LANES + lane
         at_peak = (S32 + EV_PEAK + TIME_OF_DAY) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_tod, t, learnable, False, p.enabled[TIME_OF_DAY], p)
+        code, state = _transition(state, sc_tod, t, learnable, False, _on(enabled[TIME_OF_DAY]), p)
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1267,7 +1289,9 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + LEVEL_SHIFT) * LANES + lane
         at_peak = (S32 + EV_PEAK + LEVEL_SHIFT) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_shift, t, learnable, False, p.enabled[LEVEL_SHIFT], p)
+        code, state = _transition(
+            state, sc_shift, t, learnable, False, _on(enabled[LEVEL_SHIFT]), p
+        )
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1277,7 +1301,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + FLATLINE) * LANES + lane
         at_peak = (S32 + EV_PEAK + FLATLINE) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_flat, t, learnable, False, p.enabled[FLATLINE], p)
+        code, state = _transition(state, sc_flat, t, learnable, False, _on(enabled[FLATLINE]), p)
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1287,7 +1311,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float) -> None:
         at_start = (S64 + EV_START + DROPOUT) * LANES + lane
         at_peak = (S32 + EV_PEAK + DROPOUT) * LANES + lane
         state = (buf[at], buf[at_start], buf[at_peak])
-        code, state = _transition(state, sc_drop, t, learnable, True, p.enabled[DROPOUT], p)
+        code, state = _transition(state, sc_drop, t, learnable, True, _on(enabled[DROPOUT]), p)
         buf[at] = state[0]
         buf[at_start] = state[1]
         buf[at_peak] = state[2]
@@ -1564,6 +1588,7 @@ def _steps(
     want_comps: bool,
     events: FloatArray,
     used: int,
+    switches: Switches,
 ) -> int:
     """``score_batch``'s steps, from where ``progress`` (series taken, lanes in use,
     1 when done) and the lane arrays left them, taking series in ``order`` (indices of
@@ -1670,7 +1695,7 @@ def _steps(
                 buf[IN_GAP * LANES + lane] = dt
                 buf[(IN_GAP + 1) * LANES + lane] = expected
 
-        _lane_step(buf, width, p, bin_ms)
+        _lane_step(buf, width, p, bin_ms, switches)
 
         # --- the scalar rest of each lane's reading.
         for lane in range(width):
@@ -1723,13 +1748,14 @@ def score_batch(
     want_comps: bool,
     scratch: FloatArray,
     starts: IntArray,
+    switches: Switches,
 ) -> FloatArray:
     """Score a grouped batch (``group``) and fold it into the state; fills ``out[i]``
     (the max of the sub-detectors, the onset score) and, if ``want_comps``,
     ``comps[k, i]`` at each row's input index ``i`` (``ROW_AT``). Returns the event
     records (``EVENT_FIELDS`` columns; their reading index is the grouped row's).
     ``starts`` are where each series' rows begin (``group``); ``scratch`` (n x 2 floats)
-    is working space the caller keeps across batches.
+    is working space the caller keeps across batches; ``switches`` are ``switches_of(p)``.
 
     ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
     its series' next reading (a lane whose series is done writes its state back and
@@ -1775,6 +1801,7 @@ def score_batch(
             want_comps,
             events,
             used,
+            switches,
         )
         if progress[2]:
             break

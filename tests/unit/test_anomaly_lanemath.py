@@ -91,7 +91,8 @@ def test_the_lane_loop_is_vectorised() -> None:
     passed to an inlined helper) shows here, not only as a slower benchmark."""
     step = numba.njit(error_model="numpy", nogil=True)(kernel._lane_step.py_func)
     buf = np.zeros(COLUMNS * LANES)
-    step(buf, LANES, kernel_params(DetectorConfig()), 3_600_000.0)
+    params = kernel_params(DetectorConfig())
+    step(buf, LANES, params, 3_600_000.0, kernel.switches_of(params))
     asm = next(iter(step.inspect_asm().values()))
     packed = sum(asm.count(f"{op}pd") for op in ("vmul", "vadd", "vsub", "vdiv"))
     wide = asm.count("ymm") + asm.count("zmm")
