@@ -278,22 +278,20 @@ class Params(NamedTuple):
 # ---------------------------------------------------------------- scalar helpers
 @inline
 def _fmax(a: float, b: float) -> float:
-    """numpy's ``fmax``: NaN loses."""
+    """numpy's ``fmax``: NaN loses (and of equal values, ``a``). Written as the
+    processor's max (``b > a ? b : a``, which keeps ``a`` where ``b`` is NaN) and one
+    NaN test: three vector instructions where two NaN tests took six."""
     if math.isnan(a):
         return b
-    if math.isnan(b):
-        return a
-    return a if a >= b else b
+    return b if b > a else a
 
 
 @inline
 def _fmin(a: float, b: float) -> float:
-    """numpy's ``fmin``: NaN loses."""
+    """numpy's ``fmin``: NaN loses (and of equal values, ``a``); as ``_fmax``."""
     if math.isnan(a):
         return b
-    if math.isnan(b):
-        return a
-    return a if a <= b else b
+    return b if b < a else a
 
 
 @inline
