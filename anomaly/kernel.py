@@ -1638,7 +1638,7 @@ def _steps(
                     prefetch_item(tod, nxt, tb + TOD_WIDTH - 1)  # a bin may cross a line
         # Lanes left without a series once the batch runs out: the last lane fills the gap.
         lane = 0
-        while lane < width:
+        while lane < width and taken == n_series:
             if lane_slot[lane] >= 0:
                 lane += 1
                 continue
