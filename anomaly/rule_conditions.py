@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
+from anomaly.prefetch import prefetch_item
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -46,6 +47,10 @@ T_TEMP, T_SOC, T_OPTICAL, T_MOIST = range(4)
 S_STRAIN, S_OPTICAL = range(2)
 HEAT, POWER, FLOOD, INTRUSION, CUT, CREEP = range(6)
 """Rule columns, in ``anomaly.rules.RULES`` order."""
+
+
+AHEAD = 8
+"""Devices ahead whose rule state is prefetched."""
 
 
 class Thresholds(NamedTuple):
@@ -105,13 +110,23 @@ def _judge(
     night: bool,
 ) -> tuple[BoolArray, BoolArray, BoolArray, int]:
     # NaN (no such series, or no reading yet) compares False, as numpy's comparisons do.
+    # Each device's rule state and flood level, asked for AHEAD devices on: a live batch
+    # touches a thousand devices of a large city at random, their rows cold (a miss
+    # each, one after the other: 70 us of a live batch; 13 us warm).
     n = devs.shape[0]
+    levels = flood_from.reshape(-1, 1)  # a table, for the prefetch
+    for j in range(min(n, AHEAD)):
+        prefetch_item(active, devs[j], 0)
+        prefetch_item(levels, devs[j], 0)
     on = np.zeros((n, 6), dtype=np.bool_)
     critical = np.zeros((n, 6), dtype=np.bool_)
     fan_dead = np.zeros(n, dtype=np.bool_)
     changed = 0
     for j in range(n):
         d = devs[j]
+        if j + AHEAD < n:
+            prefetch_item(active, devs[j + AHEAD], 0)
+            prefetch_item(levels, devs[j + AHEAD], 0)
         temp = value[TEMP, j]
         fan = value[FAN, j]
         dead = fan <= 0.0 and temp >= th.fan_dead_c
