@@ -1757,9 +1757,11 @@ def score_batch(
 
     ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
     its series' next reading (a lane whose series is done writes its state back and
-    takes the next series), runs the vectorised lane loop (``_lane_step``) and then the
-    scalar rest of each lane's reading: its tail probabilities and coarse block ends,
-    the onset decision, event records and its time-of-day bin.
+    takes the next series; a new time-of-day bin or Holt weights where the reading
+    needs them), runs the vectorised lane loop (``_lane_step``, which also decides the
+    onset of most readings) and then the scalar rest of each lane's reading: its tail
+    probabilities and coarse block ends with the onset decision of those readings
+    (``_rare_onset``), and its event records.
     """
     n_rows = rows.shape[0]
     g_scores = scratch[:n_rows, 0]
