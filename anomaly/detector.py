@@ -264,8 +264,10 @@ class Detector:
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
-        rows, scratch, seg = self._work.fit(n)
-        rows, starts = kernel.group(slot_arr, ts_arr, x_arr, self.registry.size, rows, seg)
+        rows, scratch, seg, slots_of = self._work.fit(n)
+        rows, starts, series = kernel.group(
+            slot_arr, ts_arr, x_arr, self.registry.size, rows, seg, slots_of
+        )
         records = kernel.score_batch(
             rows,
             self.registry.metric,
@@ -281,8 +283,7 @@ class Detector:
             starts,
             self._switches,
         )
-        series = rows[starts[:-1], kernel.ROW_SLOT]  # each series of the batch once
-        self.dirty.mark(series, self.registry.capacity)
+        self.dirty.mark(series, self.registry.capacity)  # each series of the batch once
         if len(records):  # the kernel's reading index is the grouped row's
             records[:, 0] = rows[records[:, 0].astype(np.int64), kernel.ROW_AT]
         events = self._events(records, slot_arr, ts_arr, x_arr)

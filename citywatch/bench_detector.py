@@ -224,7 +224,7 @@ def _move_rows(
 def state_floor(det: Detector, slots: IntArray, ts: IntArray) -> None:
     """Group the batch as ``update_arrays`` does and move each series' state rows in and
     out (values unchanged), nothing else."""
-    rows, _ = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
+    rows, _, _ = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
     st = det.state
     _move_rows(rows, st.f64, st.f32, st.tod, st.tod_bins)
 
