@@ -26,7 +26,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from anomaly import delta, kernel, npz, rule_conditions, rule_inputs
+from anomaly import delta, kernel, npz, rule_conditions
 from anomaly.config import SUB_DETECTORS, DetectorConfig
 from anomaly.decide import COMPONENT_KINDS, SlotFacts, series_event, slot_facts
 from anomaly.events import Detection, DetectionKind
@@ -200,7 +200,7 @@ def prepare_kernel() -> KernelReady:
     det = Detector(capacity=1)
     slot = det.registry.slot("warm-up", 0)
     det.update_arrays([slot, slot], [0, 60_000], [1.0, 2.0])
-    compiled = (kernel.group, kernel.score_batch, rule_inputs._gather, rule_conditions._judge)
+    compiled = (kernel.group, kernel.score_batch, rule_conditions._rules_pass)
     misses = sum(sum(fn.stats.cache_misses.values()) for fn in compiled)
     return KernelReady(time.perf_counter() - started, misses > 0, kernel.cache_dir())
 

@@ -16,8 +16,16 @@ import numpy.typing as npt
 from anomaly.config import DetectorConfig
 from anomaly.events import Detection, DetectionKind, Reference, Severity
 from anomaly.registry import SeriesRegistry
-from anomaly.rule_conditions import FLOOD, METRICS, SCORES, TRENDS, judge, thresholds
-from anomaly.rule_inputs import RuleInputs, gather_rule_inputs
+from anomaly.rule_conditions import (
+    FLOOD,
+    METRICS,
+    SCORES,
+    TRENDS,
+    Judged,
+    RuleInputs,
+    judge,
+    thresholds,
+)
 from anomaly.state import State
 from telemetry.catalogue import metric_id
 from telemetry.kinds import DeviceKind
@@ -44,8 +52,6 @@ _METRIC_IDS = np.array(list(M.values()), dtype=np.int64)
 # The metrics whose trend or last score a rule reads (rows of the block in ``_views``).
 _TREND = TRENDS
 _SCORE = SCORES
-_TREND_ROWS = np.array([list(M).index(name) for name in _TREND], dtype=np.int64)
-_SCORE_ROWS = np.array([list(M).index(name) for name in _SCORE], dtype=np.int64)
 
 RULES: tuple[DetectionKind, ...] = (
     DetectionKind.OVERHEATING,
@@ -287,34 +293,39 @@ class DeviceRules:
             touched[owners] = True
             devs = np.flatnonzero(touched).astype(np.int64)
         events: list[Detection] = []
-        got = gather_rule_inputs(
-            self.registry.device_slots,
-            _METRIC_IDS,
-            _TREND_ROWS,
-            _SCORE_ROWS,
-            devs,
-            store.f64,
-            store.f32,
-        )
         cfg = self.config
         hour = ((now_ms + round(cfg.utc_offset_h * HOUR_MS)) // HOUR_MS) % 24
-        judged = judge(
-            got.value,
-            got.trend,
-            got.learned,
-            got.score,
-            self._thresholds,
-            devs,
-            self.active,
-            self.flood_from,
-            night=hour >= cfg.night_start_h or hour < cfg.night_end_h,
-        )
-        if not judged.changed:  # the usual batch: no rule starts or ends
+        night = hour >= cfg.night_start_h or hour < cfg.night_end_h
+
+        def judged(devs: IntArray, keep: bool) -> Judged:
+            return judge(
+                self.registry.device_slots,
+                _METRIC_IDS,
+                devs,
+                store.f64,
+                store.f32,
+                self._thresholds,
+                self.active,
+                self.flood_from,
+                night=night,
+                keep=keep,
+            )
+
+        moved = judged(devs, keep=False).moved
+        if not len(moved):  # the usual batch: no rule starts or ends
             return events + self._area(store, slots, now_ms)
+        devs = devs[moved]  # the words and figures only of the devices that changed
+        judged_now = judged(devs, keep=True)
         verdicts = self._verdicts(
-            store, devs, hour, got, judged.on, judged.critical, judged.fan_dead
+            store,
+            devs,
+            hour,
+            judged_now.inputs,
+            judged_now.on,
+            judged_now.critical,
+            judged_now.fan_dead,
         )
-        changed = judged.on != self.active.take(devs, axis=0)  # rare: a rule changed
+        changed = judged_now.on != self.active.take(devs, axis=0)  # rare: a rule changed
         base = {
             DetectionKind.OVERHEATING: Severity.MAJOR,
             DetectionKind.POWER_LOSS: Severity.MAJOR,

@@ -7,19 +7,8 @@ import numpy as np
 from anomaly import Detection, DetectionKind, Detector, Severity
 from anomaly.config import DetectorConfig
 from anomaly.events import Reference
-from anomaly.rule_conditions import (
-    CUT,
-    HEAT,
-    METRICS,
-    SCORES,
-    SIGNAL,
-    STRAIN,
-    TRENDS,
-    judge,
-    thresholds,
-)
-from anomaly.rule_inputs import gather_rule_inputs
-from anomaly.rules import _METRIC_IDS, _SCORE_ROWS, _TREND_ROWS, M
+from anomaly.rule_conditions import CUT, HEAT, SCORES, TRENDS, Judged, judge, thresholds
+from anomaly.rules import _METRIC_IDS, M
 from telemetry.batch import ReadingBatch
 from telemetry.catalogue import metric_id
 
@@ -252,9 +241,9 @@ def test_water_ingress_is_flooding_before_the_flood_limit_and_rain_is_not() -> N
     assert _kinds(quiet, DetectionKind.FLOODING) == []
 
 
-def test_the_compiled_gather_reads_what_the_state_holds() -> None:
-    """The rules' inputs gathered in one compiled pass equal the state's own columns,
-    with NaN / 0 for metrics a device lacks (a cable segment has none of a cabinet's)."""
+def test_the_compiled_pass_reads_what_the_state_holds() -> None:
+    """The rules' inputs read in the compiled pass equal the state's own columns, with
+    NaN / 0 for metrics a device lacks (a cable segment has none of a cabinet's)."""
     det = Detector()
     reg = det.registry
     temp = reg.slot("cab-1", M["temp_inside"])
@@ -265,43 +254,72 @@ def test_the_compiled_gather_reads_what_the_state_holds() -> None:
             [temp, fan, optical], [i * 60_000] * 3, [30.0 + 0.1 * i, 2400.0, 1.0 + 0.01 * i]
         )
     devs = np.array([reg.device[optical], reg.device[temp]], dtype=np.int64)
-    got = gather_rule_inputs(
-        reg.device_slots, _METRIC_IDS, _TREND_ROWS, _SCORE_ROWS, devs, det.state.f64, det.state.f32
-    )
-    names = list(M)
     st = det.state
+    rules = det.rules
+    got = judge(
+        reg.device_slots,
+        _METRIC_IDS,
+        devs,
+        st.f64,
+        st.f32,
+        thresholds(DetectorConfig()),
+        rules.active,
+        rules.flood_from,
+        night=False,
+        keep=True,
+    ).inputs
+    names = list(M)
     assert got.value[names.index("optical_loss"), 0] == st["core_last_x"][optical]
     assert got.value[names.index("temp_inside"), 1] == st["core_last_x"][temp]
     assert got.value[names.index("fan_rpm"), 1] == 2400.0
     assert np.isnan(got.value[names.index("temp_inside"), 0])  # a segment has no inside
     assert np.isnan(got.value[names.index("optical_loss"), 1])
-    row = list(_TREND_ROWS).index(names.index("temp_inside"))
+    row = TRENDS.index("temp_inside")
     assert got.trend[row, 1] == np.float64(st["core_trend"][temp]) != 0.0
     assert got.learned[row, 1] == st["core_n"][temp] > 0
     assert got.trend[row, 0] == 0.0
     assert got.learned[row, 0] == 0.0
-    score_row = list(_SCORE_ROWS).index(names.index("optical_loss"))
-    assert got.score[score_row, 0] == np.float64(st["core_last_score"][optical])
+    assert got.score[SCORES.index("optical_loss"), 0] == np.float64(st["core_last_score"][optical])
 
 
 def test_the_compiled_conditions_judge_missing_series_as_false() -> None:
     """A device with none of a rule's series (NaN values, zero trends) holds no rule, as
     numpy's comparisons with NaN would have it; a rule that holds and is not yet active
-    counts as a change, and one already active does not."""
-
-    value = np.full((len(METRICS), 2), np.nan)
-    value[SIGNAL, 1], value[STRAIN, 1] = 0.0, 2000.0  # device 1: no light, strain spike
-    zeros_t, zeros_s = np.zeros((len(TRENDS), 2)), np.zeros((len(SCORES), 2))
+    is a change, one already active is not; only the devices that changed come back
+    unless every device's rules are asked for."""
+    det = Detector()
+    reg = det.registry
+    temp = reg.slot("cab-1", M["temp_inside"])  # no fan, no trend learned yet: no rule
+    signal = reg.slot("seg-1", M["signal"])
+    strain = reg.slot("seg-1", M["strain"])
+    det.update_arrays([temp, signal, strain], [0, 0, 0], [30.0, 0.0, 2000.0])  # no light
+    devs = np.array([reg.device[temp], reg.device[signal]], dtype=np.int64)
     active = np.zeros((2, 6), dtype=bool)
     flood_from = np.full(2, np.nan)
     th = thresholds(DetectorConfig())
-    devs = np.array([0, 1], dtype=np.int64)
-    got = judge(value, zeros_t, zeros_t, zeros_s, th, devs, active, flood_from, night=True)
+    st = det.state
+
+    def judged(keep: bool) -> Judged:
+        return judge(
+            reg.device_slots,
+            _METRIC_IDS,
+            devs,
+            st.f64,
+            st.f32,
+            th,
+            active,
+            flood_from,
+            night=True,
+            keep=keep,
+        )
+
+    got = judged(keep=True)
     assert not got.on[0].any()
     assert got.on[1].tolist() == [i == CUT for i in range(6)]
     assert got.critical[1, CUT]
     assert not got.on[:, HEAT].any()
-    assert got.changed == 1
-    active[1, CUT] = True
-    again = judge(value, zeros_t, zeros_t, zeros_s, th, devs, active, flood_from, night=True)
-    assert again.changed == 0
+    assert got.moved.tolist() == [1]
+    assert judged(keep=False).moved.tolist() == [1]
+    assert judged(keep=False).on.shape == (0, 6)  # nothing per device asked for
+    active[reg.device[signal], CUT] = True
+    assert judged(keep=True).moved.tolist() == []
