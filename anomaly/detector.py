@@ -264,7 +264,7 @@ class Detector:
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
-        rows, scratch, seg, slots_of = self._work.fit(n)
+        rows, seg, slots_of = self._work.fit(n)
         rows, starts, series = kernel.group(
             slot_arr, ts_arr, x_arr, self.registry.size, rows, seg, slots_of
         )
@@ -279,7 +279,6 @@ class Detector:
             out,
             comps,
             components,
-            scratch,
             starts,
             self._switches,
         )

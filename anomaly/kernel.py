@@ -381,6 +381,10 @@ buckets do."""
 ROW_SLOT, ROW_TS, ROW_X, ROW_AT = 0, 1, 2, 3
 """The columns of a grouped row (``group``): slot, time, the value's float64 bits, the
 row's index in the input batch."""
+ROW_SCORE, ROW_ONSET = ROW_TS, ROW_X
+"""Where ``score_batch`` writes a row's two scores (float64 bits): over its reading,
+in the cache line it has just read (scores of their own would be 16 more bytes a
+reading written and read back: memory bandwidth is what a large batch is short of)."""
 ROW_FIELDS = 4
 PLACE_AHEAD = 8
 """Readings ahead whose place in the grouped rows (or the output) is prefetched."""
@@ -566,22 +570,20 @@ class Workspace:
     """Working memory of ``group`` and ``score_batch``, kept across batches and grown to
     the largest: fresh memory costs a page fault per 4 kB at its first touch, and a
     1M-reading batch touched 45 MB of it (~11,000 faults, ~10 ns a reading).
-    Holds 64 bytes per reading of the largest batch so far."""
+    Holds 48 bytes per reading of the largest batch so far."""
 
     def __init__(self) -> None:
         self.rows = np.empty((0, ROW_FIELDS), dtype=np.int64)
-        self.scratch = np.empty((0, 2))
         self.seg = np.empty(1, dtype=np.int64)
         self.series = np.empty(0, dtype=np.int64)
 
-    def fit(self, n: int) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
-        """Grouped rows, scratch, segment starts and series slots for ``n`` readings."""
+    def fit(self, n: int) -> tuple[IntArray, IntArray, IntArray]:
+        """Grouped rows, segment starts and series slots for ``n`` readings."""
         if len(self.rows) < n:
             self.rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
-            self.scratch = np.empty((n, 2))
             self.seg = np.empty(n + 1, dtype=np.int64)
             self.series = np.empty(n, dtype=np.int64)
-        return self.rows[:n], self.scratch[:n], self.seg[: n + 1], self.series[:n]
+        return self.rows[:n], self.seg[: n + 1], self.series[:n]
 
 
 # ---------------------------------------------------------------- the kernel
@@ -1614,8 +1616,6 @@ def _steps(
     lane_end: IntArray,
     lane_bin: IntArray,
     progress: IntArray,
-    g_scores: FloatArray,
-    g_onset: FloatArray,
     comps: FloatArray,
     want_comps: bool,
     events: FloatArray,
@@ -1734,10 +1734,10 @@ def _steps(
             i = lane_pos[lane]
             s = lane_slot[lane]
             if buf[OUT_RARE * LANES + lane] > 0.0:  # a tail or a block end: decided here
-                g_onset[i] = _rare_onset(buf, lane, p)
+                values[i, ROW_ONSET] = _rare_onset(buf, lane, p)
             else:
-                g_onset[i] = buf[OUT_ONSET * LANES + lane]
-            g_scores[i] = buf[OUT_SCORE * LANES + lane]
+                values[i, ROW_ONSET] = buf[OUT_ONSET * LANES + lane]
+            values[i, ROW_SCORE] = buf[OUT_SCORE * LANES + lane]
             if want_comps:
                 at = rows[i, ROW_AT]
                 for k in range(K):
@@ -1778,7 +1778,6 @@ def score_batch(
     out: FloatArray,
     comps: FloatArray,
     want_comps: bool,
-    scratch: FloatArray,
     starts: IntArray,
     switches: Switches,
 ) -> FloatArray:
@@ -1786,8 +1785,9 @@ def score_batch(
     (the max of the sub-detectors, the onset score) and, if ``want_comps``,
     ``comps[k, i]`` at each row's input index ``i`` (``ROW_AT``). Returns the event
     records (``EVENT_FIELDS`` columns; their reading index is the grouped row's).
-    ``starts`` are where each series' rows begin (``group``); ``scratch`` (n x 2 floats)
-    is working space the caller keeps across batches; ``switches`` are ``switches_of(p)``.
+    ``starts`` are where each series' rows begin (``group``); each row's scores take
+    the place of its reading (``ROW_SCORE``, ``ROW_ONSET``); ``switches`` are
+    ``switches_of(p)``.
 
     ``LANES`` series at a time, one per lane (``lanes.py``): each step gives every lane
     its series' next reading (a lane whose series is done writes its state back and
@@ -1798,8 +1798,6 @@ def score_batch(
     (``_rare_onset``), and its event records.
     """
     n_rows = rows.shape[0]
-    g_scores = scratch[:n_rows, 0]
-    g_onset = scratch[:n_rows, 1]
     n_series = starts.shape[0] - 1
     order = _series_order(starts)
     buf = np.zeros(COLUMNS * LANES)
@@ -1812,6 +1810,7 @@ def score_batch(
     progress = np.array([0, min(LANES, n_series), 0])  # series taken, lanes in use, done
     events = np.empty((4 * LANES * K, EVENT_FIELDS))  # room for two steps' records
     used = 0
+    values = rows.view(np.float64)
     while True:
         used = _steps(
             rows,
@@ -1829,8 +1828,6 @@ def score_batch(
             lane_end,
             lane_bin,
             progress,
-            g_scores,
-            g_onset,
             comps,
             want_comps,
             events,
@@ -1850,6 +1847,6 @@ def score_batch(
         if i + PLACE_AHEAD < n_rows:
             prefetch_item(out, rows[i + PLACE_AHEAD, ROW_AT], 0)
         at = rows[i, ROW_AT]
-        out[at, 0] = g_scores[i]
-        out[at, 1] = g_onset[i]
+        out[at, 0] = values[i, ROW_SCORE]
+        out[at, 1] = values[i, ROW_ONSET]
     return events[:used]
