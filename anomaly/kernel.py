@@ -146,6 +146,7 @@ from anomaly.layout import (
     N,
 )
 from anomaly.prefetch import prefetch_item, prefetch_row
+from anomaly.prefetch import unsigned as _u
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -392,10 +393,11 @@ PLACE_AHEAD = 8
 
 @jit
 def _pack(rows: IntArray, at: int, slot: int, t: int, x_bits: int, row: int) -> None:
-    rows[at, ROW_SLOT] = slot
-    rows[at, ROW_TS] = t
-    rows[at, ROW_X] = x_bits
-    rows[at, ROW_AT] = row
+    r = _u(at)
+    rows[r, ROW_SLOT] = slot
+    rows[r, ROW_TS] = t
+    rows[r, ROW_X] = x_bits
+    rows[r, ROW_AT] = row
 
 
 @jit
@@ -420,7 +422,7 @@ def _by_slot(
     n = slots.shape[0]
     starts = np.zeros(size + 1, dtype=np.int64)
     for i in range(n):
-        starts[slots[i] + 1] += 1
+        starts[_u(slots[i] + 1)] += 1
     used = 0
     for d in range(size):
         if starts[d + 1]:
@@ -433,15 +435,15 @@ def _by_slot(
     ordered = True
     for i in range(n):
         if i + PLACE_AHEAD < n:  # a series in between may move it a row: a hint only
-            prefetch_item(rows, starts[slots[i + PLACE_AHEAD]], 0)
+            prefetch_item(rows, starts[_u(slots[i + PLACE_AHEAD])], 0)
         s = slots[i]
-        at = starts[s]
+        at = starts[_u(s)]
         t = ts[i]
-        if t < last[s]:
+        if t < last[_u(s)]:
             ordered = False
-        last[s] = t
+        last[_u(s)] = t
         _pack(rows, at, s, t, x_bits[i], i)
-        starts[s] = at + 1
+        starts[_u(s)] = at + 1
     return used, ordered
 
 
@@ -1501,29 +1503,31 @@ def _load_lane(
     buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any, mtab: FloatArray, m: int
 ) -> None:
     """Series ``s`` (metric ``m``) into lane ``lane``: its state rows and catalogue row."""
+    row, met = _u(s), _u(m)
     for c in range(F64_COLUMNS):
-        buf[(S64 + c) * LANES + lane] = f64[s, c]
+        buf[_u((S64 + c) * LANES + lane)] = f64[row, _u(c)]
     for c in range(F32_COLUMNS):
-        buf[(S32 + c) * LANES + lane] = f32[s, c]
+        buf[_u((S32 + c) * LANES + lane)] = f32[row, _u(c)]
     for c in range(M_COLUMNS):
-        buf[(MET + c) * LANES + lane] = mtab[m, c]
+        buf[_u((MET + c) * LANES + lane)] = mtab[met, _u(c)]
 
 
 @inline
 def _store_lane(buf: FloatArray, lane: int, s: int, f64: FloatArray, f32: Any) -> None:
     """Lane ``lane``'s state back into series ``s``'s rows (float32 columns are already
     rounded: the store is exact)."""
+    row = _u(s)
     for c in range(F64_COLUMNS):
-        f64[s, c] = buf[(S64 + c) * LANES + lane]
+        f64[row, _u(c)] = buf[_u((S64 + c) * LANES + lane)]
     for c in range(F32_COLUMNS):
-        f32[s, c] = buf[(S32 + c) * LANES + lane]
+        f32[row, _u(c)] = buf[_u((S32 + c) * LANES + lane)]
 
 
 @inline
 def _move_lane(buf: FloatArray, src: int, dst: int) -> None:
     """Every column of lane ``src`` into lane ``dst`` (the lanes close up at the end)."""
     for c in range(COLUMNS):
-        buf[c * LANES + dst] = buf[c * LANES + src]
+        buf[_u(c * LANES + dst)] = buf[_u(c * LANES + src)]
 
 
 @inline
@@ -1640,111 +1644,116 @@ def _steps(
             break  # the caller grows the records array and resumes
         # --- each lane's next reading; a lane whose series is done takes the next one.
         for lane in range(width):
-            if lane_slot[lane] >= 0 and lane_pos[lane] == lane_end[lane]:
-                s = lane_slot[lane]
+            if lane_slot[_u(lane)] >= 0 and lane_pos[_u(lane)] == lane_end[_u(lane)]:
+                s = lane_slot[_u(lane)]
                 _store_lane(buf, lane, s, f64, f32)
-                tb = lane_bin[lane]  # and the time-of-day bin it holds (written out here
+                tb = lane_bin[_u(lane)]  # and the time-of-day bin it holds (written out here
                 if tb >= 0:  # and below: a helper taking the arrays would cost reference
-                    tod[s, tb] = buf[IN_TOD * LANES + lane]  # counting at every call)
-                    tod[s, tb + 1] = buf[(IN_TOD + 1) * LANES + lane]
-                    tod[s, tb + 2] = buf[(IN_TOD + 2) * LANES + lane]
-                lane_slot[lane] = -1
-                lane_bin[lane] = -1
-                buf[IN_BIN * LANES + lane] = np.nan  # no bin held
-            if lane_slot[lane] < 0 and taken < n_series:
-                q = order[taken]
-                s = rows[starts[q], ROW_SLOT]
-                _load_lane(buf, lane, s, f64, f32, mtab, metric[s])
-                lane_slot[lane] = s
-                lane_pos[lane] = starts[q]
-                lane_end[lane] = starts[q + 1]
+                    tod[_u(s), _u(tb)] = buf[_u(IN_TOD * LANES + lane)]  # counting at every call)
+                    tod[_u(s), _u(tb + 1)] = buf[_u((IN_TOD + 1) * LANES + lane)]
+                    tod[_u(s), _u(tb + 2)] = buf[_u((IN_TOD + 2) * LANES + lane)]
+                lane_slot[_u(lane)] = -1
+                lane_bin[_u(lane)] = -1
+                buf[_u(IN_BIN * LANES + lane)] = np.nan  # no bin held
+            if lane_slot[_u(lane)] < 0 and taken < n_series:
+                q = order[_u(taken)]
+                s = rows[_u(starts[_u(q)]), ROW_SLOT]
+                _load_lane(buf, lane, s, f64, f32, mtab, metric[_u(s)])
+                lane_slot[_u(lane)] = s
+                lane_pos[_u(lane)] = starts[_u(q)]
+                lane_end[_u(lane)] = starts[_u(q + 1)]
                 taken += 1
                 if taken + PREFETCH_AHEAD < n_series:  # a later series' state, meanwhile
                     q = order[taken + PREFETCH_AHEAD]
-                    at = starts[q]
-                    for row in range(at, starts[q + 1], 2):
+                    at = starts[_u(q)]
+                    for row in range(at, starts[_u(q + 1)], 2):
                         prefetch_row(rows, row)  # its readings: two rows a cache line
-                    nxt = rows[at, ROW_SLOT]
+                    nxt = rows[_u(at), ROW_SLOT]
                     prefetch_row(f64, nxt)
                     prefetch_row(f32, nxt)
-                    tb = ((rows[at, ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
+                    tb = ((rows[_u(at), ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
                     prefetch_item(tod, nxt, tb)
                     prefetch_item(tod, nxt, tb + TOD_WIDTH - 1)  # a bin may cross a line
         # Lanes left without a series once the batch runs out: the last lane fills the gap.
         lane = 0
         while lane < width and taken == n_series:
-            if lane_slot[lane] >= 0:
+            if lane_slot[_u(lane)] >= 0:
                 lane += 1
                 continue
             width -= 1
             if lane < width:
                 _move_lane(buf, width, lane)
-                lane_slot[lane] = lane_slot[width]
-                lane_pos[lane] = lane_pos[width]
-                lane_end[lane] = lane_end[width]
-                lane_bin[lane] = lane_bin[width]
-                lane_slot[width] = -1
+                lane_slot[_u(lane)] = lane_slot[_u(width)]
+                lane_pos[_u(lane)] = lane_pos[_u(width)]
+                lane_end[_u(lane)] = lane_end[_u(width)]
+                lane_bin[_u(lane)] = lane_bin[_u(width)]
+                lane_slot[_u(width)] = -1
         if width == 0:
             progress[2] = 1
             break
         for lane in range(width):
-            i = lane_pos[lane]
-            s = lane_slot[lane]
-            t_ms = rows[i, ROW_TS]
+            i = lane_pos[_u(lane)]
+            s = lane_slot[_u(lane)]
+            t_ms = rows[_u(i), ROW_TS]
             t = float(t_ms)
-            buf[_X + lane] = values[i, ROW_X]
-            buf[_T + lane] = t
+            buf[_u(_X + lane)] = values[_u(i), ROW_X]
+            buf[_u(_T + lane)] = t
             # The lane holds the time-of-day bin of its last reading, and the span of time
             # that falls in it: inside, no bin to compute (two signed divisions).
-            if not buf[IN_BIN * LANES + lane] <= t < buf[(IN_BIN + 1) * LANES + lane]:
+            if not buf[_u(IN_BIN * LANES + lane)] <= t < buf[_u((IN_BIN + 1) * LANES + lane)]:
                 local = t_ms + offset
                 t_day = local % DAY_MS
                 k = t_day * bins // DAY_MS
                 midnight = t_ms - t_day
-                buf[IN_BIN * LANES + lane] = midnight + (k * DAY_MS + bins - 1) // bins
-                buf[(IN_BIN + 1) * LANES + lane] = midnight + ((k + 1) * DAY_MS + bins - 1) // bins
+                buf[_u(IN_BIN * LANES + lane)] = midnight + (k * DAY_MS + bins - 1) // bins
+                buf[_u((IN_BIN + 1) * LANES + lane)] = (
+                    midnight + ((k + 1) * DAY_MS + bins - 1) // bins
+                )
                 tb = k * TOD_WIDTH
-                if tb != lane_bin[lane]:
-                    held = lane_bin[lane]
+                if tb != lane_bin[_u(lane)]:
+                    held = lane_bin[_u(lane)]
                     if held >= 0:
-                        tod[s, held] = buf[IN_TOD * LANES + lane]
-                        tod[s, held + 1] = buf[(IN_TOD + 1) * LANES + lane]
-                        tod[s, held + 2] = buf[(IN_TOD + 2) * LANES + lane]
-                    lane_bin[lane] = tb
-                    buf[IN_TOD * LANES + lane] = tod[s, tb]
-                    buf[(IN_TOD + 1) * LANES + lane] = tod[s, tb + 1]
-                    buf[(IN_TOD + 2) * LANES + lane] = tod[s, tb + 2]
-            period_ms = buf[(MET + M_PERIOD) * LANES + lane]
-            expected = buf[(S64 + PERIOD) * LANES + lane] if math.isnan(period_ms) else period_ms
-            dt = t - buf[(S64 + LAST_TS) * LANES + lane]
+                        tod[_u(s), _u(held)] = buf[_u(IN_TOD * LANES + lane)]
+                        tod[_u(s), _u(held + 1)] = buf[_u((IN_TOD + 1) * LANES + lane)]
+                        tod[_u(s), _u(held + 2)] = buf[_u((IN_TOD + 2) * LANES + lane)]
+                    lane_bin[_u(lane)] = tb
+                    buf[_u(IN_TOD * LANES + lane)] = tod[_u(s), _u(tb)]
+                    buf[_u((IN_TOD + 1) * LANES + lane)] = tod[_u(s), _u(tb + 1)]
+                    buf[_u((IN_TOD + 2) * LANES + lane)] = tod[_u(s), _u(tb + 2)]
+            period_ms = buf[_u((MET + M_PERIOD) * LANES + lane)]
+            expected = (
+                buf[_u((S64 + PERIOD) * LANES + lane)] if math.isnan(period_ms) else period_ms
+            )
+            dt = t - buf[_u((S64 + LAST_TS) * LANES + lane)]
             dt = max(dt, 0.0)
             if not (
-                dt == buf[IN_GAP * LANES + lane] and expected == buf[(IN_GAP + 1) * LANES + lane]
+                dt == buf[_u(IN_GAP * LANES + lane)]
+                and expected == buf[_u((IN_GAP + 1) * LANES + lane)]
             ):
                 la, lb = _holt_weights(p, dt, expected)  # not the same gap as the last
-                buf[IN_LA * LANES + lane] = la
-                buf[IN_LB * LANES + lane] = lb
-                buf[IN_GAP * LANES + lane] = dt
-                buf[(IN_GAP + 1) * LANES + lane] = expected
+                buf[_u(IN_LA * LANES + lane)] = la
+                buf[_u(IN_LB * LANES + lane)] = lb
+                buf[_u(IN_GAP * LANES + lane)] = dt
+                buf[_u((IN_GAP + 1) * LANES + lane)] = expected
 
         _lane_step(buf, width, p, bin_ms, switches)
 
         # --- the scalar rest of each lane's reading.
         for lane in range(width):
-            i = lane_pos[lane]
-            s = lane_slot[lane]
-            if buf[OUT_RARE * LANES + lane] > 0.0:  # a tail or a block end: decided here
-                values[i, ROW_ONSET] = _rare_onset(buf, lane, p)
+            i = lane_pos[_u(lane)]
+            s = lane_slot[_u(lane)]
+            if buf[_u(OUT_RARE * LANES + lane)] > 0.0:  # a tail or a block end: decided here
+                values[_u(i), ROW_ONSET] = _rare_onset(buf, lane, p)
             else:
-                values[i, ROW_ONSET] = buf[OUT_ONSET * LANES + lane]
-            values[i, ROW_SCORE] = buf[OUT_SCORE * LANES + lane]
+                values[_u(i), ROW_ONSET] = buf[_u(OUT_ONSET * LANES + lane)]
+            values[_u(i), ROW_SCORE] = buf[_u(OUT_SCORE * LANES + lane)]
             if want_comps:
-                at = rows[i, ROW_AT]
+                at = rows[_u(i), ROW_AT]
                 for k in range(K):
-                    comps[k, at] = buf[(OUT_SC + k) * LANES + lane]
-            if buf[OUT_EVENTS * LANES + lane] > 0.0:
+                    comps[k, at] = buf[_u((OUT_SC + k) * LANES + lane)]
+            if buf[_u(OUT_EVENTS * LANES + lane)] > 0.0:
                 used = _lane_events(events, used, buf, lane, i)
-            lane_pos[lane] = i + 1
+            lane_pos[_u(lane)] = i + 1
     progress[0] = taken
     progress[1] = width
     return used
@@ -1846,7 +1855,7 @@ def score_batch(
     for i in range(n_rows):
         if i + PLACE_AHEAD < n_rows:
             prefetch_item(out, rows[i + PLACE_AHEAD, ROW_AT], 0)
-        at = rows[i, ROW_AT]
+        at = _u(rows[i, ROW_AT])
         out[at, 0] = values[i, ROW_SCORE]
         out[at, 1] = values[i, ROW_ONSET]
     return events[:used]

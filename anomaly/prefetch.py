@@ -1,9 +1,14 @@
-"""A software prefetch of a state table's row, for the compiled kernel.
+"""Memory access for the compiled code: a software prefetch of a table's row, and
+unsigned indices.
 
 The kernel walks a batch series by series; in a large city each series' state rows are
 cold, and the per-reading loop waits for each miss in turn (a reading's work is too long
 for the processor to run ahead into the next one). Asking for the rows of a series a few
 readings ahead lets those misses overlap with the work in between.
+
+numba wraps a signed index that could be negative (a shift, an and and an add at every
+access), and LLVM cannot rule that out for an index read from an array (a slot, a
+grouped row): ``unsigned`` marks one that is not.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numba
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -67,3 +73,10 @@ else:
     def prefetch_item(table: Any, row: int, col: int) -> None:
         """Prefetch the cache line of ``table[row, col]``."""
         _prefetch_at(table, row, col * table.itemsize)  # type: ignore[call-arg]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def unsigned(i: int) -> Any:
+    """``i`` (``>= 0``) as an index numba does not wrap: a series' ~200 state columns
+    moved in and out of a lane paid the wrap at each."""
+    return np.uint64(i)

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from anomaly.config import DetectorConfig
 from anomaly.layout import LAST_SCORE, LAST_X, TREND, N
-from anomaly.prefetch import prefetch_item, prefetch_row
+from anomaly.prefetch import prefetch_item, prefetch_row, unsigned
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -198,7 +198,8 @@ def _rules_pass(
     # device ahead, the state of the series it names, its rule state and flood level.
     # In a large city all of it is cold again (the kernel wrote it a batch of series
     # ago): a miss each, one after the other, 91 ns a device unprefetched.
-    x_col, n_col, trend_col, score_col = cols[0], cols[1], cols[2], cols[3]
+    x_col, n_col = unsigned(cols[0]), unsigned(cols[1])
+    trend_col, score_col = unsigned(cols[2]), unsigned(cols[3])
     n = devs.shape[0]
     width = n if keep else 0
     inputs = np.empty((width, INPUTS))
@@ -215,7 +216,7 @@ def _rules_pass(
         prefetch_item(active, devs[j], 0)
         prefetch_item(levels, devs[j], 0)
     for j in range(n):
-        d = devs[j]
+        d = unsigned(devs[j])  # indices numba need not wrap (prefetch.unsigned)
         if j + 2 * AHEAD < n:
             prefetch_row(device_slots, devs[j + 2 * AHEAD])
         if j + AHEAD < n:
@@ -230,15 +231,15 @@ def _rules_pass(
                     prefetch_item(f32, s, trend_col)
                     prefetch_item(f32, s, score_col)
         for r in range(len(METRICS)):
-            s = device_slots[d, metric_ids[r]]
-            got[r] = f64[s, x_col] if s >= 0 else np.nan
+            s = device_slots[d, unsigned(metric_ids[r])]
+            got[r] = f64[unsigned(s), x_col] if s >= 0 else np.nan
         for q in range(len(TRENDS)):
-            s = device_slots[d, metric_ids[TREND_ROWS[q]]]
-            got[_TREND + q] = f32[s, trend_col] if s >= 0 else 0.0
-            got[_LEARNED + q] = f64[s, n_col] if s >= 0 else 0.0
+            s = device_slots[d, unsigned(metric_ids[TREND_ROWS[q]])]
+            got[_TREND + q] = f32[unsigned(s), trend_col] if s >= 0 else 0.0
+            got[_LEARNED + q] = f64[unsigned(s), n_col] if s >= 0 else 0.0
         for q in range(len(SCORES)):
-            s = device_slots[d, metric_ids[SCORE_ROWS[q]]]
-            got[_SCORE + q] = f32[s, score_col] if s >= 0 else 0.0
+            s = device_slots[d, unsigned(metric_ids[SCORE_ROWS[q]])]
+            got[_SCORE + q] = f32[unsigned(s), score_col] if s >= 0 else 0.0
         rules, crit, dead = _conditions(
             (
                 got[0],
