@@ -66,6 +66,9 @@ class ActiveFault:
     """Per target, 0.3-1: how hard the fault hits it (flood depth)."""
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     stuck_values: Array | None = None
+    wanted_ms: Array | None = None
+    """fan_failure only: per cabinet target, when its controller first wanted the failed
+    fan (NaN: not yet); the fault shows from then on."""
 
     def active(self, t_ms: float) -> bool:
         return self.start_ms <= t_ms < self.end_ms
@@ -194,6 +197,7 @@ class FaultEngine:
         self.n = {kind: len(slots) for kind, slots in self.kinds.slots.items()}
         self._death_labels: list[Label] = []
         self._dead_since: dict[int, tuple[int, str]] = {}
+        self._reached_ms = -1  # the last step recorded (``record_fans``)
 
     # -- physics ---------------------------------------------------------------------
     def cabinet_conditions(self, t_ms: float) -> CabinetConditions:
@@ -288,6 +292,31 @@ class FaultEngine:
         cause = "mains_outage"
         self._dead_since[device] = (t_ms, cause)
 
+    def record_fans(self, wanted: Mask, t_ms: int, until_ms: int) -> None:
+        """The cabinets whose controller wants the fan in the step from ``t_ms`` to
+        ``until_ms`` (``Step.fan_wanted``): a failed fan is labelled from when it is first
+        wanted. At night in the cool season
+        a cabinet's fan may never run: its failure then changes nothing any sensor sees,
+        and a label of it would count as a miss what no detector can catch."""
+        self._reached_ms = until_ms
+        for f in self.faults:
+            slots = f.targets.get(DeviceKind.CABINET)
+            if not isinstance(f.spec, FanFailure) or slots is None or not f.active(t_ms):
+                continue
+            if f.wanted_ms is None:
+                f.wanted_ms = np.full(len(slots), np.nan)
+            first = np.isnan(f.wanted_ms) & wanted[slots]
+            f.wanted_ms[first] = t_ms
+
+    def _fan_start(self, f: ActiveFault, target: int) -> int | None:
+        """When fan failure ``f`` shows on its ``target``-th cabinet: when its fan was first
+        wanted; the fault's start while that is not simulated yet; None for a fault whose
+        window went by without the fan ever being wanted."""
+        when = np.nan if f.wanted_ms is None else float(f.wanted_ms[target])
+        if not np.isnan(when):
+            return int(when)
+        return None if self._reached_ms >= min(f.end_ms, self.end_ms) else f.start_ms
+
     def record_boot(self, device: int, t_ms: int) -> None:
         since = self._dead_since.pop(device, None)
         if since is not None:
@@ -305,15 +334,18 @@ class FaultEngine:
         for f in self.faults:
             spec = f.spec
             for kind, slots in f.targets.items():
-                for local in slots.tolist():
+                for target, local in enumerate(slots.tolist()):
                     g = int(self.kinds.slots[kind][local])
+                    start = self._fan_start(f, target) if isinstance(spec, FanFailure) else None
+                    if isinstance(spec, FanFailure) and start is None:
+                        continue  # the fan was never wanted: nothing to see
                     for metric in spec.metrics(kind):
                         rows.append(
                             self._label(
                                 g,
                                 metric,
                                 spec.fault,
-                                f.start_ms,
+                                f.start_ms if start is None else start,
                                 f.end_ms + _linger_ms(spec, metric),
                             )
                         )

@@ -98,6 +98,10 @@ class Step:
     alive: Mask
     events: dict[str, Mask] = field(default_factory=dict)
     """Event type value -> devices that raise it this step."""
+    fan_wanted: Mask | None = None
+    """Cabinets only: whose fan controller runs the fan this step (would, where the fan
+    has failed). Ground truth, not a reading: a failed fan that would not have run
+    changes nothing a sensor sees."""
 
 
 class CabinetModel:
@@ -153,8 +157,8 @@ class CabinetModel:
         sun_gain = 4.0 * self.sun * max(0.0, diurnal(t_ms, peak_hour=14.5))
         if np.isnan(self.t_in).any():  # first step: start near equilibrium
             self.t_in = ambient + sun_gain + power * self.r_th * (1 - FAN_COOLING * 0.5)
-        rpm = np.clip((self.t_in - FAN_START_C) * (FAN_MAX_RPM / 10.0), 0.0, FAN_MAX_RPM)
-        rpm = np.where(cond.fan_failed, 0.0, rpm)
+        wanted = np.clip((self.t_in - FAN_START_C) * (FAN_MAX_RPM / 10.0), 0.0, FAN_MAX_RPM)
+        rpm = np.where(cond.fan_failed, 0.0, wanted)
         cooling = FAN_COOLING * rpm / FAN_MAX_RPM
         t_eq = ambient + sun_gain + power * self.r_th * (1.0 - cooling)
         self.t_in = t_eq + (self.t_in - t_eq) * np.exp(-dt_s / THERMAL_TAU_S)
@@ -215,7 +219,7 @@ class CabinetModel:
             cond.fan_failed, cond.mains_lost, cond.door_open.copy(), water.copy()
         )
         self._prev_on_battery = on_battery.copy()
-        return Step(metrics, self.alive.copy(), events)
+        return Step(metrics, self.alive.copy(), events, fan_wanted=wanted >= FAN_STALL_RPM)
 
 
 class SegmentModel:

@@ -134,7 +134,9 @@ class Simulation:
 
     def labels(self) -> list[Label]:
         """Ground truth of the run's faults as resolved (deaths are known once they
-        happen): for a whole run, every fault it injects."""
+        happen, and when a failed fan would have run): for a whole run, every fault it
+        injects that a sensor could see (a fan failure whose fan was never wanted in its
+        window is not labelled)."""
         return self.engine.labels()
 
     def labels_so_far(self) -> list[Label]:
@@ -200,6 +202,9 @@ class Simulation:
                     per_device.setdefault(local, []).append(EventType(name))
             events[kind] = per_device
 
+        wanted = steps[DeviceKind.CABINET].fan_wanted
+        if wanted is not None:
+            self.engine.record_fans(wanted, t_ms, t_ms + self.period_ms)
         died = steps[DeviceKind.CABINET].events["battery_empty"]
         cab_alive = steps[DeviceKind.CABINET].alive
         out: list[SimMessage] = []

@@ -366,3 +366,36 @@ def test_any_mix_of_faults_keeps_every_message_decodable(
     for message in sim:
         decode_message(message.topic, message.payload, now_ms=message.due_ms)
     assert all(lb.start_ms <= lb.end_ms <= sim.end_ms for lb in sim.labels())
+
+
+def test_a_fan_failure_is_labelled_only_where_the_fan_would_have_run() -> None:
+    """A failed fan shows only once its controller wants it. On a cool December night
+    some cabinets' fans run (a heavy load) and some never do: a failure of the first is
+    labelled, of the second not at all (a label there would count as missed what no
+    sensor can see). The planned labels stand until the run has simulated the window."""
+    night = parse_iso_utc("2026-12-06T20:00:00Z")  # 03:00 in Hanoi, about 15 °C outside
+    window = (night + 40 * MIN, night + 70 * MIN)
+    quiet_fans: dict[str, float] = {}
+    for message in Simulation(FLEET, QUIET, start_ms=night, duration_s=DURATION_S, seed=9):
+        if not message.topic.endswith("/telemetry"):
+            continue
+        body = msgspec.json.decode(message.payload)
+        if "fan_rpm" in body["metrics"] and window[0] <= message.due_ms < window[1]:
+            rpm = body["metrics"]["fan_rpm"]
+            quiet_fans[body["device"]] = max(quiet_fans.get(body["device"], 0.0), rpm)
+    idle = next(c for c in CABINETS if quiet_fans[c] == 0.0)
+    busy = next(c for c in CABINETS if quiet_fans[c] > 0.0)
+    scenario = story("fan_failure", _ids(idle, busy))
+    sim = Simulation(FLEET, scenario, start_ms=night, duration_s=DURATION_S, seed=9)
+    assert {lb.device for lb in sim.labels()} == {idle, busy}  # planned
+    list(sim.batches())
+    labels = sim.labels()
+    assert {lb.device for lb in labels} == {busy}
+    assert {lb.metric for lb in labels} == {"fan_rpm", "temp_inside", "humidity", "battery_voltage"}
+    assert all(window[0] <= lb.start_ms < window[1] for lb in labels)
+    hot = Simulation(FLEET, scenario, start_ms=START, duration_s=DURATION_S, seed=9)
+    list(hot.batches())  # a July afternoon: both fans run from the fault's start
+    assert {(lb.device, lb.start_ms) for lb in hot.labels()} == {
+        (idle, START + 40 * MIN),
+        (busy, START + 40 * MIN),
+    }
