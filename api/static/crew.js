@@ -351,6 +351,7 @@ const state = {
   queue: [], flushing: false, sendTimer: null, undoTicker: null, stale: false,
   alarmed: new Set(), audio: null, resolving: null, registration: null,
   wards: new Map(), metrics: new Map(), live: "off",
+  listing: new Set(), // per list request on its way: the alerts changed meanwhile (upsert)
 };
 const $ = (id) => document.getElementById(id);
 
@@ -742,6 +743,7 @@ function setLive(mode) {
 }
 
 function upsert(alert) {
+  for (const changed of state.listing) changed.set(alert.id, alert);
   if (alert.state === "cleared") state.alerts.delete(alert.id);
   else if (alert.state === "active") state.alerts.set(alert.id, alert);
 }
@@ -1009,12 +1011,22 @@ async function openStream() {
 
 // ------------------------------------------------------------------ loading
 
+// A list is older than an answer to an action, or a stream change, that came while it was
+// on its way (back online, the page asks for the list and sends the waiting actions at
+// once): those alerts keep their newer state, or an acknowledgement just sent would show
+// as not acknowledged until the next change.
 async function loadList() {
   const meta = {};
+  const changed = new Map();
+  state.listing.add(changed);
   try {
     const page = await api("/alerts?state=active&limit=500", {}, meta);
     const fresh = new Map();
     for (const alert of page.data) if (alert.state === "active") fresh.set(alert.id, alert);
+    for (const [id, alert] of changed) {
+      if (alert.state === "cleared") fresh.delete(id);
+      else if (alert.state === "active") fresh.set(id, alert);
+    }
     state.alerts = fresh;
     state.stale = meta.savedAt !== null;
     state.savedAt = state.stale ? meta.savedAt : null;
@@ -1024,6 +1036,8 @@ async function loadList() {
     state.stale = true;
     if (err instanceof NetworkError) showNotice(TEXT.nothingSaved);
     else $("error").textContent = err.message;
+  } finally {
+    state.listing.delete(changed);
   }
   render();
 }

@@ -25,6 +25,7 @@ from alerts.store import AlertStore
 from anomaly.events import DetectionKind, Severity
 
 PHONE = crew_page.PHONE
+_TWO_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 WAIT_MS = crew_page.WAIT_MS
 _card = crew_page._card
 # The same real server (uvicorn, SQLite store, influxd), store and Debian Chromium.
@@ -296,6 +297,62 @@ async def test_offline_the_page_shows_the_last_alerts_and_sends_actions_once_onl
     assert kinds.count("commented") == 1
     assert kinds.count("assigned") == 1
     assert kinds.count("acknowledged") == 1
+    await context.close()
+
+
+async def test_a_list_answered_before_an_action_does_not_undo_it(
+    server: tuple[str, str], store: AlertStore, browser: Browser
+) -> None:
+    """Back online, the page asks for the alert list and sends the action that waited, at
+    once. A list the server answered before the action, arriving after the action's
+    answer, must not show the alert as not acknowledged again (it did, until the next
+    change: the card kept "opened" with the acknowledgement sent)."""
+    _, base = server
+    crew = await keys(store)
+    door = await raise_alert(store, "ward_a", "cab-list-race")
+    context = await _context(browser, base)
+    page = await context.new_page()
+    await _sign_in(page, crew["crew_a"])
+    await _controlled(page)
+    await expect(_card(page, door)).to_be_visible(timeout=WAIT_MS)
+    await context.set_offline(True)
+    await page.reload()
+    await expect(page.get_by_test_id("live")).to_have_text("offline", timeout=WAIT_MS)
+    await _card(page, door).get_by_role("button", name="Acknowledge").click()
+    pending = _card(page, door).get_by_test_id("pending")
+    await expect(pending).to_have_text("Acknowledge: will send when online", timeout=WAIT_MS)
+
+    seen = await page.evaluate("() => state.lastEventId")
+    held: list[str] = []
+    handed: list[str] = []
+
+    async def sent() -> bool:
+        return await page.evaluate("localStorage.getItem('citywatch.crew.queue')") == "[]"
+
+    async def streamed() -> bool:  # the stream spoke since (ready, or the change itself)
+        return bool(await page.evaluate(f"() => state.lastEventId !== {json.dumps(seen)}"))
+
+    async def stale_list(route: Route) -> None:
+        response = await route.fetch()  # answered now: before the acknowledgement
+        held.append(route.request.url)
+        await _eventually(sent, "the acknowledgement answered")  # ... and handed over after
+        await _eventually(streamed, "the acknowledgement streamed")  # ... even the stream's
+        await route.fulfill(response=response)
+        handed.append(route.request.url)
+
+    async def lists_read() -> bool:  # every held list handed over, and the page done with it
+        if not held or len(handed) < len(held):
+            return False
+        await page.evaluate(_TWO_FRAMES)  # the answer read and the page drawn
+        return bool(await page.evaluate("() => !state.listing || state.listing.size === 0"))
+
+    await context.route("**/alerts?state=active*", stale_list)
+    await context.set_offline(False)
+    await expect(pending).to_be_empty(timeout=WAIT_MS)
+    await _eventually(lists_read, "the lists held back until the action was answered")
+    meta = await _card(page, door).locator(".meta").inner_text()
+    assert "acknowledged by crew-a" in meta, meta
+    assert (await store.get_alert(door)).alert.acknowledged_by == "crew-a"
     await context.close()
 
 
