@@ -1741,7 +1741,6 @@ def _steps(
         # --- the scalar rest of each lane's reading.
         for lane in range(width):
             i = lane_pos[_u(lane)]
-            s = lane_slot[_u(lane)]
             if buf[_u(OUT_RARE * LANES + lane)] > 0.0:  # a tail or a block end: decided here
                 values[_u(i), ROW_ONSET] = _rare_onset(buf, lane, p)
             else:

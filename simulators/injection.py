@@ -295,9 +295,9 @@ class FaultEngine:
     def record_fans(self, wanted: Mask, t_ms: int, until_ms: int) -> None:
         """The cabinets whose controller wants the fan in the step from ``t_ms`` to
         ``until_ms`` (``Step.fan_wanted``): a failed fan is labelled from when it is first
-        wanted. At night in the cool season
-        a cabinet's fan may never run: its failure then changes nothing any sensor sees,
-        and a label of it would count as a miss what no detector can catch."""
+        wanted. At night in the cool season a cabinet's fan may never run: its failure
+        then changes nothing any sensor sees, and a label of it would count as a miss what
+        no detector can catch."""
         self._reached_ms = until_ms
         for f in self.faults:
             slots = f.targets.get(DeviceKind.CABINET)
@@ -336,16 +336,19 @@ class FaultEngine:
             for kind, slots in f.targets.items():
                 for target, local in enumerate(slots.tolist()):
                     g = int(self.kinds.slots[kind][local])
-                    start = self._fan_start(f, target) if isinstance(spec, FanFailure) else None
-                    if isinstance(spec, FanFailure) and start is None:
-                        continue  # the fan was never wanted: nothing to see
+                    start = f.start_ms
+                    if isinstance(spec, FanFailure):
+                        shows = self._fan_start(f, target)
+                        if shows is None:
+                            continue  # the fan was never wanted: nothing to see
+                        start = shows
                     for metric in spec.metrics(kind):
                         rows.append(
                             self._label(
                                 g,
                                 metric,
                                 spec.fault,
-                                f.start_ms if start is None else start,
+                                start,
                                 f.end_ms + _linger_ms(spec, metric),
                             )
                         )
