@@ -189,13 +189,14 @@ class MqttSink:
             log.warning("connection %s lost (%s); will retry", conn.name, reason)
 
     def _on_publish(
-        self, client: mqtt.Client, _u: Any, _mid: int, reason: ReasonCode, _p: Any
+        self, client: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any
     ) -> None:
         conn = self._conn_of(client)
         conn.outstanding -= 1
         self.stats.pending -= 1
         if reason.is_failure:
             self.stats.failed += 1
+            log.warning("broker refused message %d on %s: %s", mid, conn.name, reason)
         else:
             self.stats.sent += 1
 
@@ -299,11 +300,14 @@ class MqttSink:
 
     def _publish(self, conn: _Conn, message: SimMessage) -> None:
         info = conn.client.publish(message.topic, message.payload, qos=1, retain=message.retain)
-        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            conn.outstanding += 1
-            self.stats.pending += 1
-        else:
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:  # the one refusal paho does not keep
             self.stats.failed += 1
+            log.warning("%s: paho's queue is full; message dropped", conn.name)
+            return
+        # Anything else paho keeps until PUBACKed: NO_CONN (no socket yet) and CONN_LOST
+        # (the write in publish() found the socket broken) both go out after the reconnect.
+        conn.outstanding += 1
+        self.stats.pending += 1
 
     def _die(self, conn: _Conn) -> None:
         """Per-device mode: let the broker publish this device's Last Will."""
