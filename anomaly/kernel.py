@@ -1160,7 +1160,12 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         at = (S32 + COARSE) * LANES + lane
         sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
         ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[0], learn_ok)
-        rare = ends > 0.0  # a block ended, or (below) a tail may report: the scalar pass
+        # A block ended, or (below) a tail may report: the scalar pass decides the onset.
+        # ``|``, not ``or``, and the onset decision below computed either way: branches on
+        # ``rare`` let LLVM thread jumps into copies of the stores after them, whose
+        # addresses it cannot prove consecutive; without AVX-512's masked scatter it then
+        # judged the loop not worth vectorising (on AVX2 all of it ran one lane at a time).
+        rare = ends > 0.0
         buf[at + CB_SUM * LANES] = sums[0]
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
@@ -1170,7 +1175,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         at = (S32 + COARSE + COARSE_WIDTH) * LANES + lane
         sums = (buf[at + CB_SUM * LANES], buf[at + CB_DSUM * LANES], buf[at + CB_COUNT * LANES])
         ends, sums, block = _block_step(sums, x, step_abs, p.coarse_blocks[1], learn_ok)
-        rare = rare or ends > 0.0
+        rare = rare | (ends > 0.0)
         buf[at + CB_SUM * LANES] = sums[0]
         buf[at + CB_DSUM * LANES] = sums[1]
         buf[at + CB_COUNT * LANES] = sums[2]
@@ -1219,7 +1224,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = not routine and _may_report(excess, var, floor, p)
-        rare = rare or report
+        rare = rare | report
         buf[(OUT_TAIL + 0) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 0) * LANES + lane] = var
         on = _on(enabled[TIME_OF_DAY]) and _on(feeds[TIME_OF_DAY]) and judged_tod
@@ -1239,7 +1244,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = not routine and _may_report(excess, var, floor, p)
-        rare = rare or report
+        rare = rare | report
         buf[(OUT_TAIL + 1) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 1) * LANES + lane] = var
         on = _on(enabled[LEVEL_SHIFT]) and _on(feeds[LEVEL_SHIFT]) and judged_shift
@@ -1259,7 +1264,7 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         buf[at + 3 * LANES] = cal[3]
         buf[at + 4 * LANES] = cal[4]
         report = _may_report(excess, var, floor, p)
-        rare = rare or report
+        rare = rare | report
         buf[(OUT_TAIL + 2) * LANES + lane] = excess if report else math.nan
         buf[(OUT_TAIL_VAR + 2) * LANES + lane] = var
         if _on(enabled[LIMITS]) and _on(feeds[LIMITS]):
@@ -1275,10 +1280,11 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
         # The onset decision here, where no tail or block adds evidence (almost every
         # reading); elsewhere the scalar pass decides, after those.
         buf[OUT_RARE * LANES + lane] = 1.0 if rare else 0.0
+        was_reported = buf[(S32 + REPORTED) * LANES + lane]
+        onset, reported, report_ref, since_report = _onset_decision(
+            evidence, bar, ref, since, learnable, was_reported, p
+        )
         if not rare:
-            onset, reported, report_ref, since_report = _onset_decision(
-                evidence, bar, ref, since, learnable, buf[(S32 + REPORTED) * LANES + lane], p
-            )
             buf[OUT_ONSET * LANES + lane] = onset
             buf[(S32 + REPORTED) * LANES + lane] = reported
             buf[(S32 + REPORT_REF) * LANES + lane] = report_ref
