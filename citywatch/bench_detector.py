@@ -245,8 +245,12 @@ def first_call_seconds(cache_dir: str) -> float:
     """Seconds from import to the first scored reading in a fresh process."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     out = subprocess.run(
-        [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, check=False
     )
+    if out.returncode != 0:  # say how it died: a bare CalledProcessError hid it once
+        how = f"signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
+        tail = "\n".join(out.stderr.strip().splitlines()[-15:]) or "(nothing on stderr)"
+        raise RuntimeError(f"the kernel's first call in a fresh process died ({how}):\n{tail}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
