@@ -116,8 +116,12 @@ def test_the_wide_vector_preference_applies_only_where_it_should(
         def flatten(self) -> str:
             return "host"
 
-    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
-    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    # setenv first: monkeypatch then restores the variables' absence after the test. The
+    # code under test sets them in os.environ itself, and a leaked fake feature string
+    # ("host,...") made every later compiling subprocess abort in LLVM.
+    for name in ("NUMBA_CPU_FEATURES", "NUMBA_DISABLE_JIT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(llvm, "get_host_cpu_features", lambda: Features(avx512f=avx512))
