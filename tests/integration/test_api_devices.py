@@ -26,7 +26,6 @@ from citywatch.local_services import free_port
 from ingest.device_status import device_status_line
 from telemetry import DeviceInfo, DeviceKind
 
-NOW_MS = int(time.time() * 1000)
 MINUTE_MS = 60_000
 
 
@@ -35,6 +34,9 @@ class Api:
     client: httpx.AsyncClient
     store: AlertStore
     keys: dict[str, str]
+    now_ms: int
+    """When the fleet was written: its readings are placed relative to it, and the API
+    judges silence by the real clock (fixed at import, a slow run saw devices go silent)."""
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -63,36 +65,41 @@ def _status(
     )
 
 
-FLEET = [
-    # cab-a1: reporting every minute, with a retained online status carrying its location.
-    *(
-        f"cabinet,device=cab-a1,ward=ward_a temp_inside={30 + i}.5,door_open=false,"
-        f"mains_voltage=229.0 {NOW_MS - (9 - i) * MINUTE_MS}"
-        for i in range(10)
-    ),
-    _status("cab-a1", online=True, at=NOW_MS - 20 * MINUTE_MS, where=("Hàng Bạc", 21.034, 105.852)),
-    # seg-a2: a cable segment that fell silent 30 minutes ago (no status record).
-    "cable_segment,device=seg-a2,route=r1,ward=ward_a optical_loss=1.25,signal=true "
-    f"{NOW_MS - 30 * MINUTE_MS}",
-    # cab-a3: announced itself with its location, then its Last Will (no location) said
-    # offline after its last reading.
-    _status("cab-a3", online=True, at=NOW_MS - 30 * MINUTE_MS, where=("Lò Đúc", 21.012, 105.858)),
-    f"cabinet,device=cab-a3,ward=ward_a temp_inside=28 {NOW_MS - 5 * MINUTE_MS}",
-    _status("cab-a3", online=False, at=NOW_MS - 4 * MINUTE_MS),
-    # cab-b1: another ward.
-    f"cabinet,device=cab-b1,ward=ward_b temp_inside=33 {NOW_MS - MINUTE_MS}",
-]
+def _fleet(now: int) -> list[str]:
+    """The fleet's records, placed in time relative to ``now`` (ms)."""
+    return [
+        # cab-a1: reporting every minute, with a retained online status carrying its location.
+        *(
+            f"cabinet,device=cab-a1,ward=ward_a temp_inside={30 + i}.5,door_open=false,"
+            f"mains_voltage=229.0 {now - (9 - i) * MINUTE_MS}"
+            for i in range(10)
+        ),
+        _status(
+            "cab-a1", online=True, at=now - 20 * MINUTE_MS, where=("Hàng Bạc", 21.034, 105.852)
+        ),
+        # seg-a2: a cable segment that fell silent 30 minutes ago (no status record).
+        "cable_segment,device=seg-a2,route=r1,ward=ward_a optical_loss=1.25,signal=true "
+        f"{now - 30 * MINUTE_MS}",
+        # cab-a3: announced itself with its location, then its Last Will (no location) said
+        # offline after its last reading.
+        _status("cab-a3", online=True, at=now - 30 * MINUTE_MS, where=("Lò Đúc", 21.012, 105.858)),
+        f"cabinet,device=cab-a3,ward=ward_a temp_inside=28 {now - 5 * MINUTE_MS}",
+        _status("cab-a3", online=False, at=now - 4 * MINUTE_MS),
+        # cab-b1: another ward.
+        f"cabinet,device=cab-b1,ward=ward_b temp_inside=33 {now - MINUTE_MS}",
+    ]
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def api(request: pytest.FixtureRequest, tmp_path, influx) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
     store = await open_store(store_url(request.param, tmp_path, request))
     database = f"dev_{uuid.uuid4().hex[:10]}"
-    _write(influx.url, database, FLEET)
+    now_ms = int(time.time() * 1000)
+    _write(influx.url, database, _fleet(now_ms))
     try:
         config = settings("sqlite+aiosqlite:///unused.db", influx.url, influx_database=database)
         async with client_for(create_app(config, store=store)) as client:
-            yield Api(client, store, await keys(store))
+            yield Api(client, store, await keys(store), now_ms)
     finally:
         await store.close()
 
@@ -111,7 +118,7 @@ async def test_device_list_has_location_status_and_open_alerts(api: Api) -> None
     assert (a1["kind"], a1["ward"], a1["street"]) == ("cabinet", "ward_a", "Hàng Bạc")
     assert (a1["lat"], a1["lon"]) == (21.034, 105.852)
     assert a1["status"] == "online"
-    assert a1["last_seen"] == NOW_MS
+    assert a1["last_seen"] == api.now_ms
     assert a1["open_alerts"] == 2
 
     seg = devices["seg-a2"]
@@ -147,8 +154,8 @@ async def test_crew_lists_only_its_wards_devices(api: Api) -> None:
 
 async def test_an_active_offline_alert_marks_the_device_offline(api: Api) -> None:
     offline = detection("ward_a", "cab-a1", kind=DetectionKind.OFFLINE, explanation="offline")
-    changes = await api.store.apply_detection(offline, now_ms=NOW_MS - 10 * MINUTE_MS)
-    await api.store.tick(now_ms=NOW_MS)  # past the offline pending period
+    changes = await api.store.apply_detection(offline, now_ms=api.now_ms - 10 * MINUTE_MS)
+    await api.store.tick(now_ms=api.now_ms)  # past the offline pending period
     assert changes
     device = (await api.client.get("/devices/cab-a1", headers=api.auth("noc"))).json()
     assert device["status"] == "offline"
@@ -174,7 +181,7 @@ async def test_one_device_with_latest_readings_and_window(api: Api) -> None:
     # moment between asking and the answer (the data was written when the module loaded).
     times = [p["ts"] for p in device["window"]]
     assert times == sorted(times)
-    written = [NOW_MS - (9 - i) * MINUTE_MS for i in range(10)]
+    written = [api.now_ms - (9 - i) * MINUTE_MS for i in range(10)]
     assert set(times) <= set(written)
     most = sum(t >= asked_ms - 300_000 for t in written)
     least = sum(t >= answered_ms - 300_000 for t in written)
@@ -188,7 +195,7 @@ async def test_one_device_with_latest_readings_and_window(api: Api) -> None:
         {"metric": "signal", "value": True, "unit": "bool"},
     ]
     assert segment["window"] == [
-        {"ts": NOW_MS - 30 * MINUTE_MS, "metrics": {"optical_loss": 1.25, "signal": True}}
+        {"ts": api.now_ms - 30 * MINUTE_MS, "metrics": {"optical_loss": 1.25, "signal": True}}
     ]
 
     assert (await api.client.get("/devices/nope", headers=api.auth("noc"))).status_code == 404
