@@ -193,7 +193,7 @@ def test_a_lane_holds_its_time_of_day_bin_as_one_reading_at_a_time_would(
 
 
 _LANE_ASM = """
-import re, sys
+import re
 import numba, numpy as np
 from anomaly import Detector, kernel
 from anomaly.lanes import COLUMNS, LANES
