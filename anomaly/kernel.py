@@ -915,11 +915,18 @@ def _lane_step(buf: FloatArray, width: int, p: Params, bin_ms: float, switches: 
     the lanes that LLVM vectorises (only arithmetic, selects and contiguous loads and
     stores of the lane buffer). What is rare or needs libm (a tail probability, a
     coarse block's end, an event record) is flagged in ``OUT_*`` columns for the scalar
-    pass after it. A lane without a reading computes on stale values; nothing reads them.
+    pass after it.
+
+    Compiled, the loop runs over all ``LANES``, not ``width``: a constant trip count
+    of one vector's lanes is straight-line vector code, with no loop to hoist the
+    parameters' broadcasts out of (the hoisted ones were spilled to the stack and read
+    back: a tenth of this function's time) and no scalar copy for a remainder. A lane
+    past ``width`` computes on stale values; nothing reads them. Interpreted, only the
+    lanes in use run (stale values could leave ``math``'s domains).
     """
     half = p.onset_half
     enabled, feeds = switches  # each sub-detector's: on, and feeding the onset score
-    for lane in range(width):
+    for lane in range(width if JIT_DISABLED else LANES):
         x = buf[_X + lane]
         t = buf[_T + lane]
         learnable = not math.isnan(x) and abs(x) != math.inf
