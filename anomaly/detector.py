@@ -255,8 +255,6 @@ class Detector:
         if not slot_arr.shape == ts_arr.shape == x_arr.shape or slot_arr.ndim != 1:
             raise ValueError("slots, ts_ms and values must be 1-D arrays of one length")
         n = len(x_arr)
-        if n and (slot_arr.min() < 0 or slot_arr.max() >= self.registry.size):
-            raise ValueError("slot not registered; get slots from detector.registry")
         self.state.grow(self.registry.capacity)
         out = np.empty((n, 2))  # the kernel writes a row's two scores side by side
         scores = out[:, 0]

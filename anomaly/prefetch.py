@@ -25,12 +25,10 @@ LINE = 64
 """Bytes of a cache line."""
 
 
-@intrinsic
-def _prefetch_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
-    """``llvm.prefetch`` (read, high locality) of byte ``offset`` of ``table[row]``."""
-    if not (isinstance(table, types.Array) and table.ndim == 2):
-        return None
-    sig = types.void(table, row, offset)
+def _prefetch_codegen(write: int) -> Any:
+    """Code for ``llvm.prefetch`` (high locality) of byte ``offset`` of ``table[row]``;
+    ``write``: 1 asks for the line to be written (``prefetchw``: it arrives owned, with
+    no second request when the store comes), 0 to be read."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> None:
         table_ty = signature.args[0]
@@ -46,9 +44,25 @@ def _prefetch_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
         fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
             builder.module, fn_type, "llvm.prefetch.p0"
         )
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        builder.call(fn, [ptr, i32(write), i32(3), i32(1)])
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def _prefetch_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
+    """Prefetch byte ``offset`` of ``table[row]`` to read it."""
+    if not (isinstance(table, types.Array) and table.ndim == 2):
+        return None
+    return types.void(table, row, offset), _prefetch_codegen(0)
+
+
+@intrinsic
+def _prefetch_for_write_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
+    """Prefetch byte ``offset`` of ``table[row]`` to write it."""
+    if not (isinstance(table, types.Array) and table.ndim == 2):
+        return None
+    return types.void(table, row, offset), _prefetch_codegen(1)
 
 
 if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
@@ -57,6 +71,9 @@ if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
         """Interpreted: nothing to do (a hint changes no result)."""
 
     def prefetch_item(table: Any, row: int, col: int) -> None:
+        """Interpreted: nothing to do."""
+
+    def prefetch_item_for_write(table: Any, row: int, col: int) -> None:
         """Interpreted: nothing to do."""
 
 else:
@@ -68,6 +85,12 @@ else:
         for offset in range(0, size, LINE):
             _prefetch_at(table, row, offset)  # type: ignore[call-arg]  # typing context: numba's
         _prefetch_at(table, row, size - 1)  # type: ignore[call-arg]
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def prefetch_item_for_write(table: Any, row: int, col: int) -> None:
+        """Prefetch the cache line of ``table[row, col]``, which is about to be written
+        (a row placed at random: the line comes owned, without a second request)."""
+        _prefetch_for_write_at(table, row, col * table.itemsize)  # type: ignore[call-arg]
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def prefetch_item(table: Any, row: int, col: int) -> None:

@@ -216,6 +216,36 @@ def test_unregistered_slot_is_refused() -> None:
         Detector().update_arrays([0], [T0], [1.0])
 
 
+@pytest.mark.parametrize("bad", [-1, 4, 1 << 40])
+@pytest.mark.parametrize(
+    ("slots", "registered"),
+    [
+        ([0, 1, 2, "bad"], 4),  # already grouped: packed as it is
+        ([2, 0, "bad", 1], 4),  # a counting sort
+        ([2, "bad", 0], 40),  # few readings of many series: a radix sort
+    ],
+    ids=["grouped", "counting", "radix"],
+)
+def test_an_unregistered_slot_anywhere_in_a_batch_is_refused_and_nothing_learnt(
+    slots: list[int | str], registered: int, bad: int
+) -> None:
+    det, reference = _fresh(), _fresh()
+    for d in (det, reference):
+        for i in range(4, registered):
+            d.registry.slot(f"dev-{i}", TEMP, ward="w")
+    bad_slot = bad if bad != 4 else registered  # one past the last registered slot
+    batch = [bad_slot if s == "bad" else int(s) for s in slots]
+    ts = T0 + np.arange(len(batch)) * MINUTE
+    with pytest.raises(ValueError, match="slot not registered"):
+        det.update_arrays(batch, ts, np.full(len(batch), 20.0))
+    good = [s for s in batch if s != bad_slot]
+    later = T0 + 10 * MINUTE + np.arange(len(good)) * MINUTE
+    got = det.update_arrays(good, later, np.full(len(good), 25.0))
+    want = reference.update_arrays(good, later, np.full(len(good), 25.0))
+    assert np.array_equal(got.scores, want.scores)
+    assert np.array_equal(det.state.f64, reference.state.f64, equal_nan=True)
+
+
 def test_checkpoint_restore_equals_uninterrupted(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     x = _clean(rng, 900)
