@@ -262,12 +262,13 @@ class Detector:
         comps = np.zeros((K, n) if components else (K, 0))
         if not n:
             return Update(scores, [], {}, slot_arr, onset)
-        rows, seg, slots_of = self._work.fit(n)
-        rows, starts, series = kernel.group(
-            slot_arr, ts_arr, x_arr, self.registry.size, rows, seg, slots_of
+        rows, origin, seg, slots_of = self._work.fit(n)
+        rows, origin, starts, series = kernel.group(
+            slot_arr, ts_arr, x_arr, self.registry.size, rows, origin, seg, slots_of
         )
         records = kernel.score_batch(
             rows,
+            origin,
             self.registry.metric,
             self._mtab,
             self.state.f64,
@@ -278,11 +279,12 @@ class Detector:
             comps,
             components,
             starts,
+            series,
             self._switches,
         )
         self.dirty.mark(series, self.registry.capacity)  # each series of the batch once
         if len(records):  # the kernel's reading index is the grouped row's
-            records[:, 0] = rows[records[:, 0].astype(np.int64), kernel.ROW_AT]
+            records[:, 0] = origin[records[:, 0].astype(np.int64)]
         events = self._events(records, slot_arr, ts_arr, x_arr)
         events.extend(self.rules.evaluate(self.state, series, int(ts_arr.max())))
         parts = {}

@@ -145,7 +145,12 @@ from anomaly.layout import (
     K,
     N,
 )
-from anomaly.prefetch import prefetch_item, prefetch_item_for_write, prefetch_row
+from anomaly.prefetch import (
+    prefetch_for_write,
+    prefetch_item,
+    prefetch_item_for_write,
+    prefetch_row,
+)
 from anomaly.prefetch import unsigned as _u
 
 FloatArray = npt.NDArray[np.float64]
@@ -379,28 +384,31 @@ batch of at least an eighth as many readings; beyond it an LSD radix sort, whose
 buckets do."""
 
 
-ROW_SLOT, ROW_TS, ROW_X, ROW_AT = 0, 1, 2, 3
-"""The columns of a grouped row (``group``): slot, time, the value's float64 bits, the
-row's index in the input batch."""
+ROW_TS, ROW_X = 0, 1
+"""The columns of a grouped row (``group``): time, the value's float64 bits. 16 bytes,
+four rows a cache line: the rows are placed at random and a large batch's outgrow the
+cache, so each byte of a row costs memory traffic three times (placed, read by the
+kernel, read by the put-back). A row's series is known from where its series begins
+(``group``'s ``series``), and its index in the input batch is kept apart
+(``origin``), where the random writes of a 1M batch land in 8 MB, not 32."""
 ROW_SCORE, ROW_ONSET = ROW_TS, ROW_X
 """Where ``score_batch`` writes a row's two scores (float64 bits): over its reading,
 in the cache line it has just read (scores of their own would be 16 more bytes a
 reading written and read back: memory bandwidth is what a large batch is short of)."""
-ROW_FIELDS = 4
+ROW_FIELDS = 2
 PLACE_AHEAD = 8
+"""Readings ahead whose place in the grouped rows (or the output) is prefetched."""
 UNREGISTERED = "slot not registered; get slots from detector.registry"
 """``group``'s error for a slot outside ``[0, size)``: checked in the pass that reads
 every slot anyway, not in two passes of their own (a 1M batch's min and max cost 2 %)."""
-"""Readings ahead whose place in the grouped rows (or the output) is prefetched."""
 
 
 @jit
-def _pack(rows: IntArray, at: int, slot: int, t: int, x_bits: int, row: int) -> None:
+def _pack(rows: IntArray, origin: IntArray, at: int, t: int, x_bits: int, row: int) -> None:
     r = _u(at)
-    rows[r, ROW_SLOT] = slot
     rows[r, ROW_TS] = t
     rows[r, ROW_X] = x_bits
-    rows[r, ROW_AT] = row
+    origin[r] = row
 
 
 @jit
@@ -410,13 +418,15 @@ def _by_slot(
     x_bits: IntArray,
     size: int,
     rows: IntArray,
+    origin: IntArray,
     seg: IntArray,
     series: IntArray,
 ) -> tuple[int, bool]:
     """The rows placed in slot order, stable (a counting sort): each reading is written
-    once, as one 32-byte record, where its series' rows go. The place of the reading
-    ``PLACE_AHEAD`` on is asked for meanwhile: a large batch's rows outgrow the cache and
-    each write would wait for its line (14.3 ns a reading without, 11.2 with).
+    once, as one 16-byte row and its input index, where its series' rows go. The places
+    of the reading ``PLACE_AHEAD`` on are asked for meanwhile: a large batch's rows
+    outgrow the cache and each write would wait for its line (14.3 ns a reading
+    without, 11.2 with).
 
     Where each series begins goes into ``seg`` (the last entry: the end) and its slot
     into ``series``, from the counts; the placing follows each series' last time.
@@ -441,14 +451,16 @@ def _by_slot(
     ordered = True
     for i in range(n):
         if i + PLACE_AHEAD < n:  # a series in between may move it a row: a hint only
-            prefetch_item_for_write(rows, starts[_u(slots[i + PLACE_AHEAD])], 0)
+            ahead = starts[_u(slots[i + PLACE_AHEAD])]
+            prefetch_item_for_write(rows, ahead, 0)
+            prefetch_for_write(origin, ahead)
         s = slots[i]
         at = starts[_u(s)]
         t = ts[i]
         if t < last[_u(s)]:
             ordered = False
         last[_u(s)] = t
-        _pack(rows, at, s, t, x_bits[i], i)
+        _pack(rows, origin, at, t, x_bits[i], i)
         starts[_u(s)] = at + 1
     return used, ordered
 
@@ -505,26 +517,29 @@ def group(
     xs: FloatArray,
     size: int,
     rows: IntArray | None = None,
+    origin: IntArray | None = None,
     seg: IntArray | None = None,
     series: IntArray | None = None,
-) -> tuple[IntArray, IntArray, IntArray]:
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """The batch as grouped rows (``ROW_*`` columns), by series and in each series in
-    time order (ties keep the input order), where each series' rows begin (the last
-    entry: the end) and each series' slot.
+    time order (ties keep the input order); each row's index in the input (``origin``),
+    where each series' rows begin (the last entry: the end) and each series' slot.
 
     A batch already in that order is packed as it is. Otherwise a stable sort by slot:
     a counting sort that places each row once (``_by_slot``) or, for a small batch of
     very many series, a radix sort of indices (``_radix_by_slot``) and a gather; then a
     stable time sort only inside series that arrived out of time order. One record per
-    row, not four arrays: a row placed at random costs one cache miss, not four. Into
-    ``rows``, ``seg`` and ``series`` (room for n, n + 1, n) where given: a buffer kept
-    across batches is not fresh memory, whose first touch costs a page fault every 4 kB.
-    A slot outside ``[0, size)`` raises ``ValueError`` (``UNREGISTERED``) before any
-    row is placed by it.
+    row, not separate columns: a row placed at random costs one cache miss, not two.
+    Into ``rows``, ``origin``, ``seg`` and ``series`` (room for n, n, n + 1, n) where
+    given: a buffer kept across batches is not fresh memory, whose first touch costs a
+    page fault every 4 kB. A slot outside ``[0, size)`` raises ``ValueError``
+    (``UNREGISTERED``) before any row is placed by it.
     """
     n = slots.shape[0]
     if rows is None:
         rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
+    if origin is None:
+        origin = np.empty(n, dtype=np.int64)
     if seg is None:
         seg = np.empty(n + 1, dtype=np.int64)
     if series is None:
@@ -544,61 +559,64 @@ def group(
                 seg[used] = i
                 series[used] = slots[i]
                 used += 1
-            _pack(rows, i, slots[i], ts[i], x_bits[i], i)
+            _pack(rows, origin, i, ts[i], x_bits[i], i)
         seg[used] = n
-        return rows, seg[: used + 1], series[:used]
+        return rows, origin, seg[: used + 1], series[:used]
     # The counting sort's cost grows with the series, the radix sort's with the readings:
     # a small batch of a large city (the live path) takes the radix sort.
     if size <= COUNTING_MAX and n * 8 >= size:
-        used, ordered = _by_slot(slots, ts, x_bits, size, rows, seg, series)
+        used, ordered = _by_slot(slots, ts, x_bits, size, rows, origin, seg, series)
         if ordered:
-            return rows, seg[: used + 1], series[:used]
-        used = 0
+            return rows, origin, seg[: used + 1], series[:used]
     else:
         idx = _radix_by_slot(slots, size)
         for j in range(n):
             i = idx[j]
-            _pack(rows, j, slots[i], ts[i], x_bits[i], i)
+            if j == 0 or slots[i] != series[used - 1]:
+                seg[used] = j
+                series[used] = slots[i]
+                used += 1
+            _pack(rows, origin, j, ts[i], x_bits[i], i)
+        seg[used] = n
     # Each series' rows; readings out of time order: a stable sort of them by time.
-    start = 0
-    while start < n:
-        seg[used] = start
-        series[used] = rows[start, ROW_SLOT]
-        used += 1
-        end = start + 1
+    for q in range(used):
+        start, end = seg[q], seg[q + 1]
         ordered = True
-        while end < n and rows[end, ROW_SLOT] == rows[start, ROW_SLOT]:
-            if rows[end, ROW_TS] < rows[end - 1, ROW_TS]:
+        for j in range(start + 1, end):
+            if rows[j, ROW_TS] < rows[j - 1, ROW_TS]:
                 ordered = False
-            end += 1
+                break
         if not ordered:
             by_time = np.argsort(rows[start:end, ROW_TS], kind="mergesort")
             segment = rows[start:end].copy()
+            came_from = origin[start:end].copy()
             for j in range(end - start):
                 rows[start + j] = segment[by_time[j]]
-        start = end
-    seg[used] = n
-    return rows, seg[: used + 1], series[:used]
+                origin[start + j] = came_from[by_time[j]]
+    return rows, origin, seg[: used + 1], series[:used]
 
 
 class Workspace:
     """Working memory of ``group`` and ``score_batch``, kept across batches and grown to
     the largest: fresh memory costs a page fault per 4 kB at its first touch, and a
     1M-reading batch touched 45 MB of it (~11,000 faults, ~10 ns a reading).
-    Holds 48 bytes per reading of the largest batch so far."""
+    Holds 40 bytes per reading of the largest batch so far."""
 
     def __init__(self) -> None:
         self.rows = np.empty((0, ROW_FIELDS), dtype=np.int64)
+        self.origin = np.empty(0, dtype=np.int64)
         self.seg = np.empty(1, dtype=np.int64)
         self.series = np.empty(0, dtype=np.int64)
 
-    def fit(self, n: int) -> tuple[IntArray, IntArray, IntArray]:
-        """Grouped rows, segment starts and series slots for ``n`` readings."""
+    def fit(self, n: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Grouped rows, their input indices, segment starts and series slots for ``n``
+        readings."""
         if len(self.rows) < n:
             self.rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
+            self.origin = np.empty(n, dtype=np.int64)
             self.seg = np.empty(n + 1, dtype=np.int64)
             self.series = np.empty(n, dtype=np.int64)
-        return self.rows[:n], self.seg[: n + 1], self.series[:n]
+        return self.rows[:n], self.origin[:n], self.seg[: n + 1], self.series[:n]
 
 
 # ---------------------------------------------------------------- the kernel
@@ -1632,6 +1650,8 @@ def _lane_events(events: FloatArray, used: int, buf: FloatArray, lane: int, i: i
 @jit
 def _steps(
     rows: IntArray,
+    origin: IntArray,
+    series: IntArray,
     metric: Any,
     mtab: FloatArray,
     f64: FloatArray,
@@ -1683,7 +1703,7 @@ def _steps(
                 buf[_u(IN_BIN * LANES + lane)] = np.nan  # no bin held
             if lane_slot[_u(lane)] < 0 and taken < n_series:
                 q = order[_u(taken)]
-                s = rows[_u(starts[_u(q)]), ROW_SLOT]
+                s = series[_u(q)]
                 _load_lane(buf, lane, s, f64, f32, mtab, metric[_u(s)])
                 lane_slot[_u(lane)] = s
                 lane_pos[_u(lane)] = starts[_u(q)]
@@ -1692,9 +1712,9 @@ def _steps(
                 if taken + PREFETCH_AHEAD < n_series:  # a later series' state, meanwhile
                     q = order[taken + PREFETCH_AHEAD]
                     at = starts[_u(q)]
-                    for row in range(at, starts[_u(q + 1)], 2):
-                        prefetch_row(rows, row)  # its readings: two rows a cache line
-                    nxt = rows[_u(at), ROW_SLOT]
+                    for row in range(at, starts[_u(q + 1)], 4):
+                        prefetch_row(rows, row)  # its readings: four rows a cache line
+                    nxt = series[_u(q)]
                     prefetch_row(f64, nxt)
                     prefetch_row(f32, nxt)
                     tb = ((rows[_u(at), ROW_TS] + offset) % DAY_MS) * bins // DAY_MS * TOD_WIDTH
@@ -1773,7 +1793,7 @@ def _steps(
                 values[_u(i), ROW_ONSET] = buf[_u(OUT_ONSET * LANES + lane)]
             values[_u(i), ROW_SCORE] = buf[_u(OUT_SCORE * LANES + lane)]
             if want_comps:
-                at = rows[_u(i), ROW_AT]
+                at = origin[_u(i)]
                 for k in range(K):
                     comps[k, at] = buf[_u((OUT_SC + k) * LANES + lane)]
             if buf[_u(OUT_EVENTS * LANES + lane)] > 0.0:
@@ -1803,6 +1823,7 @@ def _series_order(starts: IntArray) -> IntArray:
 @jit
 def score_batch(
     rows: IntArray,
+    origin: IntArray,
     metric: Any,
     mtab: FloatArray,
     f64: FloatArray,
@@ -1813,13 +1834,15 @@ def score_batch(
     comps: FloatArray,
     want_comps: bool,
     starts: IntArray,
+    series: IntArray,
     switches: Switches,
 ) -> FloatArray:
     """Score a grouped batch (``group``) and fold it into the state; fills ``out[i]``
     (the max of the sub-detectors, the onset score) and, if ``want_comps``,
-    ``comps[k, i]`` at each row's input index ``i`` (``ROW_AT``). Returns the event
+    ``comps[k, i]`` at each row's input index ``i`` (``origin``). Returns the event
     records (``EVENT_FIELDS`` columns; their reading index is the grouped row's).
-    ``starts`` are where each series' rows begin (``group``); each row's scores take
+    ``starts`` are where each series' rows begin and ``series`` their slots
+    (``group``); each row's scores take
     the place of its reading (``ROW_SCORE``, ``ROW_ONSET``); ``switches`` are
     ``switches_of(p)``.
 
@@ -1848,6 +1871,8 @@ def score_batch(
     while True:
         used = _steps(
             rows,
+            origin,
+            series,
             metric,
             mtab,
             f64,
@@ -1879,8 +1904,8 @@ def score_batch(
     # row in one cache line.
     for i in range(n_rows):
         if i + PLACE_AHEAD < n_rows:
-            prefetch_item_for_write(out, rows[i + PLACE_AHEAD, ROW_AT], 0)
-        at = _u(rows[i, ROW_AT])
+            prefetch_item_for_write(out, origin[i + PLACE_AHEAD], 0)
+        at = _u(origin[i])
         out[at, 0] = values[i, ROW_SCORE]
         out[at, 1] = values[i, ROW_ONSET]
     return events[:used]

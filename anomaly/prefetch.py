@@ -59,8 +59,9 @@ def _prefetch_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
 
 @intrinsic
 def _prefetch_for_write_at(_typingctx: Any, table: Any, row: Any, offset: Any) -> Any:
-    """Prefetch byte ``offset`` of ``table[row]`` to write it."""
-    if not (isinstance(table, types.Array) and table.ndim == 2):
+    """Prefetch byte ``offset`` of ``table[row]`` (a 1-D array: of item ``row``) to
+    write it."""
+    if not (isinstance(table, types.Array) and table.ndim in (1, 2)):
         return None
     return types.void(table, row, offset), _prefetch_codegen(1)
 
@@ -74,6 +75,9 @@ if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
         """Interpreted: nothing to do."""
 
     def prefetch_item_for_write(table: Any, row: int, col: int) -> None:
+        """Interpreted: nothing to do."""
+
+    def prefetch_for_write(array: Any, i: int) -> None:
         """Interpreted: nothing to do."""
 
 else:
@@ -91,6 +95,11 @@ else:
         """Prefetch the cache line of ``table[row, col]``, which is about to be written
         (a row placed at random: the line comes owned, without a second request)."""
         _prefetch_for_write_at(table, row, col * table.itemsize)  # type: ignore[call-arg]
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def prefetch_for_write(array: Any, i: int) -> None:
+        """Prefetch the cache line of item ``i`` of a 1-D ``array``, about to be written."""
+        _prefetch_for_write_at(array, i, 0)  # type: ignore[call-arg]
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def prefetch_item(table: Any, row: int, col: int) -> None:

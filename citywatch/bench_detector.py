@@ -193,6 +193,8 @@ def bare_ewma(mean: FloatArray, slots: IntArray, x: FloatArray, alpha: float) ->
 @numba.njit(cache=True, nogil=True)
 def _move_rows(
     rows: IntArray,
+    starts: IntArray,
+    series: IntArray,
     f64: FloatArray,
     f32: npt.NDArray[np.float32],
     tod: npt.NDArray[np.float32],
@@ -205,17 +207,14 @@ def _move_rows(
     row64 = np.empty(f64.shape[1])
     row32 = np.empty(f32.shape[1], dtype=np.float32)
     values = rows.view(np.float64)
-    n = rows.shape[0]
-    i = 0
-    while i < n:
-        s = rows[i, 0]
+    for q in range(series.shape[0]):
+        s = series[q]
         row64[:] = f64[s]
         row32[:] = f32[s]
-        while i < n and rows[i, 0] == s:
-            b = ((rows[i, 1] % day) * bins // day) * TOD_WIDTH
-            total += values[i, 2] + tod[s, b]
+        for i in range(starts[q], starts[q + 1]):
+            b = ((rows[i, kernel.ROW_TS] % day) * bins // day) * TOD_WIDTH
+            total += values[i, kernel.ROW_X] + tod[s, b]
             tod[s, b] = tod[s, b] if total != -1.0 else 0.0  # the compiler must store
-            i += 1
         f64[s] = row64
         f32[s] = row32
     return total
@@ -224,9 +223,9 @@ def _move_rows(
 def state_floor(det: Detector, slots: IntArray, ts: IntArray) -> None:
     """Group the batch as ``update_arrays`` does and move each series' state rows in and
     out (values unchanged), nothing else."""
-    rows, _, _ = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
+    rows, _, starts, series = kernel.group(slots, ts, np.zeros(len(slots)), det.registry.size)
     st = det.state
-    _move_rows(rows, st.f64, st.f32, st.tod, st.tod_bins)
+    _move_rows(rows, starts, series, st.f64, st.f32, st.tod, st.tod_bins)
 
 
 _FIRST_CALL = """

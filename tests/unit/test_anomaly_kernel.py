@@ -62,14 +62,14 @@ def test_group_walks_each_series_in_time_order(
         slots, ts = slots[order], ts[order]
     x = np.arange(len(slots), dtype=np.float64)
     size = int(slots.max()) + 1 if len(slots) else 1
-    rows, starts, series = kernel.group(slots, ts, x, size)
+    rows, origin, starts, series = kernel.group(slots, ts, x, size)
     assert rows.shape == (len(slots), kernel.ROW_FIELDS)
     want = np.lexsort((np.arange(len(slots)), ts, slots))  # slot, then time, then input
     first = np.searchsorted(slots[want], np.unique(slots))  # where each series begins
     np.testing.assert_array_equal(starts, np.r_[first, len(slots)])
     np.testing.assert_array_equal(series, np.unique(slots))
-    np.testing.assert_array_equal(rows[:, kernel.ROW_AT], want)
-    np.testing.assert_array_equal(rows[:, kernel.ROW_SLOT], slots[want])
+    np.testing.assert_array_equal(origin, want)
+    np.testing.assert_array_equal(np.repeat(series, np.diff(starts)), slots[want])
     np.testing.assert_array_equal(rows[:, kernel.ROW_TS], ts[want])
     np.testing.assert_array_equal(rows[:, kernel.ROW_X].view(np.float64), x[want])
 
@@ -83,9 +83,10 @@ def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
     want = np.argsort(slots, kind="stable")
     zeros = np.zeros(len(slots), dtype=np.int64)
     rows = np.empty((len(slots), kernel.ROW_FIELDS), dtype=np.int64)
+    origin = np.empty(len(slots), dtype=np.int64)
     seg, series = np.empty(len(slots) + 1, dtype=np.int64), np.empty(len(slots), dtype=np.int64)
-    used, ordered = kernel._by_slot(slots, zeros, zeros, size, rows, seg, series)
-    np.testing.assert_array_equal(rows[:, 3], want)
+    used, ordered = kernel._by_slot(slots, zeros, zeros, size, rows, origin, seg, series)
+    np.testing.assert_array_equal(origin, want)
     np.testing.assert_array_equal(series[:used], np.unique(slots))
     assert ordered
     np.testing.assert_array_equal(kernel._radix_by_slot(slots, size), want)
