@@ -155,6 +155,7 @@ from anomaly.prefetch import unsigned as _u
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+OriginArray = npt.NDArray[np.int32]
 
 PREFETCH_AHEAD = 4
 """How many series ahead of the lanes the readings and state of a series are prefetched."""
@@ -390,7 +391,10 @@ four rows a cache line: the rows are placed at random and a large batch's outgro
 cache, so each byte of a row costs memory traffic three times (placed, read by the
 kernel, read by the put-back). A row's series is known from where its series begins
 (``group``'s ``series``), and its index in the input batch is kept apart
-(``origin``), where the random writes of a 1M batch land in 8 MB, not 32."""
+(``origin``, int32), where the random writes of a 1M batch land in 4 MB, not 32."""
+MAX_READINGS = 2**31 - 1
+"""The most readings ``group`` takes in one batch (``origin`` is int32)."""
+TOO_MANY = "a batch holds at most 2,147,483,647 readings; split it"
 ROW_SCORE, ROW_ONSET = ROW_TS, ROW_X
 """Where ``score_batch`` writes a row's two scores (float64 bits): over its reading,
 in the cache line it has just read (scores of their own would be 16 more bytes a
@@ -404,7 +408,7 @@ every slot anyway, not in two passes of their own (a 1M batch's min and max cost
 
 
 @jit
-def _pack(rows: IntArray, origin: IntArray, at: int, t: int, x_bits: int, row: int) -> None:
+def _pack(rows: IntArray, origin: OriginArray, at: int, t: int, x_bits: int, row: int) -> None:
     r = _u(at)
     rows[r, ROW_TS] = t
     rows[r, ROW_X] = x_bits
@@ -418,7 +422,7 @@ def _by_slot(
     x_bits: IntArray,
     size: int,
     rows: IntArray,
-    origin: IntArray,
+    origin: OriginArray,
     seg: IntArray,
     series: IntArray,
 ) -> tuple[int, bool]:
@@ -517,10 +521,10 @@ def group(
     xs: FloatArray,
     size: int,
     rows: IntArray | None = None,
-    origin: IntArray | None = None,
+    origin: OriginArray | None = None,
     seg: IntArray | None = None,
     series: IntArray | None = None,
-) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+) -> tuple[IntArray, OriginArray, IntArray, IntArray]:
     """The batch as grouped rows (``ROW_*`` columns), by series and in each series in
     time order (ties keep the input order); each row's index in the input (``origin``),
     where each series' rows begin (the last entry: the end) and each series' slot.
@@ -533,13 +537,16 @@ def group(
     Into ``rows``, ``origin``, ``seg`` and ``series`` (room for n, n, n + 1, n) where
     given: a buffer kept across batches is not fresh memory, whose first touch costs a
     page fault every 4 kB. A slot outside ``[0, size)`` raises ``ValueError``
-    (``UNREGISTERED``) before any row is placed by it.
+    (``UNREGISTERED``) before any row is placed by it, and so does a batch of more than
+    ``MAX_READINGS`` (``TOO_MANY``).
     """
     n = slots.shape[0]
     if rows is None:
         rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
+    if n > MAX_READINGS:
+        raise ValueError(TOO_MANY)
     if origin is None:
-        origin = np.empty(n, dtype=np.int64)
+        origin = np.empty(n, dtype=np.int32)
     if seg is None:
         seg = np.empty(n + 1, dtype=np.int64)
     if series is None:
@@ -600,20 +607,20 @@ class Workspace:
     """Working memory of ``group`` and ``score_batch``, kept across batches and grown to
     the largest: fresh memory costs a page fault per 4 kB at its first touch, and a
     1M-reading batch touched 45 MB of it (~11,000 faults, ~10 ns a reading).
-    Holds 40 bytes per reading of the largest batch so far."""
+    Holds 36 bytes per reading of the largest batch so far."""
 
     def __init__(self) -> None:
         self.rows = np.empty((0, ROW_FIELDS), dtype=np.int64)
-        self.origin = np.empty(0, dtype=np.int64)
+        self.origin = np.empty(0, dtype=np.int32)
         self.seg = np.empty(1, dtype=np.int64)
         self.series = np.empty(0, dtype=np.int64)
 
-    def fit(self, n: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    def fit(self, n: int) -> tuple[IntArray, OriginArray, IntArray, IntArray]:
         """Grouped rows, their input indices, segment starts and series slots for ``n``
         readings."""
         if len(self.rows) < n:
             self.rows = np.empty((n, ROW_FIELDS), dtype=np.int64)
-            self.origin = np.empty(n, dtype=np.int64)
+            self.origin = np.empty(n, dtype=np.int32)
             self.seg = np.empty(n + 1, dtype=np.int64)
             self.series = np.empty(n, dtype=np.int64)
         return self.rows[:n], self.origin[:n], self.seg[: n + 1], self.series[:n]
@@ -1650,7 +1657,7 @@ def _lane_events(events: FloatArray, used: int, buf: FloatArray, lane: int, i: i
 @jit
 def _steps(
     rows: IntArray,
-    origin: IntArray,
+    origin: OriginArray,
     series: IntArray,
     metric: Any,
     mtab: FloatArray,
@@ -1823,7 +1830,7 @@ def _series_order(starts: IntArray) -> IntArray:
 @jit
 def score_batch(
     rows: IntArray,
-    origin: IntArray,
+    origin: OriginArray,
     metric: Any,
     mtab: FloatArray,
     f64: FloatArray,

@@ -74,6 +74,21 @@ def test_group_walks_each_series_in_time_order(
     np.testing.assert_array_equal(rows[:, kernel.ROW_X].view(np.float64), x[want])
 
 
+def test_a_batch_beyond_what_the_input_indices_hold_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Grouped rows keep their input index as int32: a batch of more readings than
+    that holds is refused with a message (checked here with the limit lowered, on the
+    interpreted source, which reads it at run time)."""
+    monkeypatch.setattr(kernel, "MAX_READINGS", 3)
+    slots = np.zeros(4, dtype=np.int64)
+    with pytest.raises(ValueError, match="at most 2,147,483,647 readings; split it"):
+        kernel.group.py_func(slots, slots, np.zeros(4), 1)
+    _, origin, _, _ = kernel.group.py_func(slots[:3], slots[:3], np.zeros(3), 1)
+    assert origin.dtype == np.int32
+    assert list(origin) == [0, 1, 2]
+
+
 @pytest.mark.parametrize("size", [1, 7, 1 << 12, kernel.COUNTING_MAX + 1, 5_000_000])
 def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
     """The counting sort (up to ``COUNTING_MAX`` series) and the radix sort (beyond)
@@ -83,7 +98,7 @@ def test_both_slot_sorts_are_stable_sorts(size: int) -> None:
     want = np.argsort(slots, kind="stable")
     zeros = np.zeros(len(slots), dtype=np.int64)
     rows = np.empty((len(slots), kernel.ROW_FIELDS), dtype=np.int64)
-    origin = np.empty(len(slots), dtype=np.int64)
+    origin = np.empty(len(slots), dtype=np.int32)
     seg, series = np.empty(len(slots) + 1, dtype=np.int64), np.empty(len(slots), dtype=np.int64)
     used, ordered = kernel._by_slot(slots, zeros, zeros, size, rows, origin, seg, series)
     np.testing.assert_array_equal(origin, want)
