@@ -515,6 +515,37 @@ def _radix_by_slot(slots: IntArray, size: int) -> IntArray:
 
 
 @jit
+def _pack_in_order(
+    slots: IntArray,
+    ts: IntArray,
+    x_bits: IntArray,
+    size: int,
+    order: IntArray,
+    rows: IntArray,
+    origin: OriginArray,
+    seg: IntArray,
+    series: IntArray,
+) -> int:
+    """The readings packed as rows in ``order`` (input indices, grouped by slot), where
+    each series begins into ``seg`` (the last entry: the end) and its slot into
+    ``series``; returns the number of series."""
+    n = order.shape[0]
+    used = 0
+    for j in range(n):
+        i = order[j]
+        s = slots[i]
+        if s < 0 or s >= size:
+            raise ValueError(UNREGISTERED)
+        if j == 0 or s != series[used - 1]:
+            seg[used] = j
+            series[used] = s
+            used += 1
+        _pack(rows, origin, j, ts[i], x_bits[i], i)
+    seg[used] = n
+    return used
+
+
+@jit
 def group(
     slots: IntArray,
     ts: IntArray,
@@ -557,17 +588,8 @@ def group(
         if slots[i] < slots[i - 1] or (slots[i] == slots[i - 1] and ts[i] < ts[i - 1]):
             grouped = False
             break
-    used = 0
     if grouped:
-        for i in range(n):
-            if slots[i] < 0 or slots[i] >= size:
-                raise ValueError(UNREGISTERED)
-            if i == 0 or slots[i] != slots[i - 1]:
-                seg[used] = i
-                series[used] = slots[i]
-                used += 1
-            _pack(rows, origin, i, ts[i], x_bits[i], i)
-        seg[used] = n
+        used = _pack_in_order(slots, ts, x_bits, size, np.arange(n), rows, origin, seg, series)
         return rows, origin, seg[: used + 1], series[:used]
     # The counting sort's cost grows with the series, the radix sort's with the readings:
     # a small batch of a large city (the live path) takes the radix sort.
@@ -576,15 +598,8 @@ def group(
         if ordered:
             return rows, origin, seg[: used + 1], series[:used]
     else:
-        idx = _radix_by_slot(slots, size)
-        for j in range(n):
-            i = idx[j]
-            if j == 0 or slots[i] != series[used - 1]:
-                seg[used] = j
-                series[used] = slots[i]
-                used += 1
-            _pack(rows, origin, j, ts[i], x_bits[i], i)
-        seg[used] = n
+        by_slot = _radix_by_slot(slots, size)
+        used = _pack_in_order(slots, ts, x_bits, size, by_slot, rows, origin, seg, series)
     # Each series' rows; readings out of time order: a stable sort of them by time.
     for q in range(used):
         start, end = seg[q], seg[q + 1]
