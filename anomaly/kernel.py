@@ -391,7 +391,7 @@ four rows a cache line: the rows are placed at random and a large batch's outgro
 cache, so each byte of a row costs memory traffic three times (placed, read by the
 kernel, read by the put-back). A row's series is known from where its series begins
 (``group``'s ``series``), and its index in the input batch is kept apart
-(``origin``, int32), where the random writes of a 1M batch land in 4 MB, not 32."""
+(``origin``, int32): a 1M batch's rows placed at random land in 16 + 4 MB, not 32."""
 MAX_READINGS = 2**31 - 1
 """The most readings ``group`` takes in one batch (``origin`` is int32)."""
 TOO_MANY = "a batch holds at most 2,147,483,647 readings; split it"
