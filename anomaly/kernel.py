@@ -485,11 +485,8 @@ def _radix_by_slot(slots: IntArray, size: int) -> IntArray:
     buckets = 1 << width
     mask = buckets - 1
     keys = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        s = slots[i]
-        if s < 0 or s >= size:
-            raise ValueError(UNREGISTERED)
-        keys[i] = (s << row_bits) | i
+    for i in range(n):  # a slot out of range is refused where the rows are packed
+        keys[i] = (slots[i] << row_bits) | i
     out = np.empty(n, dtype=np.int64)
     counts = np.zeros(buckets, dtype=np.int64)
     for ps in range(passes):
@@ -564,7 +561,8 @@ def group(
     a counting sort that places each row once (``_by_slot``) or, for a small batch of
     very many series, a radix sort of indices (``_radix_by_slot``) and a gather; then a
     stable time sort only inside series that arrived out of time order. One record per
-    row, not separate columns: a row placed at random costs one cache miss, not two.
+    row (time and value), not separate columns: a row placed at random costs one cache
+    miss, not two; its input index goes to ``origin``, small enough to stay cached.
     Into ``rows``, ``origin``, ``seg`` and ``series`` (room for n, n, n + 1, n) where
     given: a buffer kept across batches is not fresh memory, whose first touch costs a
     page fault every 4 kB. A slot outside ``[0, size)`` raises ``ValueError``
